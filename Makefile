@@ -1,0 +1,41 @@
+# charlm: two commands do everything on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip
+# The CPU build of torch; an unpinned torch pulls a multi-GB CUDA build.
+TORCH_PIN ?= torch==2.13.0
+DEMO_CORPUS := corpora/shakespeare.txt
+DEMO_RUN := checkpoints/demo
+
+.PHONY: install test test-slow lint format demo bench bench-quick clean
+
+install:
+	$(PIP) install --quiet "$(TORCH_PIN)"
+	$(PIP) install --quiet -e ".[test]"
+
+test:
+	$(PYTHON) -m pytest -q
+
+test-slow:
+	$(PYTHON) -m pytest -q -m slow
+
+lint:
+	$(PYTHON) -m ruff format --check .
+	$(PYTHON) -m ruff check .
+
+format:
+	$(PYTHON) -m ruff format .
+	$(PYTHON) -m ruff check --fix .
+
+demo: install
+	charlm prepare shakespeare -o $(DEMO_CORPUS)
+	charlm train $(DEMO_CORPUS) --preset tiny --max-time 3m --out $(DEMO_RUN) --force
+	charlm sample $(DEMO_RUN) --length 600 --temperature 0.8
+
+bench: install
+	$(PYTHON) -m bench
+
+bench-quick: install
+	$(PYTHON) -m bench --quick
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,185 @@
+"""Self-contained checkpoints in safetensors: tensors plus JSON metadata, never pickle.
+
+One file holds the weights, the model/data/training config, the tokenizer, a format
+version and (for resumable checkpoints) the optimizer, hidden state, random state and
+training progress. Loading parses a JSON header and raw tensor bytes: no code runs.
+Writes are atomic: a temporary file in the same directory, fsynced, then renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from charlm.config import RunConfig
+
+FORMAT = "charlm"
+FORMAT_VERSION = 1
+BEST, LATEST = "best.safetensors", "latest.safetensors"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message says what to do instead."""
+
+
+@dataclass
+class Checkpoint:
+    config: RunConfig
+    tokenizer: dict[str, Any]
+    model: dict[str, torch.Tensor]
+    state: dict[str, Any] = field(default_factory=dict)  # progress: step, epoch, seed, ...
+    optimizer: dict[str, Any] | None = None  # torch optimizer state_dict
+    hidden: list[torch.Tensor] = field(default_factory=list)
+    rng: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def save(ckpt: Checkpoint, path: str | Path) -> None:
+    tensors, meta = _flatten(ckpt)
+    write_atomic(Path(path), st_save(tensors, metadata=meta))
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _flatten(ckpt: Checkpoint) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    # Everything is stored as contiguous CPU tensors so a GPU checkpoint loads anywhere.
+    # Tied weights appear twice in a state_dict; safetensors refuses shared storage, so clone.
+    tensors = {f"model.{k}": _cpu(v) for k, v in ckpt.model.items()}
+    tensors |= {f"hidden.{i}": _cpu(h) for i, h in enumerate(ckpt.hidden)}
+    tensors |= {f"rng.{k}": _cpu(v) for k, v in ckpt.rng.items()}
+    meta: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": ckpt.config.to_dict(),
+        "tokenizer": ckpt.tokenizer,
+        "state": ckpt.state,
+    }
+    if ckpt.optimizer is not None:
+        groups, scalars = ckpt.optimizer["param_groups"], {}
+        for idx, st in ckpt.optimizer["state"].items():
+            for key, value in st.items():
+                if isinstance(value, torch.Tensor):
+                    tensors[f"optim.{idx}.{key}"] = _cpu(value)
+                else:
+                    scalars[f"{idx}.{key}"] = value
+        meta["optimizer"] = {"param_groups": groups, "scalars": scalars}
+    return tensors, {k: json.dumps(v) for k, v in meta.items()}
+
+
+def _cpu(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().to("cpu").contiguous().clone()
+
+
+def load(path: str | Path) -> Checkpoint:
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(
+            f"{path}: no such checkpoint; train one with 'charlm train CORPUS'"
+        ) from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{path} is a directory without {BEST} or {LATEST}") from None
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read it ({e.strerror})") from e
+    try:
+        tensors = st_load(data)
+        meta = _read_metadata(data)
+    except (SafetensorError, ValueError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(
+            f"{path} is not a charlm checkpoint (truncated or another format); "
+            "point to a best.safetensors or latest.safetensors written by 'charlm train'"
+        ) from e
+    return _unflatten(path, tensors, meta)
+
+
+def _read_metadata(data: bytes) -> dict[str, Any]:
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n].decode("utf-8"))
+    raw = header.get("__metadata__") or {}
+    if raw.get("format") != json.dumps(FORMAT):
+        raise ValueError("not a charlm checkpoint")
+    return {k: json.loads(v) for k, v in raw.items()}
+
+
+def _unflatten(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Checkpoint:
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint format version {version}, newer than this charlm reads "
+            f"({FORMAT_VERSION}): upgrade charlm"
+        )
+    groups = _prefixed(tensors, "model.")
+    ckpt = Checkpoint(
+        config=RunConfig.from_dict(meta["config"]),
+        tokenizer=meta["tokenizer"],
+        model=groups,
+        state=meta.get("state", {}),
+        hidden=[tensors[f"hidden.{i}"] for i in range(len(_prefixed(tensors, "hidden.")))],
+        rng=_prefixed(tensors, "rng."),
+    )
+    if "optimizer" in meta:
+        ckpt.optimizer = _optimizer_state(tensors, meta["optimizer"])
+    return ckpt
+
+
+def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def _optimizer_state(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in _prefixed(tensors, "optim.").items():
+        idx, name = key.split(".", 1)
+        state.setdefault(int(idx), {})[name] = value
+    for key, value in meta["scalars"].items():
+        idx, name = key.split(".", 1)
+        state.setdefault(int(idx), {})[name] = value
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def resolve(path: str | Path, prefer: str = BEST) -> Path:
+    """A checkpoint file from a file or run-directory path."""
+    p = Path(path)
+    if p.is_dir():
+        for name in (prefer, BEST, LATEST):
+            if (p / name).is_file():
+                return p / name
+        raise CheckpointError(
+            f"{p} holds no checkpoint ({BEST} or {LATEST}); train one with 'charlm train CORPUS'"
+        )
+    if not p.exists():
+        raise CheckpointError(f"{p}: no such checkpoint; train one with 'charlm train CORPUS'")
+    return p
+
+
+def find_latest(root: str | Path = "checkpoints") -> Path:
+    """The most recently written best checkpoint under ``root``."""
+    found = sorted(Path(root).glob(f"**/{BEST}"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise CheckpointError(
+            f"no checkpoint found under ./{root}: train one with 'charlm train CORPUS', "
+            "or name a checkpoint or run directory"
+        )
+    return found[-1]

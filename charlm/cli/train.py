@@ -1,0 +1,258 @@
+"""`charlm train`: options mapped onto the dataclass configs in one place, then the loop."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import fields
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from charlm.cli.common import (
+    DeviceOpt,
+    QuietOpt,
+    SeedOpt,
+    ThreadsOpt,
+    err,
+    fail,
+    info,
+    stderr_is_terminal,
+    user_errors,
+)
+from charlm.cli.progress import TrainReporter
+from charlm.config import ConfigError, DataConfig, ModelConfig, RunConfig, TrainConfig
+from charlm.config import parse_duration as _parse_duration
+from charlm.presets import DESCRIPTIONS, PRESETS
+from charlm.run import choose_run_dir, describe, new_trainer, read_corpus, resume_trainer
+from charlm.runtime import set_threads
+from charlm.train import Trainer
+
+# CLI option name -> (config section, dataclass field). The one place options meet configs.
+FIELDS: dict[str, tuple[str, str]] = {
+    "model": ("model", "model"),
+    "layers": ("model", "num_layers"),
+    "hidden_size": ("model", "hidden_size"),
+    "embed_size": ("model", "embed_size"),
+    "dropout": ("model", "dropout"),
+    "tie_weights": ("model", "tie_weights"),
+    "tokenizer": ("data", "tokenizer"),
+    "encoding": ("data", "encoding"),
+    "val_frac": ("data", "val_frac"),
+    "test_frac": ("data", "test_frac"),
+    "min_freq": ("data", "min_freq"),
+    "max_vocab": ("data", "max_vocab"),
+    "vocab_size": ("data", "vocab_size"),
+    "sp_model": ("data", "sp_model"),
+    "batch_size": ("train", "batch_size"),
+    "bptt": ("train", "bptt"),
+    "optimizer": ("train", "optimizer"),
+    "lr": ("train", "lr"),
+    "weight_decay": ("train", "weight_decay"),
+    "schedule": ("train", "schedule"),
+    "warmup_steps": ("train", "warmup_steps"),
+    "grad_clip": ("train", "grad_clip"),
+    "epochs": ("train", "epochs"),
+    "max_steps": ("train", "max_steps"),
+    "max_time": ("train", "max_time"),
+    "eval_every": ("train", "eval_every"),
+    "patience": ("train", "patience"),
+    "sample_length": ("train", "sample_length"),
+    "device": ("train", "device"),
+    "threads": ("train", "threads"),
+}
+# Options that may change when resuming: how long to go on, not what is being trained.
+RESUME_BOUNDS = ("epochs", "max_steps", "max_time", "patience", "eval_every")
+_SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+_PRESET_HELP = "; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items())
+
+
+def parse_max_time(text: str | None) -> float | str | None:
+    """Seconds, or 'none' for no time limit; None when the option was not given."""
+    if text is None:
+        return None
+    if text.strip().lower() in ("none", "0", "off"):
+        return "none"
+    return _parse_duration(text)
+
+
+def resolve_config(preset: str, given: dict[str, Any]) -> tuple[RunConfig, list[str]]:
+    """Defaults, then the preset, then explicit options (which win, with a note)."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown --preset '{preset}': choose one of {', '.join(PRESETS)}")
+    values: dict[str, dict[str, Any]] = {s: {} for s in _SECTIONS}
+    for section, items in PRESETS[preset].items():
+        values[section].update(items)
+    notes = []
+    for option, value in given.items():
+        section, name = FIELDS[option]
+        if name in PRESETS[preset].get(section, {}) and PRESETS[preset][section][name] != value:
+            notes.append(f"--{option.replace('_', '-')} {value} overrides preset '{preset}'")
+        values[section][name] = value
+    for section, cls in _SECTIONS.items():
+        known = {f.name for f in fields(cls)}
+        values[section] = cls(**{k: v for k, v in values[section].items() if k in known})
+    return RunConfig(**values), notes
+
+
+@contextmanager
+def graceful_stop(trainer: Trainer) -> Iterator[None]:
+    """First Ctrl-C or SIGTERM: finish the step, save, exit 130. A second: stop at once."""
+
+    def handler(signum: int, frame: Any) -> None:
+        if trainer.stop_requested:
+            raise KeyboardInterrupt
+        trainer.stop_requested = True
+
+    try:
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: leave signals alone
+        old = {}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def train(
+    corpus: Annotated[
+        str | None,
+        typer.Argument(help="Text file to train on, or - for stdin.", show_default=False),
+    ] = None,
+    *,
+    preset: Annotated[str, typer.Option(help=f"Settings bundle. {_PRESET_HELP}.")] = "small",
+    model: Annotated[str | None, typer.Option(help="lstm, gru or rnn (Elman, tanh).")] = None,
+    layers: Annotated[int | None, typer.Option(help="Stacked recurrent layers.")] = None,
+    hidden_size: Annotated[int | None, typer.Option(help="Units per layer.")] = None,
+    embed_size: Annotated[int | None, typer.Option(help="Embedding width.")] = None,
+    dropout: Annotated[float | None, typer.Option(help="Dropout between layers.")] = None,
+    tie_weights: Annotated[
+        bool | None, typer.Option("--tie-weights/--no-tie-weights", help="Share in/out matrices.")
+    ] = None,
+    tokenizer: Annotated[str | None, typer.Option(help="char, word or sentencepiece.")] = None,
+    encoding: Annotated[str | None, typer.Option(help="Corpus encoding [default: utf-8].")] = None,
+    val_frac: Annotated[float | None, typer.Option(help="Validation share, from the end.")] = None,
+    test_frac: Annotated[float | None, typer.Option(help="Test share, before validation.")] = None,
+    min_freq: Annotated[int | None, typer.Option(help="word: rarer words become <unk>.")] = None,
+    max_vocab: Annotated[int | None, typer.Option(help="word: keep the most frequent.")] = None,
+    vocab_size: Annotated[int | None, typer.Option(help="sentencepiece vocabulary.")] = None,
+    sp_model: Annotated[str | None, typer.Option(help="sentencepiece: bpe or unigram.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Parallel stripes of the corpus.")] = None,
+    bptt: Annotated[int | None, typer.Option(help="Steps per truncated-BPTT window.")] = None,
+    optimizer: Annotated[str | None, typer.Option(help="adamw or sgd.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
+    weight_decay: Annotated[float | None, typer.Option(help="Decoupled weight decay.")] = None,
+    schedule: Annotated[str | None, typer.Option(help="cosine or constant.")] = None,
+    warmup_steps: Annotated[int | None, typer.Option(help="Linear warm-up steps.")] = None,
+    grad_clip: Annotated[float | None, typer.Option(help="Global-norm clip; 0 = off.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Passes over the training split.")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
+    max_time: Annotated[
+        str | None, typer.Option(help="Stop after this long: 90s, 10m, 1h30m; 'none' for no limit.")
+    ] = None,
+    eval_every: Annotated[int | None, typer.Option(help="Steps between evaluations.")] = None,
+    patience: Annotated[
+        int | None, typer.Option(help="Stop after this many evaluations without improvement.")
+    ] = None,
+    sample_length: Annotated[
+        int | None, typer.Option(help="Characters sampled into samples.txt per evaluation.")
+    ] = None,
+    seed: SeedOpt = None,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
+    out: Annotated[
+        str | None, typer.Option("--out", "-o", help="Run directory [default: checkpoints/NAME].")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite the run in --out.")] = False,
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue the run in this directory exactly.")
+    ] = None,
+    init_from: Annotated[
+        str | None, typer.Option(help="Start a new run from this checkpoint's weights.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option(help="Print the resolved config and sizes as JSON, then exit.")
+    ] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train a recurrent language model on a text file."""
+    given = {k: v for k, v in locals().items() if k in FIELDS and v is not None}
+    with user_errors():
+        if "max_time" in given:
+            mt = parse_max_time(given["max_time"])
+            given["max_time"] = None if mt == "none" else mt
+        if device == "auto":
+            given.pop("device", None)
+        if resume is not None:
+            trainer, warnings = _resume(resume, corpus, given)
+        else:
+            if corpus is None:
+                raise fail("give a corpus file (or - for stdin), or --resume RUN_DIR", code=2)
+            trainer, warnings = _start(corpus, preset, given, seed, out, force, init_from, quiet)
+        threads_used = set_threads(trainer.config.train.threads)
+        for w in warnings:
+            if not quiet:
+                info(f"warning: {w}")
+        if dry_run:
+            sys.stdout.write(json.dumps(describe(trainer) | {"threads": threads_used}, indent=2))
+            sys.stdout.write("\n")
+            return
+        _run(trainer, threads_used, quiet)
+
+
+def _start(
+    source: str,
+    preset: str,
+    given: dict[str, Any],
+    seed: int | None,
+    out: str | None,
+    force: bool,
+    init_from: str | None,
+    quiet: bool,
+) -> tuple[Trainer, list[str]]:
+    config, notes = resolve_config(preset, given)
+    corpus = read_corpus(source, config.data.encoding)
+    run_dir = choose_run_dir(out, corpus.name, config.model.model, force)
+    trainer, warnings = new_trainer(config, corpus, run_dir, seed, init_from)
+    return trainer, notes + warnings
+
+
+def _resume(run_dir: Path, source: str | None, given: dict[str, Any]) -> tuple[Trainer, list[str]]:
+    bounds = {k: v for k, v in given.items() if k in RESUME_BOUNDS}
+    ignored = sorted(set(given) - set(bounds))
+    corpus = read_corpus(source) if source is not None else None
+    trainer, warnings = resume_trainer(run_dir, corpus, bounds)
+    if ignored:
+        opts = ", ".join("--" + k.replace("_", "-") for k in ignored)
+        warnings.append(f"{opts} ignored when resuming: the run keeps its own settings")
+    return trainer, warnings
+
+
+def _run(trainer: Trainer, threads: int, quiet: bool) -> None:
+    run_dir = trainer.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("metrics.jsonl", "samples.txt") if trainer.state.step == 0 else ():
+        (run_dir / stale).unlink(missing_ok=True)
+    trainer.write_config()
+    if not quiet:
+        st, cfg = trainer.state, trainer.config
+        info(
+            f"training {cfg.model.num_layers}x{cfg.model.hidden_size} {cfg.model.model} "
+            f"({describe(trainer)['parameters']:,} parameters, vocabulary "
+            f"{trainer.tokenizer.vocab_size}) on {trainer.device}, {threads} thread(s), "
+            f"seed {st.seed}, into {run_dir}"
+        )
+    with graceful_stop(trainer), TrainReporter(err, stderr_is_terminal(), quiet) as reporter:
+        result = trainer.run(reporter)
+    if not quiet:
+        best = result.state.best_val
+        best_s = f"{best:.4f} nats/token" if best is not None else "n/a"
+        info(f"stopped ({result.reason}) at step {result.state.step}; best val loss {best_s}")
+        info(f"checkpoints in {run_dir}; sample with: charlm sample {run_dir}")
+    if result.reason == "interrupted":
+        raise typer.Exit(130)

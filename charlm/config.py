@@ -1,0 +1,172 @@
+"""Dataclass configs: the single source of every default.
+
+The CLI maps its options onto these in one place (``charlm.cli.train``); the resolved
+config is saved with each run (``config.json``) and inside every checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+MODELS = ("lstm", "gru", "rnn")
+TOKENIZERS = ("char", "word", "sentencepiece")
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("cosine", "constant")
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work; the message says what to change."""
+
+
+def _positive(name: str, value: float | None) -> None:
+    if value is not None and value <= 0:
+        raise ConfigError(f"--{name.replace('_', '-')} must be greater than 0 (got {value})")
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(
+            f"unknown --{name.replace('_', '-')} '{value}': choose one of {', '.join(choices)}"
+        )
+
+
+@dataclass
+class ModelConfig:
+    """The network: embedding, a stack of recurrent layers, a linear decoder."""
+
+    model: str = "lstm"  # lstm (with forget gate), gru, or rnn (Elman, tanh)
+    vocab_size: int = 0  # filled in from the tokenizer
+    embed_size: int = 64
+    hidden_size: int = 512
+    num_layers: int = 1
+    dropout: float = 0.0
+    tie_weights: bool = False  # share the embedding and decoder matrices
+
+    def __post_init__(self) -> None:
+        _choice("model", self.model, MODELS)
+        for name in ("embed_size", "hidden_size", "num_layers"):
+            _positive(name, getattr(self, name))
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"--dropout must be in [0, 1) (got {self.dropout})")
+        if self.tie_weights and self.embed_size != self.hidden_size:
+            raise ConfigError(
+                "--tie-weights needs --embed-size equal to --hidden-size "
+                f"(got {self.embed_size} and {self.hidden_size})"
+            )
+
+
+@dataclass
+class DataConfig:
+    """How the corpus becomes tokens, and how it is split."""
+
+    tokenizer: str = "char"
+    encoding: str = "utf-8"
+    val_frac: float = 0.05  # taken from the end of the corpus, as char-rnn and nanoGPT do
+    test_frac: float = 0.0  # taken from just before the validation split
+    min_freq: int = 1  # word tokenizer: rarer words become <unk>
+    max_vocab: int | None = None  # word tokenizer: keep the most frequent words
+    vocab_size: int = 2000  # sentencepiece
+    sp_model: str = "unigram"  # sentencepiece: bpe or unigram
+
+    def __post_init__(self) -> None:
+        _choice("tokenizer", self.tokenizer, TOKENIZERS)
+        _choice("sp_model", self.sp_model, ("bpe", "unigram"))
+        if not 0.0 < self.val_frac < 1.0:
+            raise ConfigError(
+                f"--val-frac must be between 0 and 1, exclusive (got {self.val_frac})"
+            )
+        if not 0.0 <= self.test_frac < 1.0 or self.val_frac + self.test_frac >= 1.0:
+            raise ConfigError(
+                f"--test-frac must be in [0, 1) and leave training data "
+                f"(got val {self.val_frac} + test {self.test_frac})"
+            )
+        _positive("min_freq", self.min_freq)
+        _positive("max_vocab", self.max_vocab)
+        _positive("vocab_size", self.vocab_size)
+
+
+@dataclass
+class TrainConfig:
+    """The optimisation: truncated BPTT, schedule, bounds, evaluation."""
+
+    batch_size: int = 32  # contiguous stripes of the corpus
+    bptt: int = 128  # steps per window; the hidden state carries across windows
+    optimizer: str = "adamw"
+    lr: float = 4e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.0  # sgd only
+    schedule: str = "cosine"  # decays to lr * min_lr_frac by the end of the run
+    warmup_steps: int = 50
+    min_lr_frac: float = 0.02
+    grad_clip: float = 5.0  # global norm; 0 disables
+    epochs: int = 20
+    max_steps: int | None = None
+    max_time: float | None = 600.0  # seconds
+    eval_every: int = 250  # steps
+    eval_batch_size: int = 32
+    patience: int | None = None  # evaluations without improvement before stopping
+    sample_length: int = 200  # characters written to samples.txt at each evaluation
+    seed: int | None = None
+    device: str = "auto"
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("schedule", self.schedule, SCHEDULES)
+        for name in ("batch_size", "bptt", "lr", "epochs", "eval_every", "eval_batch_size"):
+            _positive(name, getattr(self, name))
+        for name in ("max_steps", "max_time", "patience", "threads"):
+            _positive(name, getattr(self, name))
+        if self.grad_clip < 0:
+            raise ConfigError(f"--grad-clip must be 0 (off) or positive (got {self.grad_clip})")
+        if self.warmup_steps < 0 or self.weight_decay < 0 or self.sample_length < 0:
+            raise ConfigError("--warmup-steps, --weight-decay and --sample-length must be >= 0")
+        _choice("device", self.device.split(":")[0], ("auto", "cpu", "cuda"))
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        return cls(
+            model=_build(ModelConfig, d.get("model", {})),
+            data=_build(DataConfig, d.get("data", {})),
+            train=_build(TrainConfig, d.get("train", {})),
+        )
+
+
+def _build(cls: type, values: dict[str, Any]) -> Any:
+    """Build a config from a dict, ignoring keys a newer version may have added."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in names})
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([hms]?)")
+
+
+def parse_duration(text: str) -> float:
+    """Parse '90', '90s', '10m', '1h30m', '1.5h' into seconds."""
+    s = text.strip().lower().replace(" ", "")
+    pos, total = 0, 0.0
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "": 1.0}
+    while pos < len(s):
+        m = _DURATION.match(s, pos)
+        if not m or (m.group(2) == "" and m.end() != len(s)):
+            break
+        total += float(m.group(1)) * units[m.group(2)]
+        pos = m.end()
+    if not s or pos != len(s) or total <= 0:
+        raise ConfigError(
+            f"cannot read the duration '{text}': write it like 90s, 10m, 1h30m or 1.5h"
+        )
+    return total

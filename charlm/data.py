@@ -1,0 +1,107 @@
+"""Token splits and the truncated-BPTT batcher."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+class DataError(ValueError):
+    """The corpus cannot feed the requested batches; the message says what to change."""
+
+
+@dataclass
+class Splits:
+    """Contiguous splits: train first, then test, then validation at the very end."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+
+def check_splits(splits: Splits, batch_size: int, bptt: int) -> None:
+    need = batch_size * bptt + 1
+    if len(splits.train) < need:
+        raise DataError(
+            f"the training split has {len(splits.train):,} tokens, fewer than one batch window "
+            f"(--batch-size {batch_size} x --bptt {bptt} + 1 = {need:,}): use a larger corpus "
+            "or lower --batch-size / --bptt"
+        )
+    if len(splits.val) < 2:
+        raise DataError(
+            f"the validation split has {len(splits.val)} token(s), too few to score: "
+            "raise --val-frac or use a larger corpus"
+        )
+
+
+class StripeBatcher:
+    """Truncated backpropagation through time over B contiguous stripes.
+
+    The N training tokens are cut into B stripes of L = (N - 1) // B tokens. Stripe b is
+    row b of a (B, L) matrix; its targets are the same tokens shifted left by one:
+
+        tokens:  t0 t1 ... t(L-1) | tL ... t(2L-1) | ... | t((B-1)L) ... t(BL-1) | (< B spare)
+                 \\__ stripe 0 __/ \\_ stripe 1 __/       \\____ stripe B-1 _____/
+
+                     window 0     window 1           last window (L mod bptt, if any)
+        row 0     [ x x ... x ][ x x ... x ] ... [ x x ]
+        row 1     [ x x ... x ][ x x ... x ] ... [ x x ]     hidden state of row b flows
+         ...                                                  left to right across windows
+        row B-1   [ x x ... x ][ x x ... x ] ... [ x x ]     and is detached at every |
+
+    So each window is a (B, bptt) batch whose row b continues row b of the previous window,
+    and every target t1 ... tBL is visited exactly once per epoch (fewer than B tokens at
+    the very end are left over).
+    """
+
+    def __init__(self, tokens: np.ndarray, batch_size: int, bptt: int) -> None:
+        self.batch_size, self.bptt = batch_size, bptt
+        self.stripe_len = (len(tokens) - 1) // batch_size
+        n = batch_size * self.stripe_len
+        self.inputs = tokens[:n].reshape(batch_size, self.stripe_len)
+        self.targets = tokens[1 : n + 1].reshape(batch_size, self.stripe_len)
+
+    def __len__(self) -> int:
+        return -(-self.stripe_len // self.bptt)
+
+    @property
+    def tokens_per_epoch(self) -> int:
+        return self.batch_size * self.stripe_len
+
+    def window(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The k-th (B, T) window of inputs and targets, T = bptt except maybe the last."""
+        s = slice(k * self.bptt, min((k + 1) * self.bptt, self.stripe_len))
+        return _long(self.inputs[:, s]), _long(self.targets[:, s])
+
+    def windows(self, start: int = 0) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+        for k in range(start, len(self)):
+            yield (k, *self.window(k))
+
+
+def eval_windows(
+    tokens: np.ndarray, batch_size: int, bptt: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Windows that score every target t1 ... t(N-1) exactly once: (inputs, targets, mask).
+
+    Like StripeBatcher, but stripes are L = ceil((N - 1) / B) long and the tail is padded,
+    so nothing is left over; the mask is 0 on padding. Rows beyond the text are dropped.
+    """
+    n_targets = len(tokens) - 1
+    b = max(1, min(batch_size, n_targets))
+    stripe = -(-n_targets // b)
+    b = -(-n_targets // stripe)  # drop rows that would be pure padding
+    padded = np.zeros(b * stripe + 1, dtype=np.int64)
+    padded[: len(tokens)] = tokens
+    inputs = padded[:-1].reshape(b, stripe)
+    targets = padded[1:].reshape(b, stripe)
+    mask = (np.arange(b * stripe) < n_targets).reshape(b, stripe)
+    for s in range(0, stripe, bptt):
+        e = min(s + bptt, stripe)
+        yield _long(inputs[:, s:e]), _long(targets[:, s:e]), torch.from_numpy(mask[:, s:e].copy())
+
+
+def _long(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64))

@@ -1,0 +1,33 @@
+"""Named bundles of settings for `charlm train --preset`. Explicit options override them.
+
+Each preset's expected validation bits per character on tiny-shakespeare is measured by
+the benchmark suite (bench/README.md), not guessed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# section -> field -> value, applied over the dataclass defaults.
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "tiny": {
+        "model": {"hidden_size": 128, "num_layers": 1, "embed_size": 32},
+        "train": {"batch_size": 16, "bptt": 64, "max_time": 60.0, "eval_every": 100},
+    },
+    "small": {},  # the dataclass defaults: about 10 minutes on a 2-core CPU
+    "medium": {
+        "model": {"hidden_size": 768, "num_layers": 1, "dropout": 0.1},
+        "train": {"max_time": 1800.0, "eval_every": 500},
+    },
+    "large": {
+        "model": {"hidden_size": 1024, "num_layers": 3, "embed_size": 256, "dropout": 0.25},
+        "train": {"batch_size": 64, "bptt": 256, "lr": 2e-3, "max_time": None, "epochs": 50},
+    },
+}
+
+DESCRIPTIONS = {
+    "tiny": "1x128 LSTM, 1 minute: a smoke test",
+    "small": "1x512 LSTM, 10 minutes on a 2-core CPU (the default)",
+    "medium": "1x768 LSTM with dropout, 30 minutes on a 2-core CPU",
+    "large": "3x1024 LSTM, 50 epochs: for a GPU",
+}

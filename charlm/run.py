@@ -1,0 +1,169 @@
+"""Setting up a training run: corpus, tokenizer, splits, run directory, init and resume."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from charlm import checkpoint as ckpt_io
+from charlm.config import RunConfig
+from charlm.data import Splits, check_splits
+from charlm.model import count_parameters
+from charlm.runtime import new_seed
+from charlm.textio import InputError, read_text
+from charlm.tokenizers import (
+    Tokenizer,
+    build_tokenizer,
+    describe_unknown,
+    tokenizer_from_dict,
+)
+from charlm.train import Trainer, TrainState
+
+
+@dataclass
+class Corpus:
+    text: str
+    source: str  # a path, or '-' for stdin
+    name: str  # used to name the run directory
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class Prepared:
+    tokenizer: Tokenizer
+    splits: Splits
+    val_chars: int
+    warnings: list[str] = field(default_factory=list)
+
+
+def read_corpus(source: str, encoding: str = "utf-8") -> Corpus:
+    text = read_text(source, encoding)
+    name = "stdin" if source == "-" else Path(source).stem or "corpus"
+    if not text.strip():
+        raise InputError(f"{'stdin' if source == '-' else source} holds no text: give a corpus")
+    return Corpus(text, str(Path(source).resolve()) if source != "-" else "-", name)
+
+
+def split_text(text: str, val_frac: float, test_frac: float) -> tuple[str, str, str]:
+    """Contiguous (train, test, val) by characters, so every tokenizer scores the same text."""
+    n_val, n_test = round(len(text) * val_frac), round(len(text) * test_frac)
+    n_train = len(text) - n_val - n_test
+    return text[:n_train], text[n_train : n_train + n_test], text[n_train + n_test :]
+
+
+def prepare(config: RunConfig, text: str, tokenizer: Tokenizer | None = None) -> Prepared:
+    """Tokenize and split; the tokenizer is trained unless one is given (init or resume)."""
+    dc, warnings = config.data, []
+    train_text, test_text, val_text = split_text(text, dc.val_frac, dc.test_frac)
+    if tokenizer is None:
+        # A character vocabulary comes from the whole text (as char-rnn does), so validation
+        # never meets an unseen character; learned tokenizers see the training split only.
+        tokenizer = build_tokenizer(dc, text if dc.tokenizer == "char" else train_text)
+    else:
+        unknown = tokenizer.unknown(text)
+        if unknown:
+            warnings.append(describe_unknown(unknown) + "; they are dropped")
+            bad = {c for _, c in unknown}
+            train_text, test_text, val_text = (
+                "".join(c for c in t if c not in bad) for t in (train_text, test_text, val_text)
+            )
+    splits = Splits(*(tokenizer.encode(t) for t in (train_text, val_text, test_text)))
+    first = tokenizer.decode(splits.val[:1]) if len(splits.val) else ""
+    return Prepared(tokenizer, splits, len(val_text) - len(first), warnings)
+
+
+def choose_run_dir(out: str | None, corpus_name: str, model: str, force: bool) -> Path:
+    """``--out`` as given, or checkpoints/<corpus>-<model>[-N] that holds no run yet."""
+    if out is not None:
+        path = Path(out)
+        if _holds_run(path) and not force:
+            raise InputError(
+                f"{path} already holds a run: continue it with 'charlm train --resume {path}', "
+                "or pass --force to overwrite it"
+            )
+        return path
+    base = Path("checkpoints") / f"{corpus_name}-{model}"
+    path, n = base, 1
+    while _holds_run(path):
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+def _holds_run(path: Path) -> bool:
+    return path.is_dir() and any(
+        (path / f).exists() for f in (ckpt_io.LATEST, ckpt_io.BEST, "metrics.jsonl")
+    )
+
+
+def new_trainer(
+    config: RunConfig,
+    corpus: Corpus,
+    run_dir: Path,
+    seed: int | None = None,
+    init_from: str | None = None,
+) -> tuple[Trainer, list[str]]:
+    """A fresh run (optionally starting from another checkpoint's weights and vocabulary)."""
+    init = ckpt_io.load(ckpt_io.resolve(init_from)) if init_from else None
+    if init is not None:
+        # The architecture must match the weights; the data and training settings are ours.
+        config = replace(config, model=init.config.model)
+        config.data.tokenizer = init.config.data.tokenizer
+    tokenizer = tokenizer_from_dict(init.tokenizer) if init else None
+    prep = prepare(config, corpus.text, tokenizer)
+    check_splits(prep.splits, config.train.batch_size, config.train.bptt)
+    config.model.vocab_size = prep.tokenizer.vocab_size
+    seed = new_seed() if seed is None else seed
+    config.train.seed = seed
+    state = TrainState(seed=seed, corpus=corpus.source, corpus_sha256=corpus.sha256)
+    trainer = Trainer(config, prep.tokenizer, prep.splits, prep.val_chars, run_dir, state)
+    if init is not None:
+        trainer.load(init, weights_only=True)
+    return trainer, prep.warnings
+
+
+def resume_trainer(
+    run_dir: Path, corpus: Corpus | None = None, bounds: dict[str, Any] | None = None
+) -> tuple[Trainer, list[str]]:
+    """Continue a run exactly where its latest checkpoint left it."""
+    ck = ckpt_io.load(ckpt_io.resolve(run_dir, prefer=ckpt_io.LATEST))
+    if ck.optimizer is None:
+        raise InputError(f"{run_dir} has no resumable checkpoint ({ckpt_io.LATEST}); start anew")
+    state = TrainState(**ck.state)
+    if corpus is None:
+        if state.corpus in ("", "-"):
+            raise InputError(
+                "this run read its corpus from stdin: pipe it again with 'charlm train - --resume "
+                f"{run_dir}'"
+            )
+        corpus = read_corpus(state.corpus, ck.config.data.encoding)
+    warnings = []
+    if corpus.sha256 != state.corpus_sha256:
+        warnings.append("the corpus changed since this run started: resuming on the new text")
+    config = ck.config
+    for key, value in (bounds or {}).items():
+        setattr(config.train, key, value)
+    config.train.__post_init__()
+    prep = prepare(config, corpus.text, tokenizer_from_dict(ck.tokenizer))
+    trainer = Trainer(config, prep.tokenizer, prep.splits, prep.val_chars, run_dir, state)
+    trainer.load(ck)
+    return trainer, warnings + prep.warnings
+
+
+def describe(trainer: Trainer) -> dict[str, Any]:
+    """What --dry-run prints: the resolved config and the sizes that follow from it."""
+    return {
+        "config": trainer.config.to_dict(),
+        "parameters": count_parameters(trainer.model),
+        "vocab_size": trainer.tokenizer.vocab_size,
+        "tokenizer": trainer.tokenizer.kind,
+        "tokens": {k: len(getattr(trainer.splits, k)) for k in ("train", "val", "test")},
+        "tokens_per_epoch": trainer.batcher.tokens_per_epoch,
+        "steps_per_epoch": len(trainer.batcher),
+        "run_dir": str(trainer.run_dir),
+    }

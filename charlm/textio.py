@@ -1,0 +1,81 @@
+"""Reading text files (or stdin) into clean strings, with one-line errors for bad input."""
+
+from __future__ import annotations
+
+import codecs
+import sys
+from pathlib import Path
+
+
+class InputError(ValueError):
+    """Input that cannot be used; the message names the problem and the fix."""
+
+
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+_BINARY_MAGIC = {
+    b"\x89PNG": "a PNG image",
+    b"\x1f\x8b": "gzip-compressed data",
+    b"PK\x03\x04": "a zip archive",
+    b"%PDF": "a PDF document",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"BZh": "bzip2-compressed data",
+    b"\xfd7zXZ": "xz-compressed data",
+}
+
+
+def read_bytes(source: str | Path) -> bytes:
+    """Bytes of a file, or of stdin when ``source`` is '-'."""
+    if str(source) == "-":
+        if sys.stdin is None or sys.stdin.closed:
+            raise InputError("stdin is closed: pipe text in, or give a file name")
+        return sys.stdin.buffer.read()
+    path = Path(source)
+    if not path.exists():
+        raise InputError(f"{path}: no such file; check the path")
+    if path.is_dir():
+        raise InputError(f"{path} is a directory: give a text file inside it")
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise InputError(f"{path}: cannot read it ({e.strerror}); check its permissions") from e
+
+
+def decode(data: bytes, encoding: str, name: str) -> str:
+    """Decode strictly, naming the byte offset of the first bad byte."""
+    for magic, what in _BINARY_MAGIC.items():
+        if data.startswith(magic):
+            raise InputError(f"{name} looks like {what}, not text: decompress or convert it first")
+    if encoding.lower().replace("-", "").replace("_", "") == "utf8":
+        for bom, enc in _BOMS:
+            if data.startswith(bom):
+                raise InputError(
+                    f"{name} starts with a {enc.upper()} byte-order mark: "
+                    f"pass --encoding {enc}, or convert it to UTF-8"
+                )
+        encoding = "utf-8-sig"  # a UTF-8 BOM is harmless: drop it
+    try:
+        text = data.decode(encoding)
+    except LookupError as e:
+        raise InputError(f"unknown encoding '{encoding}': try utf-8 or latin-1") from e
+    except UnicodeDecodeError as e:
+        raise InputError(
+            f"{name} is not valid {encoding}: bad byte 0x{data[e.start]:02x} at byte offset "
+            f"{e.start}; pass the right --encoding (e.g. latin-1) or fix the file"
+        ) from e
+    if "\x00" in text:
+        raise InputError(f"{name} contains NUL bytes: it looks binary, not text")
+    return normalize_newlines(text)
+
+
+def normalize_newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def read_text(source: str | Path, encoding: str = "utf-8") -> str:
+    name = "stdin" if str(source) == "-" else str(source)
+    return decode(read_bytes(source), encoding, name)

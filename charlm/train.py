@@ -1,0 +1,361 @@
+"""The training loop: truncated BPTT with carried hidden state, clipping, schedule, checkpoints.
+
+The library never prints: ``Trainer.run`` reports through a callback that receives
+``StepEvent``, ``EvalEvent``, ``InfoEvent`` and finally returns a ``FinishEvent``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from charlm import checkpoint as ckpt_io
+from charlm.config import RunConfig
+from charlm.data import Splits, StripeBatcher
+from charlm.model import RNNLM, detach_hidden, hidden_from_tensors, hidden_tensors
+from charlm.runtime import resolve_device
+from charlm.sampling import sample_ids
+from charlm.scoring import Score, score_tokens
+from charlm.tokenizers import Tokenizer
+
+MAX_BAD_STEPS = 5  # consecutive non-finite steps before rolling back
+
+
+@dataclass
+class TrainState:
+    """Progress that, with weights, optimizer, hidden and random state, makes a run resumable."""
+
+    seed: int
+    step: int = 0
+    epoch: int = 0
+    window: int = 0  # next window of the current epoch
+    tokens_seen: int = 0
+    elapsed: float = 0.0  # seconds of training so far, across resumes
+    best_val: float | None = None
+    evals_since_best: int = 0
+    lr_scale: float = 1.0  # lowered after a rollback from non-finite losses
+    corpus: str = ""
+    corpus_sha256: str = ""
+
+
+@dataclass
+class StepEvent:
+    step: int
+    epoch: int
+    loss: float
+    lr: float
+    grad_norm: float
+    tokens_seen: int
+    tokens_per_s: float
+    progress: float  # 0..1 of the run's bound (steps, epochs or time)
+    elapsed: float
+
+
+@dataclass
+class EvalEvent:
+    step: int
+    val_loss: float  # nats per token
+    val_bpc: float
+    best_val: float
+    improved: bool
+    sample: str
+
+
+@dataclass
+class InfoEvent:
+    message: str
+
+
+@dataclass
+class FinishEvent:
+    reason: str  # epochs, max_steps, max_time, patience, interrupted
+    state: TrainState
+    run_dir: Path
+
+
+Callback = Callable[[Any], None]
+
+
+@dataclass
+class Trainer:
+    config: RunConfig
+    tokenizer: Tokenizer
+    splits: Splits
+    val_chars: int
+    run_dir: Path
+    state: TrainState
+    model: RNNLM = field(init=False)
+    stop_requested: bool = False
+
+    def __post_init__(self) -> None:
+        self.device = resolve_device(self.config.train.device)
+        torch.manual_seed(self.state.seed)
+        self.model = RNNLM(self.config.model).to(self.device)
+        self.optimizer = _make_optimizer(self.model, self.config)
+        tc = self.config.train
+        self.batcher = StripeBatcher(self.splits.train, tc.batch_size, tc.bptt)
+        self.hidden: Any = self.model.init_hidden(tc.batch_size, self.device)
+        self._bad_steps = 0
+        self._good: dict[str, Any] | None = None  # last good state, for rollback
+
+    # ---- persistence -------------------------------------------------------------------
+    def load(self, ck: ckpt_io.Checkpoint, *, weights_only: bool = False) -> None:
+        self.model.load_state_dict(ck.model)
+        if weights_only:
+            return
+        if ck.optimizer is not None:
+            self.optimizer.load_state_dict(ck.optimizer)
+        if ck.hidden:
+            self.hidden = hidden_from_tensors([h.to(self.device) for h in ck.hidden])
+        if "torch" in ck.rng:
+            torch.set_rng_state(ck.rng["torch"])
+        if "cuda" in ck.rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(ck.rng["cuda"])
+
+    def checkpoint(self, full: bool) -> ckpt_io.Checkpoint:
+        ck = ckpt_io.Checkpoint(
+            config=self.config,
+            tokenizer=self.tokenizer.to_dict(),
+            model=self.model.state_dict(),
+            state=asdict(self.state),
+        )
+        if full:
+            ck.optimizer = self.optimizer.state_dict()
+            ck.hidden = hidden_tensors(self.hidden)
+            ck.rng = {"torch": torch.get_rng_state()}
+            if self.device.type == "cuda":
+                ck.rng["cuda"] = torch.cuda.get_rng_state()
+        return ck
+
+    def save(self, name: str, full: bool) -> None:
+        ckpt_io.save(self.checkpoint(full), self.run_dir / name)
+
+    # ---- the loop ----------------------------------------------------------------------
+    def run(self, on_event: Callback = lambda e: None) -> FinishEvent:
+        total_steps = self.total_steps()
+        self.model.train()
+        self._started = time.monotonic() - self.state.elapsed
+        reason = ""
+        while not reason:
+            reason = self._run_epoch(on_event, total_steps)
+        self.write_config()
+        self.save(ckpt_io.LATEST, full=True)
+        return FinishEvent(reason, self.state, self.run_dir)
+
+    def _run_epoch(self, on_event: Callback, total_steps: int) -> str:
+        """Train from the current window to the end of the epoch, or until a bound is hit."""
+        tc, st = self.config.train, self.state
+        meter = _Meter()
+        for k, x, y in self.batcher.windows(st.window):
+            loss, norm, lr = self._step(x, y, total_steps)
+            st.step, st.window = st.step + 1, k + 1
+            st.tokens_seen += x.numel()
+            st.elapsed = time.monotonic() - self._started
+            meter.add(x.numel(), loss)
+            if loss is not None:
+                on_event(
+                    StepEvent(
+                        st.step,
+                        st.epoch,
+                        loss,
+                        lr,
+                        norm,
+                        st.tokens_seen,
+                        meter.rate(),
+                        self.progress(total_steps),
+                        st.elapsed,
+                    )
+                )
+            if st.step % self.log_every == 0:
+                self._log_step(meter, lr, norm)
+            reason = self._should_stop()
+            if st.step % tc.eval_every == 0 or reason:
+                if self._evaluate(on_event, meter) and not reason:
+                    reason = "patience"
+                meter = _Meter()
+            if reason:
+                return reason
+        st.epoch, st.window = st.epoch + 1, 0
+        self.hidden = self.model.init_hidden(tc.batch_size, self.device)
+        if st.epoch >= tc.epochs:
+            if st.step % tc.eval_every:
+                self._evaluate(on_event, meter)
+            return "epochs"
+        return ""
+
+    @property
+    def log_every(self) -> int:
+        return max(1, self.config.train.eval_every // 10)
+
+    def total_steps(self) -> int:
+        tc = self.config.train
+        steps = tc.epochs * len(self.batcher)
+        return min(steps, tc.max_steps) if tc.max_steps else steps
+
+    def progress(self, total_steps: int) -> float:
+        p = self.state.step / total_steps
+        if self.config.train.max_time:
+            p = max(p, self.state.elapsed / self.config.train.max_time)
+        return min(p, 1.0)
+
+    def _should_stop(self) -> str:
+        tc, st = self.config.train, self.state
+        if self.stop_requested:
+            return "interrupted"
+        if tc.max_steps and st.step >= tc.max_steps:
+            return "max_steps"
+        if tc.max_time and st.elapsed >= tc.max_time:
+            return "max_time"
+        return ""
+
+    def learning_rate(self, total_steps: int) -> float:
+        """Linear warm-up, then cosine decay to lr * min_lr_frac at the end of the run.
+
+        The end of the run is whichever bound comes first, so a --max-time run is annealed
+        properly when its time runs out.
+        """
+        tc, st = self.config.train, self.state
+        base = tc.lr * st.lr_scale
+        warm = min(1.0, (st.step + 1) / tc.warmup_steps) if tc.warmup_steps else 1.0
+        if tc.schedule == "constant":
+            return base * warm
+        floor = base * tc.min_lr_frac
+        cos = 0.5 * (1.0 + math.cos(math.pi * self.progress(total_steps)))
+        return warm * (floor + (base - floor) * cos)
+
+    def _step(
+        self, x: torch.Tensor, y: torch.Tensor, total_steps: int
+    ) -> tuple[float | None, float, float]:
+        x = x.to(self.device, non_blocking=True)
+        y = y.to(self.device, non_blocking=True)
+        nll, hidden = self.model.nll(x, y, self.hidden)
+        loss = nll.mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        clip = self.config.train.grad_clip or math.inf
+        norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip))
+        value = loss.item()
+        lr = self.learning_rate(total_steps)
+        if not (math.isfinite(value) and math.isfinite(norm)):
+            self._bad_step()
+            return None, norm, lr
+        self._bad_steps = 0
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        self.optimizer.step()
+        self.hidden = detach_hidden(hidden)
+        return value, norm, lr
+
+    def _bad_step(self) -> None:
+        """A non-finite loss or gradient: skip the update; after several, roll back."""
+        self._bad_steps += 1
+        self.hidden = self.model.init_hidden(self.config.train.batch_size, self.device)
+        if self._bad_steps >= MAX_BAD_STEPS and self._good is not None:
+            self.model.load_state_dict(self._good["model"])
+            self.optimizer.load_state_dict(self._good["optimizer"])
+            self.state.lr_scale *= 0.5
+            self._bad_steps = 0
+
+    def _evaluate(self, on_event: Callback, meter: _Meter) -> bool:
+        """Score the validation split, save checkpoints; True when patience ran out."""
+        tc, st = self.config.train, self.state
+        nats, count = score_tokens(
+            self.model, self.splits.val, tc.eval_batch_size, tc.bptt, self.device
+        )
+        score = Score(nats, count, self.val_chars)
+        improved = st.best_val is None or score.nats_per_token < st.best_val
+        if improved:
+            st.best_val, st.evals_since_best = score.nats_per_token, 0
+            self.save(ckpt_io.BEST, full=False)
+            self._good = {
+                "model": {k: v.clone() for k, v in self.model.state_dict().items()},
+                "optimizer": self.optimizer.state_dict(),
+            }
+        else:
+            st.evals_since_best += 1
+        sample = self._sample()
+        self._log_eval(score, sample, meter)
+        self.save(ckpt_io.LATEST, full=True)
+        on_event(
+            EvalEvent(
+                st.step, score.nats_per_token, score.bits_per_char, st.best_val, improved, sample
+            )
+        )
+        return tc.patience is not None and st.evals_since_best >= tc.patience
+
+    def _sample(self) -> str:
+        n = self.config.train.sample_length
+        if n == 0:
+            return ""
+        # A generator of its own, so sampling never disturbs the training random stream.
+        gen = torch.Generator().manual_seed(self.state.seed + self.state.step)
+        prime = [int(self.splits.val[0])]
+        ids = sample_ids(self.model, n, prime, 0.8, gen, self.device)
+        return self.tokenizer.decode(prime + ids)
+
+    def _row(self, meter: _Meter) -> dict[str, Any]:
+        st = self.state
+        return {
+            "step": st.step,
+            "epoch": st.epoch,
+            "tokens_seen": st.tokens_seen,
+            "elapsed": round(st.elapsed, 2),
+            "train_loss": meter.mean_loss(),
+            "tokens_per_s": round(meter.rate(), 1),
+        }
+
+    def _log_step(self, meter: _Meter, lr: float, norm: float) -> None:
+        row = self._row(meter) | {"lr": lr, "grad_norm": norm}
+        append_jsonl(self.run_dir / "metrics.jsonl", row)
+
+    def _log_eval(self, score: Score, sample: str, meter: _Meter) -> None:
+        st = self.state
+        row = self._row(meter) | {"val_loss": score.nats_per_token, "val_bpc": score.bits_per_char}
+        append_jsonl(self.run_dir / "metrics.jsonl", row)
+        if sample:
+            with open(self.run_dir / "samples.txt", "a", encoding="utf-8") as f:
+                f.write(f"===== step {st.step}, val bpc {score.bits_per_char:.3f} =====\n")
+                f.write(sample + "\n\n")
+
+    def write_config(self) -> None:
+        doc = {**self.config.to_dict(), "seed": self.state.seed, "corpus": self.state.corpus}
+        (self.run_dir / "config.json").write_text(json.dumps(doc, indent=2) + "\n")
+
+
+class _Meter:
+    """Running train loss and throughput since the last evaluation."""
+
+    def __init__(self) -> None:
+        self.t0, self.tokens, self.loss_sum, self.loss_n = time.monotonic(), 0, 0.0, 0
+
+    def add(self, tokens: int, loss: float | None) -> None:
+        self.tokens += tokens
+        if loss is not None:
+            self.loss_sum, self.loss_n = self.loss_sum + loss, self.loss_n + 1
+
+    def rate(self) -> float:
+        return self.tokens / max(time.monotonic() - self.t0, 1e-9)
+
+    def mean_loss(self) -> float | None:
+        return self.loss_sum / self.loss_n if self.loss_n else None
+
+
+def append_jsonl(path: Path, row: dict[str, Any]) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def _make_optimizer(model: RNNLM, config: RunConfig) -> torch.optim.Optimizer:
+    tc = config.train
+    if tc.optimizer == "sgd":
+        return torch.optim.SGD(
+            model.parameters(), lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay
+        )
+    return torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
