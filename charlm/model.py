@@ -69,6 +69,13 @@ class RNNLM(nn.Module):
         nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="none")
         return nll, hidden
 
+    def log_probs(
+        self, x: torch.Tensor, hidden: Hidden | None = None
+    ) -> tuple[torch.Tensor, Hidden]:
+        """Next-token log-probabilities (B, T, V) over the whole vocabulary, for sampling."""
+        logits, hidden = self(x, hidden)
+        return torch.log_softmax(logits.float(), dim=-1), hidden
+
     def init_hidden(self, batch_size: int, device: torch.device | str = "cpu") -> Hidden:
         shape = (self.cfg.num_layers, batch_size, self.cfg.hidden_size)
         h = torch.zeros(shape, device=device)
