@@ -140,6 +140,7 @@ class Trainer:
     # ---- the loop ----------------------------------------------------------------------
     def run(self, on_event: Callback = lambda e: None) -> FinishEvent:
         total_steps = self.total_steps()
+        self._prepare_run_dir()
         self.model.train()
         self._started = time.monotonic() - self.state.elapsed
         reason = ""
@@ -148,6 +149,13 @@ class Trainer:
         self.write_config()
         self.save(ckpt_io.LATEST, full=True)
         return FinishEvent(reason, self.state, self.run_dir)
+
+    def _prepare_run_dir(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.state.step == 0:  # a fresh run: logs of an overwritten run must not linger
+            for stale in ("metrics.jsonl", "samples.txt"):
+                (self.run_dir / stale).unlink(missing_ok=True)
+        self.write_config()
 
     def _run_epoch(self, on_event: Callback, total_steps: int) -> str:
         """Train from the current window to the end of the epoch, or until a bound is hit."""

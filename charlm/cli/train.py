@@ -235,10 +235,6 @@ def _resume(run_dir: Path, source: str | None, given: dict[str, Any]) -> tuple[T
 
 def _run(trainer: Trainer, threads: int, quiet: bool) -> None:
     run_dir = trainer.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("metrics.jsonl", "samples.txt") if trainer.state.step == 0 else ():
-        (run_dir / stale).unlink(missing_ok=True)
-    trainer.write_config()
     if not quiet:
         st, cfg = trainer.state, trainer.config
         info(
