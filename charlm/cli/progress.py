@@ -57,7 +57,7 @@ class TrainReporter:
 
     def _status(self, e: StepEvent) -> str:
         return (
-            f"step {e.step} epoch {e.epoch} loss {e.loss:.3f} val bpc {self._val} "
+            f"step {e.step} epoch {e.epoch + 1} loss {e.loss:.3f} val bpc {self._val} "
             f"{e.tokens_per_s / 1000:.1f}k tok/s lr {e.lr:.2e} |g| {e.grad_norm:.2f}"
         )
 
