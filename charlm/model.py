@@ -11,6 +11,7 @@ from charlm.config import ModelConfig
 Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 _RNNS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+ADAPTIVE_MIN_VOCAB = 5000  # from this vocabulary size on, the output layer is adaptive
 
 
 class RNNLM(nn.Module):
@@ -34,7 +35,14 @@ class RNNLM(nn.Module):
             batch_first=True,
             **rnn_kwargs,
         )
-        self.decoder = nn.Linear(cfg.hidden_size, cfg.vocab_size)
+        self.adaptive = uses_adaptive_softmax(cfg)
+        self.decoder: nn.Module
+        if self.adaptive:
+            self.decoder = nn.AdaptiveLogSoftmaxWithLoss(
+                cfg.hidden_size, cfg.vocab_size, adaptive_cutoffs(cfg.vocab_size), div_value=4.0
+            )
+        else:
+            self.decoder = nn.Linear(cfg.hidden_size, cfg.vocab_size)
         if cfg.tie_weights:
             self.decoder.weight = self.embed.weight
         self._init_weights()
@@ -52,10 +60,24 @@ class RNNLM(nn.Module):
                         if name.startswith("bias_ih"):
                             p[h : 2 * h] = 1.0
 
-    def forward(self, x: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
+    def features(
+        self, x: torch.Tensor, hidden: Hidden | None = None
+    ) -> tuple[torch.Tensor, Hidden]:
+        """The top layer's output (B, T, H), dropout applied, before the output layer."""
         emb = self.drop(self.embed(x))  # (B, T, E)
         out, hidden = self.rnn(emb, hidden)  # (B, T, H)
-        return self.decoder(self.drop(out)), hidden  # (B, T, V)
+        return self.drop(out), hidden
+
+    def forward(self, x: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
+        """Next-token scores (B, T, V) whose softmax is the model's distribution.
+
+        With an adaptive softmax these are log-probabilities (valid logits: softmax of
+        them gives the same distribution), computed over the whole vocabulary.
+        """
+        if self.adaptive:
+            return self.log_probs(x, hidden)
+        out, hidden = self.features(x, hidden)
+        return self.decoder(out), hidden  # (B, T, V)
 
     def nll(
         self, x: torch.Tensor, y: torch.Tensor, hidden: Hidden | None = None
@@ -65,6 +87,9 @@ class RNNLM(nn.Module):
         Training and scoring go through here, so an output layer other than a full
         softmax (e.g. an adaptive softmax for large vocabularies) changes only this class.
         """
+        if self.adaptive:  # only the head and the targets' clusters are computed
+            out, hidden = self.features(x, hidden)
+            return -self.decoder(out.reshape(-1, out.size(-1)), y.reshape(-1)).output, hidden
         logits, hidden = self(x, hidden)
         nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="none")
         return nll, hidden
@@ -73,6 +98,10 @@ class RNNLM(nn.Module):
         self, x: torch.Tensor, hidden: Hidden | None = None
     ) -> tuple[torch.Tensor, Hidden]:
         """Next-token log-probabilities (B, T, V) over the whole vocabulary, for sampling."""
+        if self.adaptive:
+            out, hidden = self.features(x, hidden)
+            flat = self.decoder.log_prob(out.reshape(-1, out.size(-1)).float())
+            return flat.view(*out.shape[:2], -1), hidden
         logits, hidden = self(x, hidden)
         return torch.log_softmax(logits.float(), dim=-1), hidden
 
@@ -80,6 +109,26 @@ class RNNLM(nn.Module):
         shape = (self.cfg.num_layers, batch_size, self.cfg.hidden_size)
         h = torch.zeros(shape, device=device)
         return (h, torch.zeros(shape, device=device)) if self.cfg.model == "lstm" else h
+
+
+def uses_adaptive_softmax(cfg: ModelConfig) -> bool:
+    """Large vocabularies (word and subword models) get an adaptive softmax.
+
+    A full softmax over V words costs H x V per token, several times the recurrent layers
+    themselves; the adaptive one (Grave et al. 2017) computes a head of the most frequent
+    ids and only the clusters the targets fall in. Ids must be in order of falling
+    frequency, as the word tokenizer gives them. Tied weights keep the full softmax.
+    """
+    return cfg.vocab_size >= ADAPTIVE_MIN_VOCAB and not cfg.tie_weights
+
+
+def adaptive_cutoffs(vocab_size: int) -> list[int]:
+    """A head of 2,000 ids, then clusters four times larger each: [2000, 8000, 32000, ...]."""
+    cutoffs, c = [], 2000
+    while c < vocab_size:
+        cutoffs.append(c)
+        c *= 4
+    return cutoffs
 
 
 def detach_hidden(hidden: Hidden) -> Hidden:

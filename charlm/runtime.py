@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 
 import torch
@@ -19,10 +20,19 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def set_threads(threads: int | None) -> int:
-    """Set torch's intra-op threads (when given); return the number in use."""
-    if threads:
-        torch.set_num_threads(threads)
+    """Set torch's intra-op threads (default: all cores but one); return the number in use.
+
+    Leaving a core free is deliberate: when every core has a torch thread and anything else
+    runs, each parallel region waits for the descheduled thread, and on a busy 2-core host
+    two threads trained up to 20x slower than one (bench/README.md, "Threads").
+    """
+    torch.set_num_threads(threads or default_threads())
     return torch.get_num_threads()
+
+
+def default_threads() -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(torch.get_num_threads(), (cores or 1) - 1))
 
 
 def new_seed() -> int:

@@ -1,12 +1,113 @@
-"""Generating text from a model."""
+"""Choosing the next token from the model's scores: temperature, bias, top-k, top-p, greedy.
+
+Everything works on a batch of score rows (B, V) in NumPy, so one stream and 64 streams
+run the same code. Scores are logits or log-probabilities: only their softmax matters.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 
+from charlm.config import ConfigError
+from charlm.fastpath import blas_threads, make_stepper, run_prime
 from charlm.model import RNNLM
+
+
+@dataclass
+class SamplingConfig:
+    """How each next token is drawn from the model's distribution."""
+
+    temperature: float = 1.0  # logits divided by T: below 1 sharper, above 1 flatter
+    bias: float = 0.0  # Graves (2013): p ~ exp((1 + B) * logit), i.e. temperature 1 / (1 + B)
+    top_k: int | None = None  # keep only the k most likely tokens
+    top_p: float | None = None  # keep the smallest set of tokens holding this much probability
+    greedy: bool = False  # always the most likely token
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0:
+            raise ConfigError(
+                f"--temperature must be greater than 0 (got {self.temperature}); "
+                "use --greedy for the most likely token"
+            )
+        if not self.bias >= 0:
+            raise ConfigError(f"--bias must be 0 or more (got {self.bias})")
+        if self.top_k is not None and self.top_k < 1:
+            raise ConfigError(f"--top-k must be at least 1 (got {self.top_k})")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise ConfigError(f"--top-p must be in (0, 1] (got {self.top_p})")
+
+    @property
+    def scale(self) -> float:
+        """What the logits are multiplied by: (1 + bias) / temperature."""
+        return (1.0 + self.bias) / self.temperature
+
+
+def distribution(scores: np.ndarray, cfg: SamplingConfig) -> np.ndarray:
+    """Next-token probabilities (B, V) in float64 after scaling and truncation."""
+    w = _weights(scores, cfg)
+    return w / w.sum(axis=-1, keepdims=True)
+
+
+def _weights(scores: np.ndarray, cfg: SamplingConfig) -> np.ndarray:
+    """Unnormalised probabilities (B, V): sampling needs no division, so it skips one."""
+    z = _scaled(scores, cfg)
+    z -= z.max(axis=-1, keepdims=True)
+    np.exp(z, out=z)
+    if cfg.top_p is not None and cfg.top_p < 1:
+        z = _nucleus(z / z.sum(axis=-1, keepdims=True), cfg.top_p)
+    return z
+
+
+def _scaled(scores: np.ndarray, cfg: SamplingConfig) -> np.ndarray:
+    """Logits times (1 + bias) / temperature in float64, -inf outside the top k."""
+    z = np.multiply(scores, cfg.scale, dtype=np.float64)
+    if cfg.top_k is not None and cfg.top_k < z.shape[-1]:
+        keep = np.argpartition(-z, cfg.top_k - 1, axis=-1)[:, : cfg.top_k]
+        masked = np.full_like(z, -np.inf)
+        np.put_along_axis(masked, keep, np.take_along_axis(z, keep, axis=-1), axis=-1)
+        z = masked
+    return z
+
+
+def _nucleus(p: np.ndarray, top_p: float) -> np.ndarray:
+    """Keep the most likely tokens until their mass reaches ``top_p`` (always at least one)."""
+    order = np.argsort(-p, axis=-1, kind="stable")
+    sorted_p = np.take_along_axis(p, order, axis=-1)
+    before = np.cumsum(sorted_p, axis=-1) - sorted_p  # mass of the more likely tokens
+    keep_sorted = before < top_p
+    keep = np.zeros_like(keep_sorted)
+    np.put_along_axis(keep, order, keep_sorted, axis=-1)
+    p = np.where(keep, p, 0.0)
+    return p / p.sum(axis=-1, keepdims=True)
+
+
+def choose(scores: np.ndarray, cfg: SamplingConfig, rng: np.random.Generator) -> np.ndarray:
+    """One token id per row (B,), an exact draw from ``distribution(scores, cfg)``."""
+    if cfg.greedy:
+        return np.argmax(scores, axis=-1)
+    if cfg.top_p is None or cfg.top_p >= 1:
+        # Gumbel-max: argmax(z + Gumbel noise) is a draw from softmax(z); fewer steps than
+        # building the distribution, which matters at thousands of draws a second.
+        z = _scaled(scores, cfg)
+        z += rng.gumbel(size=z.shape)
+        return np.argmax(z, axis=-1)
+    return _inverse_cdf(_weights(scores, cfg), rng)
+
+
+def _inverse_cdf(w: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    cum = np.cumsum(w, axis=-1)
+    u = rng.random((w.shape[0], 1))
+    u *= cum[:, -1:]
+    ids = np.count_nonzero(cum <= u, axis=-1)
+    if ids.max() == w.shape[-1]:
+        # u rounded up to the total: take the last token that has any probability.
+        last = w.shape[-1] - 1 - np.argmax(w[:, ::-1] > 0, axis=-1)
+        ids = np.minimum(ids, last)
+    return ids
 
 
 @torch.no_grad()
@@ -18,16 +119,20 @@ def sample_ids(
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
 ) -> list[int]:
-    """``length`` new ids continuing ``prime`` (at least one id), sampled one at a time."""
+    """``length`` new ids continuing ``prime`` (at least one id): training's samples.txt."""
     was_training = model.training
-    model.eval()
-    x = torch.tensor([list(prime)], dtype=torch.long, device=device)
-    logits, hidden = model(x)
-    out: list[int] = []
-    for _ in range(length):
-        probs = torch.softmax(logits[0, -1].float() / temperature, dim=-1).cpu()
-        nxt = int(torch.multinomial(probs, 1, generator=generator))
-        out.append(nxt)
-        logits, hidden = model(torch.tensor([[nxt]], device=device), hidden)
+    seed = int(torch.randint(2**62, (1,), generator=generator))
+    rng = np.random.default_rng(seed)
+    cfg = SamplingConfig(temperature=temperature)
+    log_probs, hidden = run_prime(model, list(prime))
+    stepper = make_stepper(model)
+    stepper.start(hidden, 1)
+    scores, out = log_probs[None], []
+    with blas_threads(1):
+        for t in range(length):
+            nxt = choose(scores, cfg, rng)
+            out.append(int(nxt[0]))
+            if t + 1 < length:
+                scores = stepper.step(nxt)
     model.train(was_training)
     return out

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
 from charlm.data import eval_windows
+from charlm.fastpath import run_prime
 from charlm.model import RNNLM, detach_hidden
+from charlm.textio import InputError
+from charlm.tokenizers import Tokenizer
 
 
 @dataclass
@@ -36,7 +40,7 @@ class Score:
         return math.exp(min(self.nats_per_token, 700.0))
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def score_tokens(
     model: RNNLM,
     tokens: np.ndarray,
@@ -56,3 +60,128 @@ def score_tokens(
         count += int(mask.sum())
     model.train(was_training)
     return total, count
+
+
+@dataclass
+class TextScore(Score):
+    """A text's score, with what had to be left out because the model cannot represent it."""
+
+    name: str = ""
+    text_chars: int = 0  # characters in the text as given
+    text_tokens: int = 0  # tokens it encodes to (the first is context, not scored)
+    oov_chars: int = 0  # characters the tokenizer cannot encode (dropped before scoring)
+    oov_tokens: int = 0  # tokens that are the tokenizer's unknown token, if it has one
+
+    @property
+    def oov_char_rate(self) -> float:
+        return self.oov_chars / max(self.text_chars, 1)
+
+    @property
+    def oov_token_rate(self) -> float:
+        return self.oov_tokens / max(self.text_tokens, 1)
+
+    def add(self, other: TextScore) -> None:
+        for name in ("nats", "tokens", "chars", "text_chars", "text_tokens", "oov_chars"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.oov_tokens += other.oov_tokens
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "chars": self.text_chars,
+            "tokens": self.text_tokens,
+            "scored_tokens": self.tokens,
+            "scored_chars": self.chars,
+            "nats": self.nats,
+            "nats_per_token": self.nats_per_token,
+            "bits_per_char": self.bits_per_char,
+            "perplexity": self.perplexity,
+            "oov_chars": self.oov_chars,
+            "oov_char_rate": self.oov_char_rate,
+            "oov_tokens": self.oov_tokens,
+            "oov_token_rate": self.oov_token_rate,
+        }
+
+
+def score_text(
+    model: RNNLM,
+    tokenizer: Tokenizer,
+    text: str,
+    name: str = "",
+    batch_size: int = 32,
+    bptt: int = 256,
+    device: torch.device | str = "cpu",
+) -> TextScore:
+    """Score ``text`` as training scores its validation split: every token after the first.
+
+    Characters the tokenizer cannot encode are dropped and counted, as training does with a
+    given vocabulary. Bits per character are normalised by the characters the scored tokens
+    spell, so the figure equals training's ``val_bpc`` on the same text.
+    """
+    unknown = tokenizer.unknown(text)
+    kept = text
+    if unknown:
+        bad = {c for _, c in unknown}
+        kept = "".join(c for c in text if c not in bad)
+    ids = tokenizer.encode(kept)
+    score = TextScore(0.0, 0, 0, name, len(text), len(ids), len(text) - len(kept))
+    unk_id = getattr(tokenizer, "unk_id", None)
+    if unk_id is not None:
+        score.oov_tokens = int(np.count_nonzero(ids == unk_id))
+    if len(ids) < 2:
+        raise InputError(f"{name or 'the text'} has {len(ids)} token(s): too little to score")
+    score.nats, score.tokens = score_tokens(model, ids, batch_size, bptt, device)
+    first, last = tokenizer.spelled_span(kept)
+    score.chars = last - first
+    return score
+
+
+def total_score(scores: list[TextScore]) -> TextScore:
+    total = TextScore(0.0, 0, 0, "total")
+    for s in scores:
+        total.add(s)
+    return total
+
+
+def token_report(model: RNNLM, tokenizer: Tokenizer, text: str, top: int = 5) -> dict[str, Any]:
+    """Per token of ``text``: its log-probability given the tokens before it, and the model's
+    ``top`` candidates at that point; then the candidates for the token after the last."""
+    ids = tokenizer.encode(text)
+    if len(ids) == 0:
+        raise InputError("the prime encodes to no tokens: nothing to score")
+    pieces = [tokenizer.decode([int(i)]) for i in ids]
+    rows: list[dict[str, Any]] = [
+        {"token": p, "id": int(i), "log_prob": None, "top": []}
+        for p, i in zip(pieces, ids, strict=True)
+    ]
+    k = min(top, tokenizer.vocab_size)
+
+    def collect(start: int, log_probs: torch.Tensor) -> None:
+        values, indices = log_probs.topk(k, dim=-1)
+        for t in range(log_probs.shape[0]):
+            cands = [
+                _candidate(tokenizer, int(j), float(v))
+                for v, j in zip(values[t], indices[t], strict=True)
+            ]
+            if start + t + 1 < len(rows):
+                row = rows[start + t + 1]
+                row["log_prob"], row["top"] = float(log_probs[t, row["id"]]), cands
+            else:
+                next_cands.extend(cands)
+
+    next_cands: list[dict[str, Any]] = []
+    run_prime(model, ids, on_chunk=collect)
+    nats = -sum(r["log_prob"] for r in rows[1:])
+    first, last = tokenizer.spelled_span(text)
+    score = Score(nats, len(rows) - 1, last - first)
+    return {
+        "tokens": rows,
+        "next": next_cands,
+        "nats": nats,
+        "nats_per_token": score.nats_per_token,
+        "bits_per_char": score.bits_per_char,
+    }
+
+
+def _candidate(tokenizer: Tokenizer, token: int, log_prob: float) -> dict[str, Any]:
+    return {"token": tokenizer.decode([token]), "id": token, "log_prob": log_prob}

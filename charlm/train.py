@@ -17,9 +17,11 @@ from typing import Any
 import torch
 
 from charlm import checkpoint as ckpt_io
+from charlm import distributed
 from charlm.config import RunConfig
 from charlm.data import Splits, StripeBatcher
 from charlm.model import RNNLM, detach_hidden, hidden_from_tensors, hidden_tensors
+from charlm.precision import Precision
 from charlm.runtime import resolve_device
 from charlm.sampling import sample_ids
 from charlm.scoring import Score, score_tokens
@@ -43,6 +45,7 @@ class TrainState:
     lr_scale: float = 1.0  # lowered after a rollback from non-finite losses
     corpus: str = ""
     corpus_sha256: str = ""
+    world_size: int = 1  # data-parallel ranks; the checkpoint holds all their hidden state
 
 
 @dataclass
@@ -95,12 +98,19 @@ class Trainer:
     stop_requested: bool = False
 
     def __post_init__(self) -> None:
-        self.device = resolve_device(self.config.train.device)
+        tc = self.config.train
+        self.device = distributed.setup(resolve_device(tc.device))
+        self.rank, self.world = distributed.rank(), distributed.world()
+        self.main = self.rank == 0  # only rank 0 writes files and reports
+        self.state.world_size = self.world
         torch.manual_seed(self.state.seed)
         self.model = RNNLM(self.config.model).to(self.device)
+        self.net = distributed.data_parallel(self.model, self.device)
         self.optimizer = _make_optimizer(self.model, self.config)
-        tc = self.config.train
-        self.batcher = StripeBatcher(self.splits.train, tc.batch_size, tc.bptt)
+        self.precision = Precision(tc.amp, self.device)
+        self.batcher = StripeBatcher(
+            self.splits.train, tc.batch_size, tc.bptt, self.rank, self.world
+        )
         self.hidden: Any = self.model.init_hidden(tc.batch_size, self.device)
         self._bad_steps = 0
         self._good: dict[str, Any] | None = None  # last good state, for rollback
@@ -112,8 +122,11 @@ class Trainer:
             return
         if ck.optimizer is not None:
             self.optimizer.load_state_dict(ck.optimizer)
-        if ck.hidden:
-            self.hidden = hidden_from_tensors([h.to(self.device) for h in ck.hidden])
+        if ck.hidden:  # every rank's rows; this rank takes its own block
+            b = self.config.train.batch_size
+            mine = slice(self.rank * b, (self.rank + 1) * b)
+            rows = [h[:, mine].to(self.device, torch.float32) for h in ck.hidden]
+            self.hidden = hidden_from_tensors(rows)
         if "torch" in ck.rng:
             torch.set_rng_state(ck.rng["torch"])
         if "cuda" in ck.rng and self.device.type == "cuda":
@@ -128,18 +141,25 @@ class Trainer:
         )
         if full:
             ck.optimizer = self.optimizer.state_dict()
-            ck.hidden = hidden_tensors(self.hidden)
+            ck.hidden = [distributed.gather_rows(h.float()) for h in hidden_tensors(self.hidden)]
             ck.rng = {"torch": torch.get_rng_state()}
             if self.device.type == "cuda":
                 ck.rng["cuda"] = torch.cuda.get_rng_state()
         return ck
 
     def save(self, name: str, full: bool) -> None:
-        ckpt_io.save(self.checkpoint(full), self.run_dir / name)
+        """Every rank calls this (a full checkpoint gathers hidden state); rank 0 writes."""
+        ck = self.checkpoint(full)
+        if self.main:
+            ckpt_io.save(ck, self.run_dir / name)
 
     # ---- the loop ----------------------------------------------------------------------
     def run(self, on_event: Callback = lambda e: None) -> FinishEvent:
         total_steps = self.total_steps()
+        if not self.main:
+            on_event = _ignore
+        if self.world > 1:  # each rank its own dropout masks, reproducibly on resume
+            torch.manual_seed(self.state.seed + 1_000_003 * self.rank + self.state.step)
         self._prepare_run_dir()
         self.model.train()
         self._started = time.monotonic() - self.state.elapsed
@@ -148,9 +168,12 @@ class Trainer:
             reason = self._run_epoch(on_event, total_steps)
         self.write_config()
         self.save(ckpt_io.LATEST, full=True)
+        distributed.barrier()
         return FinishEvent(reason, self.state, self.run_dir)
 
     def _prepare_run_dir(self) -> None:
+        if not self.main:
+            return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.state.step == 0:  # a fresh run: logs of an overwritten run must not linger
             for stale in ("metrics.jsonl", "samples.txt"):
@@ -164,9 +187,10 @@ class Trainer:
         for k, x, y in self.batcher.windows(st.window):
             loss, norm, lr = self._step(x, y, total_steps)
             st.step, st.window = st.step + 1, k + 1
-            st.tokens_seen += x.numel()
+            st.tokens_seen += x.numel() * self.world
             st.elapsed = time.monotonic() - self._started
-            meter.add(x.numel(), loss)
+            loss = self._agree(loss)
+            meter.add(x.numel() * self.world, loss)
             if loss is not None:
                 on_event(
                     StepEvent(
@@ -213,15 +237,32 @@ class Trainer:
             p = max(p, self.state.elapsed / self.config.train.max_time)
         return min(p, 1.0)
 
+    def _agree(self, loss: float | None) -> float | None:
+        """The step's loss averaged over ranks, and the stop flags: one all-reduce a step.
+
+        A signal or the clock may reach one rank before another; acting on a local stop
+        would leave the others waiting in a collective, so every rank acts on the sum.
+        """
+        if self.world == 1:
+            return loss
+        total, n_stop, n_late = distributed.all_reduce_sum(
+            [loss or 0.0, self.stop_requested, self._late()], self.device
+        )
+        self._agreed = (n_stop > 0, n_late > 0)
+        return None if loss is None else total / self.world
+
+    def _late(self) -> bool:
+        tc = self.config.train
+        return bool(tc.max_time and self.state.elapsed >= tc.max_time)
+
     def _should_stop(self) -> str:
-        tc, st = self.config.train, self.state
-        if self.stop_requested:
+        tc = self.config.train
+        stop, late = self._agreed if self.world > 1 else (self.stop_requested, self._late())
+        if stop:
             return "interrupted"
-        if tc.max_steps and st.step >= tc.max_steps:
+        if tc.max_steps and self.state.step >= tc.max_steps:
             return "max_steps"
-        if tc.max_time and st.elapsed >= tc.max_time:
-            return "max_time"
-        return ""
+        return "max_time" if late else ""
 
     def learning_rate(self, total_steps: int) -> float:
         """Linear warm-up, then cosine decay to lr * min_lr_frac at the end of the run.
@@ -241,25 +282,33 @@ class Trainer:
     def _step(
         self, x: torch.Tensor, y: torch.Tensor, total_steps: int
     ) -> tuple[float | None, float, float]:
-        x = x.to(self.device, non_blocking=True)
-        y = y.to(self.device, non_blocking=True)
-        nll, hidden = self.model.nll(x, y, self.hidden)
-        loss = nll.mean()
+        x, y = self._to_device(x), self._to_device(y)
+        with self.precision.autocast():
+            nll, hidden = self.net(x, y, self.hidden)
+            loss = nll.float().mean()
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        self.precision.backward(loss)  # with DDP, gradients arrive averaged over ranks
+        self.precision.unscale(self.optimizer)
         clip = self.config.train.grad_clip or math.inf
         norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip))
         value = loss.item()
         lr = self.learning_rate(total_steps)
+        if self.precision.overflowed(value, norm):
+            return None, norm, lr
         if not (math.isfinite(value) and math.isfinite(norm)):
             self._bad_step()
             return None, norm, lr
         self._bad_steps = 0
         for g in self.optimizer.param_groups:
             g["lr"] = lr
-        self.optimizer.step()
+        self.precision.step(self.optimizer)
         self.hidden = detach_hidden(hidden)
         return value, norm, lr
+
+    def _to_device(self, t: torch.Tensor) -> torch.Tensor:
+        if self.device.type == "cuda":  # page-locked, so the copy overlaps with compute
+            t = t.pin_memory()
+        return t.to(self.device, non_blocking=True)
 
     def _bad_step(self) -> None:
         """A non-finite loss or gradient: skip the update; after several, roll back."""
@@ -274,10 +323,7 @@ class Trainer:
     def _evaluate(self, on_event: Callback, meter: _Meter) -> bool:
         """Score the validation split, save checkpoints; True when patience ran out."""
         tc, st = self.config.train, self.state
-        nats, count = score_tokens(
-            self.model, self.splits.val, tc.eval_batch_size, tc.bptt, self.device
-        )
-        score = Score(nats, count, self.val_chars)
+        score = self._score_val()
         improved = st.best_val is None or score.nats_per_token < st.best_val
         if improved:
             st.best_val, st.evals_since_best = score.nats_per_token, 0
@@ -288,7 +334,7 @@ class Trainer:
             }
         else:
             st.evals_since_best += 1
-        sample = self._sample()
+        sample = self._sample() if self.main else ""
         self._log_eval(score, sample, meter)
         self.save(ckpt_io.LATEST, full=True)
         on_event(
@@ -297,6 +343,18 @@ class Trainer:
             )
         )
         return tc.patience is not None and st.evals_since_best >= tc.patience
+
+    def _score_val(self) -> Score:
+        """Each rank scores its block of validation rows; the totals are summed."""
+        tc = self.config.train
+        shard, rows = distributed.eval_shard(
+            self.splits.val, tc.eval_batch_size, self.rank, self.world
+        )
+        nats, count = 0.0, 0
+        if len(shard) > 1:
+            nats, count = score_tokens(self.model, shard, rows, tc.bptt, self.device)
+        nats, count = distributed.all_reduce_sum([nats, count], self.device)
+        return Score(nats, int(count), self.val_chars)
 
     def _sample(self) -> str:
         n = self.config.train.sample_length
@@ -320,10 +378,14 @@ class Trainer:
         }
 
     def _log_step(self, meter: _Meter, lr: float, norm: float) -> None:
+        if not self.main:
+            return
         row = self._row(meter) | {"lr": lr, "grad_norm": norm}
         append_jsonl(self.run_dir / "metrics.jsonl", row)
 
     def _log_eval(self, score: Score, sample: str, meter: _Meter) -> None:
+        if not self.main:
+            return
         st = self.state
         row = self._row(meter) | {"val_loss": score.nats_per_token, "val_bpc": score.bits_per_char}
         append_jsonl(self.run_dir / "metrics.jsonl", row)
@@ -333,8 +395,14 @@ class Trainer:
                 f.write(sample + "\n\n")
 
     def write_config(self) -> None:
+        if not self.main:
+            return
         doc = {**self.config.to_dict(), "seed": self.state.seed, "corpus": self.state.corpus}
         (self.run_dir / "config.json").write_text(json.dumps(doc, indent=2) + "\n")
+
+
+def _ignore(event: Any) -> None:
+    """Ranks other than 0 report nothing."""
 
 
 class _Meter:

@@ -7,6 +7,10 @@ from typing import Annotated
 import typer
 
 from charlm import __version__
+from charlm.cli import evaluate as _evaluate
+from charlm.cli import prepare as _prepare
+from charlm.cli import prime as _prime
+from charlm.cli import sample as _sample
 from charlm.cli import train as _train
 
 app = typer.Typer(
@@ -34,6 +38,10 @@ def _root(
 
 
 app.command("train")(_train.train)
+app.command("sample")(_sample.sample)
+app.command("prime")(_prime.prime)
+app.command("evaluate")(_evaluate.evaluate)
+app.command("prepare")(_prepare.prepare)
 
 
 def main() -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -13,6 +16,7 @@ from rich.console import Console
 from charlm.checkpoint import CheckpointError
 from charlm.config import ConfigError
 from charlm.data import DataError
+from charlm.inference import LoadedModel, load_model
 from charlm.textio import InputError
 from charlm.tokenizers import UnknownCharactersError
 
@@ -60,5 +64,150 @@ SeedOpt = Annotated[
     int | None, typer.Option("--seed", help="Random seed; a random one is chosen and recorded.")
 ]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu or cuda.")]
-ThreadsOpt = Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads for torch.")]
+ThreadsOpt = Annotated[
+    int | None, typer.Option("--threads", min=1, help="CPU threads [default: all cores but one].")
+]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on stderr.")]
+
+
+# ---- shared by sample, prime and evaluate -----------------------------------------------
+CheckpointArg = Annotated[
+    str | None,
+    typer.Argument(
+        help="Checkpoint file or run directory [default: the newest best checkpoint under "
+        "./checkpoints].",
+        show_default=False,
+    ),
+]
+
+
+def checkpoint_then(metavar: str, what: str) -> Any:
+    """The positional arguments of prime and evaluate: an optional checkpoint, then input."""
+    return typer.Argument(
+        metavar=metavar,
+        help=f"A checkpoint file or run directory (optional), then {what}.",
+        show_default=False,
+    )
+
+
+LengthOpt = Annotated[
+    int, typer.Option("--length", "-n", min=0, help="New tokens per sample (characters).")
+]
+NumSamplesOpt = Annotated[
+    int, typer.Option("--num-samples", "-k", min=1, help="Samples, generated as one batch.")
+]
+SeparatorOpt = Annotated[
+    str, typer.Option(help="Written between samples; escapes like \\n are understood.")
+]
+TemperatureOpt = Annotated[
+    float,
+    typer.Option(
+        "--temperature", "-t", help="Logits are divided by T (> 0): lower is safer, higher wilder."
+    ),
+]
+GreedyOpt = Annotated[bool, typer.Option("--greedy", help="Always take the most likely token.")]
+TopKOpt = Annotated[
+    int | None, typer.Option("--top-k", min=1, help="Sample only from the k most likely tokens.")
+]
+TopPOpt = Annotated[
+    float | None,
+    typer.Option("--top-p", help="Sample from the most likely tokens holding this probability."),
+]
+BiasOpt = Annotated[
+    float,
+    typer.Option(
+        "--bias",
+        help="Graves' biased sampling (B >= 0): p ~ exp((1 + B) * logit), the same as "
+        "temperature 1/(1+B). 0 samples the model; larger B reads easier, varies less.",
+    ),
+]
+StopOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--stop",
+        metavar="TEXT",
+        help="End a sample where this string appears (repeatable; \\n\\n understood).",
+    ),
+]
+ShowPrimeOpt = Annotated[
+    bool, typer.Option("--show-prime/--no-show-prime", help="Echo the prime before each sample.")
+]
+UnknownOpt = Annotated[
+    str,
+    typer.Option(
+        "--unknown", help="Prime characters the model never saw: error (stop) or skip (drop)."
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+
+def unescape(text: str) -> str:
+    """Backslash escapes typed on a command line (\\n, \\t, \\\\, \\x41, \\u00e9) as characters."""
+    try:
+        return text.encode("latin-1", "backslashreplace").decode("unicode_escape")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"cannot read the escapes in {text!r} ({e.reason})") from None
+
+
+def split_checkpoint(args: list[str]) -> tuple[str | None, list[str]]:
+    """Leading positional arguments -> (checkpoint or None, the rest).
+
+    The first argument names a checkpoint when it is a directory or a .safetensors file;
+    otherwise every argument is input and the newest checkpoint is used.
+    """
+    if args and (Path(args[0]).is_dir() or args[0].endswith(".safetensors")):
+        return args[0], args[1:]
+    return None, args
+
+
+def load_checkpoint(
+    checkpoint: str | None, device: str = "cpu", quiet: bool = False
+) -> LoadedModel:
+    """The model for sample, prime and evaluate; names the checkpoint when it was found."""
+    lm = load_model(checkpoint, device)
+    if lm.found and not quiet:
+        info(f"using checkpoint {lm.path}")
+    return lm
+
+
+class DataOut:
+    """Data on stdout: plain writes (no markup), flushed as produced but at most every
+    ``every`` seconds, so `| head` and `| tee` see text at once without a syscall a token.
+
+    The stdout handle is taken once, up front: a progress display started later cannot
+    divert the data.
+    """
+
+    def __init__(self, every: float = 0.05) -> None:
+        self.file = sys.stdout
+        self.every = every
+        self._last = time.monotonic()
+
+    def write(self, text: str) -> None:
+        if not text:
+            return
+        self.file.write(text)
+        if time.monotonic() - self._last >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        self.file.flush()
+        self._last = time.monotonic()
+
+    def is_terminal(self) -> bool:
+        return self.file.isatty()
+
+
+@contextmanager
+def closed_pipe_ok() -> Iterator[None]:
+    """A reader that went away (`| head`) ends the command quietly, with exit code 0."""
+    try:
+        yield
+    except BrokenPipeError:
+        # Point stdout at /dev/null so the interpreter's final flush does not fail again.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):  # no file descriptor (e.g. in tests)
+            pass
+        raise typer.Exit(0) from None

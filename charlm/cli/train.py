@@ -13,6 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
+from charlm import checkpoint as ckpt_io
+from charlm import distributed
 from charlm.cli.common import (
     DeviceOpt,
     QuietOpt,
@@ -48,6 +50,7 @@ FIELDS: dict[str, tuple[str, str]] = {
     "max_vocab": ("data", "max_vocab"),
     "vocab_size": ("data", "vocab_size"),
     "sp_model": ("data", "sp_model"),
+    "token_cache": ("data", "token_cache"),
     "batch_size": ("train", "batch_size"),
     "bptt": ("train", "bptt"),
     "optimizer": ("train", "optimizer"),
@@ -64,6 +67,7 @@ FIELDS: dict[str, tuple[str, str]] = {
     "sample_length": ("train", "sample_length"),
     "device": ("train", "device"),
     "threads": ("train", "threads"),
+    "amp": ("train", "amp"),
 }
 # Options that may change when resuming: how long to go on, not what is being trained.
 RESUME_BOUNDS = ("epochs", "max_steps", "max_time", "patience", "eval_every")
@@ -142,6 +146,10 @@ def train(
     max_vocab: Annotated[int | None, typer.Option(help="word: keep the most frequent.")] = None,
     vocab_size: Annotated[int | None, typer.Option(help="sentencepiece vocabulary.")] = None,
     sp_model: Annotated[str | None, typer.Option(help="sentencepiece: bpe or unigram.")] = None,
+    token_cache: Annotated[
+        str | None,
+        typer.Option(help="auto (files over 64 MB), always or never: stream into a token file."),
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Parallel stripes of the corpus.")] = None,
     bptt: Annotated[int | None, typer.Option(help="Steps per truncated-BPTT window.")] = None,
     optimizer: Annotated[str | None, typer.Option(help="adamw or sgd.")] = None,
@@ -165,6 +173,12 @@ def train(
     seed: SeedOpt = None,
     device: DeviceOpt = "auto",
     threads: ThreadsOpt = None,
+    amp: Annotated[
+        str | None, typer.Option(help="CUDA mixed precision: bf16, fp16 (loss-scaled) or off.")
+    ] = None,
+    nproc: Annotated[
+        int, typer.Option(min=1, help="Data-parallel processes on this machine (via torchrun).")
+    ] = 1,
     out: Annotated[
         str | None, typer.Option("--out", "-o", help="Run directory [default: checkpoints/NAME].")
     ] = None,
@@ -182,6 +196,7 @@ def train(
 ) -> None:
     """Train a recurrent language model on a text file."""
     given = {k: v for k, v in locals().items() if k in FIELDS and v is not None}
+    _data_parallel(nproc, corpus, resume)
     with user_errors():
         if "max_time" in given:
             mt = parse_max_time(given["max_time"])
@@ -195,10 +210,13 @@ def train(
                 raise fail("give a corpus file (or - for stdin), or --resume RUN_DIR", code=2)
             trainer, warnings = _start(corpus, preset, given, seed, out, force, init_from, quiet)
         threads_used = set_threads(trainer.config.train.threads)
+        quiet = quiet or not trainer.main  # one voice: rank 0's
         for w in warnings:
             if not quiet:
                 info(f"warning: {w}")
         if dry_run:
+            if not trainer.main:
+                return
             sys.stdout.write(json.dumps(describe(trainer) | {"threads": threads_used}, indent=2))
             sys.stdout.write("\n")
             return
@@ -233,6 +251,22 @@ def _resume(run_dir: Path, source: str | None, given: dict[str, Any]) -> tuple[T
     return trainer, warnings
 
 
+def _data_parallel(nproc: int, corpus: str | None, resume: Path | None) -> None:
+    """Refuse what ranks cannot do; with --nproc N, run this command as N torchrun ranks."""
+    under_torchrun = distributed.world_from_env() > 1
+    if (nproc > 1 or under_torchrun) and corpus == "-":
+        raise fail("data-parallel training needs a corpus file: ranks cannot share stdin", code=2)
+    if nproc == 1:
+        return
+    if under_torchrun:
+        raise fail("--nproc starts torchrun itself: leave it out when torchrun starts charlm", 2)
+    if resume is not None:  # refuse here once, rather than once per rank
+        with user_errors():
+            ck = ckpt_io.load(ckpt_io.resolve(resume, prefer=ckpt_io.LATEST))
+            distributed.rebatch(ck.config.train.batch_size, ck.state.get("world_size", 1), nproc)
+    raise typer.Exit(distributed.launch(nproc, distributed.strip_option(sys.argv[1:], "--nproc")))
+
+
 def _run(trainer: Trainer, threads: int, quiet: bool) -> None:
     run_dir = trainer.run_dir
     if not quiet:
@@ -240,7 +274,7 @@ def _run(trainer: Trainer, threads: int, quiet: bool) -> None:
         info(
             f"training {cfg.model.num_layers}x{cfg.model.hidden_size} {cfg.model.model} "
             f"({describe(trainer)['parameters']:,} parameters, vocabulary "
-            f"{trainer.tokenizer.vocab_size}) on {trainer.device}, {threads} thread(s), "
+            f"{trainer.tokenizer.vocab_size}) on {_where(trainer, threads)}, "
             f"seed {st.seed}, into {run_dir}"
         )
     with graceful_stop(trainer), TrainReporter(err, stderr_is_terminal(), quiet) as reporter:
@@ -250,5 +284,17 @@ def _run(trainer: Trainer, threads: int, quiet: bool) -> None:
         best_s = f"{best:.4f} nats/token" if best is not None else "n/a"
         info(f"stopped ({result.reason}) at step {result.state.step}; best val loss {best_s}")
         info(f"checkpoints in {run_dir}; sample with: charlm sample {run_dir}")
-    if result.reason == "interrupted":
+    distributed.teardown()
+    # Ranks end an agreed stop successfully: torchrun kills every rank when one exits
+    # non-zero, and the --nproc launcher reports the interruption itself.
+    if result.reason == "interrupted" and trainer.world == 1:
         raise typer.Exit(130)
+
+
+def _where(trainer: Trainer, threads: int) -> str:
+    if trainer.world == 1:
+        return f"{trainer.device}, {threads} thread(s)"
+    return (
+        f"{trainer.world} {trainer.device.type} processes x {threads} thread(s), global batch "
+        f"{trainer.world} x {trainer.config.train.batch_size}"
+    )

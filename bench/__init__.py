@@ -1,0 +1,1 @@
+"""charlm's benchmark suite: `python -m bench [--quick]` (see bench/README.md)."""

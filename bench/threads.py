@@ -1,0 +1,96 @@
+"""One thread or two: charlm's training step on a quiet and on a contended host.
+
+On a 2-core machine two torch threads need both cores; when anything else wants one of
+them, every parallel region waits for the thread that was descheduled, and training can
+run many times slower than on one thread. The contended case is made on purpose here: one
+busy-looping process, started and stopped by this module, competes for a core while both
+thread counts are timed, interleaved. Each OpenMP wait policy is measured in a child
+process, since the policy is read once, when torch loads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from typing import Any
+
+from bench.training import Shape, charlm_rate, matmul_peak
+from charlm.config import ModelConfig, TrainConfig
+from charlm.runtime import default_threads
+
+THREADS = (1, 2)
+POLICIES = ("default", "PASSIVE")  # OMP_WAIT_POLICY: unset (spin, then sleep), or passive
+
+
+def default_shape(steps: int) -> Shape:
+    """The shape `charlm train` uses with no options."""
+    m, t = ModelConfig(), TrainConfig()
+    return Shape(m.num_layers, m.hidden_size, t.bptt, t.batch_size, steps, embed=m.embed_size)
+
+
+@contextmanager
+def busy_core() -> Iterator[None]:
+    """A competing process spinning on one core for the duration of the block."""
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
+def measure(shape: Shape, reps: int) -> dict[str, Any]:
+    """Training tokens/s at 1 and 2 threads, quiet and with one core busy."""
+    out: dict[str, Any] = {}
+    for host in ("quiet", "contended"):
+        rates: dict[int, list[float]] = {n: [] for n in THREADS}
+        with busy_core() if host == "contended" else nullcontext():
+            for rep in range(reps):
+                for n in THREADS if rep % 2 == 0 else reversed(THREADS):
+                    rates[n].append(charlm_rate(shape, shape.steps, n))
+        med = {n: statistics.median(r) for n, r in rates.items()}
+        out[host] = {f"{n}_thread_tok_s": round(v) for n, v in med.items()}
+        out[host]["2_over_1"] = round(med[2] / med[1], 2)
+    out["matmul_peak_gflops"] = {str(n): round(matmul_peak(n), 1) for n in THREADS}
+    return out
+
+
+def measure_in_child(policy: str, steps: int, reps: int) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if policy != "default":
+        env["OMP_WAIT_POLICY"] = policy
+    cmd = [sys.executable, "-m", "bench.threads", str(steps), str(reps)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the {policy} child failed: {proc.stderr.strip()[-300:]}")
+    return json.loads(proc.stdout)
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if (cores or 1) < 2:
+        return {"skipped": f"{cores} core: nothing to compare"}
+    steps, reps = (2, 1) if quick else (6, 2)
+    rows = []
+    for policy in POLICIES:
+        r = measure_in_child(policy, steps, reps)
+        for host in ("quiet", "contended"):
+            rows.append({"omp_wait_policy": policy, "host": host} | r[host])
+    return {
+        "config": default_shape(steps).name,
+        "cores": cores,
+        "charlm_default_threads": default_threads(),
+        "rows": rows,
+        "note": "contended = one busy-looping process started by the suite, on top of "
+        "whatever else the host runs; the load average is in the machine record",
+    }
+
+
+if __name__ == "__main__":  # the child process of measure_in_child
+    steps, reps = int(sys.argv[1]), int(sys.argv[2])
+    sys.stdout.write(json.dumps(measure(default_shape(steps), reps)))

@@ -1,0 +1,184 @@
+"""Training speed: charlm's real training path against a bare twenty-line reference loop.
+
+Both train the same network (embedding 64, ``nn.LSTM``, linear decoder, cross-entropy,
+AdamW, global-norm clipping at 5) on the same shapes and threads, in interleaved runs, so a
+change in the host's load hits both alike. charlm is driven through ``Trainer.run`` on a
+synthetic corpus with the CLI's plain-text reporter attached, so its batcher, events,
+metrics and progress are all in the timed steps; the final evaluation and checkpoint are
+not (their cost depends on --eval-every and the size of the validation split).
+"""
+
+from __future__ import annotations
+
+import io
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from torch import nn
+
+from charlm.cli.progress import TrainReporter
+from charlm.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from charlm.run import Corpus, new_trainer
+from charlm.train import StepEvent
+
+ALPHABET = (
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ \n.,;:!?'-&$3"  # 65, as Shakespeare
+)
+
+
+@dataclass(frozen=True)
+class Shape:
+    layers: int
+    hidden: int
+    bptt: int
+    batch: int
+    steps: int  # timed steps per run (full mode)
+    embed: int = 64
+    vocab: int = len(ALPHABET)
+
+    @property
+    def name(self) -> str:
+        return f"{self.layers}x{self.hidden} seq {self.bptt} batch {self.batch}"
+
+    def flops_per_token(self) -> float:
+        """Matrix-multiply FLOPs of one training token: forward, and backward at twice that."""
+        forward, width = 2.0 * self.hidden * self.vocab, self.embed
+        for _ in range(self.layers):
+            forward += 2.0 * 4 * self.hidden * (width + self.hidden)
+            width = self.hidden
+        return 3.0 * forward
+
+
+SHAPES = (
+    Shape(2, 128, 50, 50, steps=40),  # char-rnn's default
+    Shape(2, 256, 100, 32, steps=12),
+    Shape(3, 512, 100, 64, steps=4),
+)
+WARM = 2  # untimed steps first: allocator and oneDNN set-up
+
+
+def matmul_peak(threads: int, seconds: float = 1.0, n: int = 1024) -> float:
+    """Best GFLOP/s of a square fp32 matrix multiply over a few short bursts."""
+    with torch_threads(threads):
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        best = 0.0
+        for _ in range(3):
+            reps, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < seconds / 3:
+                torch.mm(a, b)
+                reps += 1
+            best = max(best, 2.0 * n**3 * reps / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
+class torch_threads:
+    """Run a block with torch's intra-op threads set, restoring them afterwards."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads, self.saved = threads, torch.get_num_threads()
+
+    def __enter__(self) -> None:
+        torch.set_num_threads(self.threads)
+
+    def __exit__(self, *exc: object) -> None:
+        torch.set_num_threads(self.saved)
+
+
+def synthetic_text(n: int, seed: int = 0) -> str:
+    ids = np.random.default_rng(seed).integers(len(ALPHABET), size=n)
+    return "".join(np.array(list(ALPHABET))[ids])
+
+
+def charlm_rate(shape: Shape, steps: int, threads: int) -> float:
+    """Tokens per second of ``Trainer.run`` over ``steps`` steps after the warm-up ones."""
+    total = WARM + steps
+    model = ModelConfig(embed_size=shape.embed, hidden_size=shape.hidden, num_layers=shape.layers)
+    config = RunConfig(
+        model=model,
+        data=DataConfig(val_frac=0.01),
+        train=TrainConfig(batch_size=shape.batch, bptt=shape.bptt, max_steps=total, max_time=None,
+                          epochs=10**6, eval_every=10**9, sample_length=0, threads=threads),
+    )  # fmt: skip
+    text = synthetic_text(int(shape.batch * shape.bptt * (total + 1) * 1.02) + 2 * shape.batch)
+    marks: dict[int, tuple[float, int]] = {}
+    console = Console(file=io.StringIO(), width=120)
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, StepEvent) and event.step in (WARM, total):
+            marks[event.step] = (time.perf_counter(), event.tokens_seen)
+        reporter(event)
+
+    with torch_threads(threads), tempfile.TemporaryDirectory() as tmp:
+        trainer, _ = new_trainer(config, Corpus(text, "-", "synthetic"), Path(tmp) / "run", seed=0)
+        with TrainReporter(console, live=False, quiet=False) as reporter:
+            trainer.run(on_event)
+    (t0, n0), (t1, n1) = marks[WARM], marks[total]
+    return (n1 - n0) / (t1 - t0)
+
+
+def reference_rate(shape: Shape, steps: int, threads: int) -> float:
+    """The bare loop: what anyone would write in twenty lines."""
+    with torch_threads(threads):
+        torch.manual_seed(0)
+        v, b, t = shape.vocab, shape.batch, shape.bptt
+        emb = nn.Embedding(v, shape.embed)
+        rnn = nn.LSTM(shape.embed, shape.hidden, shape.layers, batch_first=True)
+        dec = nn.Linear(shape.hidden, v)
+        params = [*emb.parameters(), *rnn.parameters(), *dec.parameters()]
+        opt = torch.optim.AdamW(params, lr=2e-3)
+        data = torch.randint(v, (b, (WARM + steps) * t + 1))
+        hidden = None
+        for i in range(WARM + steps):
+            if i == WARM:
+                t0 = time.perf_counter()
+            x, y = data[:, i * t : (i + 1) * t], data[:, i * t + 1 : (i + 1) * t + 1]
+            out, hidden = rnn(emb(x), hidden)
+            loss = F.cross_entropy(dec(out).reshape(-1, v), y.reshape(-1))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(params, 5.0)
+            opt.step()
+            hidden = tuple(h.detach() for h in hidden)
+        return steps * b * t / (time.perf_counter() - t0)
+
+
+def compare(shape: Shape, threads: int, reps: int, steps: int, peak: float) -> dict[str, Any]:
+    """Interleaved runs (alternating which goes first); medians and their ratio."""
+    rates: dict[str, list[float]] = {"charlm": [], "reference": []}
+    for rep in range(reps):
+        order = ("charlm", "reference") if rep % 2 == 0 else ("reference", "charlm")
+        for impl in order:
+            fn = charlm_rate if impl == "charlm" else reference_rate
+            rates[impl].append(fn(shape, steps, threads))
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    gflops = med["charlm"] * shape.flops_per_token() / 1e9
+    return {
+        "config": shape.name,
+        "threads": threads,
+        "charlm_tok_s": round(med["charlm"]),
+        "reference_tok_s": round(med["reference"]),
+        "ratio": round(med["charlm"] / med["reference"], 3),
+        "charlm_gflops": round(gflops, 1),
+        "peak_fraction": round(gflops / peak, 3),
+        "runs": {k: [round(r) for r in v] for k, v in rates.items()},
+    }
+
+
+def run(quick: bool = False, threads: int = 1) -> dict[str, Any]:
+    reps = 2 if quick else 3
+    peak = matmul_peak(threads)
+    rows = []
+    for shape in SHAPES:
+        steps = max(2, shape.steps // 2) if quick else shape.steps
+        rows.append(
+            compare(shape, threads, 1 if quick and shape.hidden >= 512 else reps, steps, peak)
+        )
+    return {"threads": threads, "matmul_peak_gflops": round(peak, 1), "rows": rows}

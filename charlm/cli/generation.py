@@ -1,0 +1,118 @@
+"""What `charlm sample` and `charlm prime` share: checking the prime, writing the samples."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from charlm.cli.common import DataOut, closed_pipe_ok, err, info, stderr_is_terminal, unescape
+from charlm.config import ConfigError
+from charlm.generate import GenerateConfig, generate
+from charlm.inference import LoadedModel
+from charlm.sampling import SamplingConfig
+from charlm.textio import InputError
+from charlm.tokenizers import Tokenizer, describe_unknown
+
+UNKNOWN_MODES = ("error", "skip")
+PROGRESS_EVERY = 64  # steps between progress updates: cheap next to a step
+
+
+@dataclass
+class Output:
+    """How the samples are laid out on stdout."""
+
+    show_prime: bool = True
+    separator: str = "\n\n"
+    quiet: bool = False
+
+
+def generate_config(
+    length: int,
+    num_samples: int,
+    temperature: float,
+    greedy: bool,
+    top_k: int | None,
+    top_p: float | None,
+    bias: float,
+    stop: list[str] | None,
+    seed: int | None,
+) -> GenerateConfig:
+    """The sampling options of both commands, mapped onto the library's configs in one place."""
+    sampling = SamplingConfig(temperature, bias, top_k, top_p, greedy)
+    stops = tuple(unescape(s) for s in stop or ())
+    return GenerateConfig(length, num_samples, stops, seed, sampling)
+
+
+def check_prime(tokenizer: Tokenizer, text: str, mode: str, quiet: bool) -> str:
+    """The prime the model can read: unknown characters are an error, or dropped with a note."""
+    if mode not in UNKNOWN_MODES:
+        raise ConfigError(f"unknown --unknown '{mode}': choose error or skip")
+    unknown = tokenizer.unknown(text)
+    if not unknown:
+        return text
+    if mode == "error":
+        raise InputError(
+            f"the prime has {describe_unknown(unknown)}: pass --unknown skip to drop them"
+        )
+    if not quiet:
+        info(f"warning: the prime has {describe_unknown(unknown)}; they are skipped")
+    bad = {c for _, c in unknown}
+    return "".join(c for c in text if c not in bad)
+
+
+def write_samples(lm: LoadedModel, prime: str, cfg: GenerateConfig, out: Output) -> None:
+    """Stream the samples to stdout: the first as it is produced, the others after it.
+
+    All K streams advance together; the first is written token by token, the rest are
+    held until it ends (the terminal can only show one stream at a time).
+    """
+    ids = lm.tokenizer.encode(prime) if prime else []
+    separator = unescape(out.separator)
+    data = DataOut()
+    head = prime if out.show_prime else ""
+    held: list[list[str]] = [[] for _ in range(cfg.num_samples)]
+    with closed_pipe_ok(), _progress(cfg, data, out.quiet) as advance:
+        data.write(head)
+        for step, pieces in enumerate(generate(lm.model, lm.tokenizer, ids, cfg)):
+            data.write(pieces[0])
+            for k in range(1, cfg.num_samples):
+                held[k].append(pieces[k])
+            if step % PROGRESS_EVERY == 0:
+                advance(step)
+        for k in range(1, cfg.num_samples):
+            data.write(separator + head + "".join(held[k]))
+        if data.is_terminal():
+            data.write("\n")  # leave the shell prompt on a line of its own
+        data.flush()
+
+
+def _progress(cfg: GenerateConfig, data: DataOut, quiet: bool) -> Any:
+    """A progress bar on stderr while the text goes to a file or a pipe; else nothing."""
+    if quiet or data.is_terminal() or not stderr_is_terminal():
+        return nullcontext(lambda step: None)
+    return _Bar(cfg.length)
+
+
+class _Bar:
+    def __init__(self, total: int) -> None:
+        # redirect_stdout=False: a redirected stdout would carry the bar into the data.
+        self.progress = Progress(
+            TextColumn("sampling"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=err,
+            redirect_stdout=False,
+            redirect_stderr=False,
+            transient=True,
+        )
+        self.task = self.progress.add_task("sample", total=total)
+
+    def __enter__(self) -> Any:
+        self.progress.start()
+        return lambda step: self.progress.update(self.task, completed=step)
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()

@@ -1,0 +1,108 @@
+"""`charlm prime`: continue a given text in its style, or show how the model reads it."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from charlm.cli.common import (
+    BiasOpt,
+    DataOut,
+    DeviceOpt,
+    GreedyOpt,
+    JsonOpt,
+    LengthOpt,
+    NumSamplesOpt,
+    QuietOpt,
+    SeedOpt,
+    SeparatorOpt,
+    ShowPrimeOpt,
+    StopOpt,
+    TemperatureOpt,
+    ThreadsOpt,
+    TopKOpt,
+    TopPOpt,
+    UnknownOpt,
+    checkpoint_then,
+    closed_pipe_ok,
+    info,
+    load_checkpoint,
+    split_checkpoint,
+    user_errors,
+)
+from charlm.cli.generation import Output, check_prime, generate_config, write_samples
+from charlm.runtime import set_threads
+from charlm.scoring import token_report
+from charlm.textio import InputError, read_text
+
+
+def prime(
+    args: Annotated[
+        list[str] | None,
+        checkpoint_then("[CHECKPOINT] TEXT|-", "the text to continue; - or piped stdin reads it"),
+    ] = None,
+    *,
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="Read the text here.")] = None,
+    length: LengthOpt = 500,
+    num_samples: NumSamplesOpt = 1,
+    separator: SeparatorOpt = "\\n\\n",
+    temperature: TemperatureOpt = 1.0,
+    greedy: GreedyOpt = False,
+    top_k: TopKOpt = None,
+    top_p: TopPOpt = None,
+    bias: BiasOpt = 0.0,
+    stop: StopOpt = None,
+    show_prime: ShowPrimeOpt = True,
+    unknown: UnknownOpt = "error",
+    json_out: JsonOpt = False,
+    candidates: Annotated[
+        int, typer.Option(min=1, help="--json: the top next-token candidates per position.")
+    ] = 5,
+    seed: SeedOpt = None,
+    device: DeviceOpt = "cpu",
+    threads: ThreadsOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Run a text through the network, then sample its continuation with it in memory."""
+    with user_errors():
+        checkpoint, rest = split_checkpoint(args or [])
+        text = _prime_text(rest, file)
+        cfg = generate_config(
+            length, num_samples, temperature, greedy, top_k, top_p, bias, stop, seed
+        )
+        set_threads(threads)
+        lm = load_checkpoint(checkpoint, device, quiet)
+        text = check_prime(lm.tokenizer, text, unknown, quiet)
+        if not text and json_out:
+            raise InputError("the prime is empty: nothing to score")
+        if not text and not quiet:
+            info("the prime is empty: sampling from the start of a line")
+        if json_out:
+            report = token_report(lm.model, lm.tokenizer, text, candidates)
+            with closed_pipe_ok():
+                out = DataOut()
+                out.write(json.dumps({"prime": text, **report}, ensure_ascii=False) + "\n")
+                out.flush()
+            return
+        write_samples(lm, text, cfg, Output(show_prime, separator, quiet))
+
+
+def _prime_text(rest: list[str], file: Path | None) -> str:
+    """The text from the argument, --file, or stdin ('-', or piped when nothing is given)."""
+    if len(rest) > 1:
+        raise InputError(
+            f"expected one text after the checkpoint, got {len(rest)} arguments: quote the text"
+        )
+    if file is not None:
+        if rest:
+            raise InputError("give the text as an argument or with --file, not both")
+        return read_text(file)
+    if rest:
+        return read_text("-") if rest[0] == "-" else rest[0]
+    if sys.stdin is not None and not sys.stdin.isatty():
+        return read_text("-")
+    raise InputError("give a text to continue: charlm prime [CHECKPOINT] TEXT (or - for stdin)")

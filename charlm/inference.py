@@ -1,0 +1,56 @@
+"""Loading a trained model for inference: the one place sample, prime and evaluate get it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from charlm import checkpoint as ckpt_io
+from charlm.config import ConfigError, RunConfig
+from charlm.model import RNNLM
+from charlm.runtime import resolve_device
+from charlm.tokenizers import Tokenizer, tokenizer_from_dict
+
+DEFAULT_ROOT = "checkpoints"
+
+
+@dataclass
+class LoadedModel:
+    model: RNNLM  # in eval mode, on ``device``
+    tokenizer: Tokenizer
+    config: RunConfig
+    path: Path  # the checkpoint file read
+    found: bool  # True when no path was given and the latest checkpoint was picked
+    state: dict[str, Any] = field(default_factory=dict)  # training progress (step, best_val)
+
+
+def load_model(
+    checkpoint: str | Path | None = None, device: str = "cpu", root: str | Path = DEFAULT_ROOT
+) -> LoadedModel:
+    """A model ready to score and sample from.
+
+    ``checkpoint`` is a checkpoint file or a run directory (its best checkpoint, else its
+    latest); None picks the most recently written best checkpoint under ``root``.
+    """
+    path = ckpt_io.find_latest(root) if checkpoint is None else ckpt_io.resolve(checkpoint)
+    ck = ckpt_io.load(path)
+    try:
+        tokenizer = tokenizer_from_dict(ck.tokenizer)
+    except (ValueError, KeyError) as e:
+        raise ckpt_io.CheckpointError(
+            f"{path}: cannot rebuild its tokenizer ({e}); upgrade charlm or retrain"
+        ) from e
+    model = RNNLM(ck.config.model)
+    try:
+        model.load_state_dict(ck.model)
+    except RuntimeError as e:
+        raise ckpt_io.CheckpointError(
+            f"{path}: its weights do not fit the model its config describes; "
+            "it may come from another charlm version: retrain with 'charlm train CORPUS'"
+        ) from e
+    try:
+        model.to(resolve_device(device)).eval()
+    except ValueError as e:  # CUDA asked for but absent
+        raise ConfigError(str(e)) from None
+    return LoadedModel(model, tokenizer, ck.config, path, checkpoint is None, ck.state)

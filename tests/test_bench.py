@@ -1,0 +1,50 @@
+"""The benchmark suite's plumbing, on micro shapes: no timing is asserted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench import quality, report
+from bench.__main__ import run_section
+from bench.training import Shape, charlm_rate, reference_rate
+
+
+def test_flops_count_every_matrix_multiply() -> None:
+    s = Shape(layers=2, hidden=10, bptt=5, batch=3, steps=1, embed=4, vocab=7)
+    # layer 1: 2*4*10*(4+10); layer 2: 2*4*10*(10+10); decoder 2*10*7; times 3 for training
+    assert s.flops_per_token() == 3 * (1120 + 1600 + 140)
+    assert s.name == "2x10 seq 5 batch 3"
+
+
+@pytest.mark.parametrize("rate", [charlm_rate, reference_rate])
+def test_both_loops_train_a_micro_shape(rate) -> None:
+    assert rate(Shape(1, 16, 8, 4, steps=3), 3, 1) > 0
+
+
+def test_markdown_renders_rows_and_scalars_and_skips_nested_values() -> None:
+    host = {"date": "today", "cpu": "cpu", "cores": 2, "torch": "2", "load_average_1min": 0.1}
+    sections = {
+        "training": {"threads": 1, "rows": [{"config": "a|b", "ratio": 0.987, "runs": [1, 2]}]},
+        "memory": {"skipped": "not there yet"},
+    }
+    text = report.markdown(sections, host, quick=True)
+    assert "## Benchmarks (--quick)" in text
+    assert "| config | ratio |" in text and "| a\\|b | 0.987 |" in text
+    assert "runs" not in text
+    assert "skipped: not there yet" in text
+
+
+def test_save_writes_json(tmp_path: Path) -> None:
+    path = report.save("x", {"a": 1}, tmp_path)
+    assert path.read_text().strip().startswith("{") and '"a": 1' in path.read_text()
+
+
+def test_missing_section_module_is_skipped_with_a_note() -> None:
+    assert "not there yet" in run_section("no_such_section", quick=True, long=False)["skipped"]
+
+
+def test_quality_skips_without_the_corpus(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(quality, "CORPUS", tmp_path / "absent.txt")
+    assert "absent" in quality.run(quick=True)["skipped"]

