@@ -25,6 +25,8 @@ from charlm.config import RunConfig
 FORMAT = "charlm"
 FORMAT_VERSION = 1
 BEST, LATEST = "best.safetensors", "latest.safetensors"
+# torch.save writes a zip archive (PK) or, in its legacy format, a bare pickle (0x80 + protocol).
+_PICKLE_MAGIC = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
 
 
 class CheckpointError(ValueError):
@@ -40,6 +42,7 @@ class Checkpoint:
     optimizer: dict[str, Any] | None = None  # torch optimizer state_dict
     hidden: list[torch.Tensor] = field(default_factory=list)
     rng: dict[str, torch.Tensor] = field(default_factory=dict)
+    path: Path | None = None  # where it was read from, for messages
 
 
 def save(ckpt: Checkpoint, path: str | Path) -> None:
@@ -57,7 +60,10 @@ def write_atomic(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except OSError as e:  # disk full, permission denied: name the file the caller wanted
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(e.errno, e.strerror, str(path)) from e
+    except BaseException:  # a second Ctrl-C included: the old file stays, no temporary
         Path(tmp).unlink(missing_ok=True)
         raise
 
@@ -103,6 +109,12 @@ def load(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"{path} is a directory without {BEST} or {LATEST}") from None
     except OSError as e:
         raise CheckpointError(f"{path}: cannot read it ({e.strerror})") from e
+    if data.startswith(_PICKLE_MAGIC):
+        raise CheckpointError(
+            f"{path} is a pickle (torch.save) file, not a charlm checkpoint: charlm never "
+            "unpickles, since loading a pickle can run code; use a .safetensors checkpoint "
+            "written by 'charlm train'"
+        )
     try:
         tensors = st_load(data)
         meta = _read_metadata(data)
@@ -138,10 +150,32 @@ def _unflatten(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any
         state=meta.get("state", {}),
         hidden=[tensors[f"hidden.{i}"] for i in range(len(_prefixed(tensors, "hidden.")))],
         rng=_prefixed(tensors, "rng."),
+        path=path,
     )
     if "optimizer" in meta:
         ckpt.optimizer = _optimizer_state(tensors, meta["optimizer"])
     return ckpt
+
+
+def load_weights(model: torch.nn.Module, ck: Checkpoint) -> None:
+    """Put the checkpoint's weights into ``model``, or say in one line why they do not fit."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(ck.model))
+    for name in sorted(set(expected) & set(ck.model)):
+        want, got = tuple(expected[name].shape), tuple(ck.model[name].shape)
+        if want != got:
+            raise CheckpointError(
+                f"{ck.path or 'checkpoint'}: weight {name} has shape {got}, but the config "
+                f"stored with it needs {want}: the file was altered or is damaged; use "
+                "another checkpoint or retrain with 'charlm train CORPUS'"
+            )
+    if missing or set(ck.model) - set(expected):
+        names = ", ".join(missing or sorted(set(ck.model) - set(expected)))
+        raise CheckpointError(
+            f"{ck.path or 'checkpoint'}: its weights do not match its config ({names}); "
+            "it may come from another charlm version: retrain with 'charlm train CORPUS'"
+        )
+    model.load_state_dict(ck.model)
 
 
 def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

@@ -65,7 +65,12 @@ def clean_text(text: str, options: CleanOptions | None = None) -> str:
 
 
 def finish(text: str) -> str:
-    """At most one blank line in a row, none at the start, exactly one newline at the end."""
+    """No trailing spaces, at most one blank line in a row, none at the start, one final newline.
+
+    Trailing spaces are stripped here too because --ascii and --lowercase run after the first
+    pass and can leave a line ending in a space (e.g. a dropped diaeresis).
+    """
+    text = "\n".join(line.rstrip() for line in text.split("\n"))
     text = _BLANK_RUNS.sub("\n\n", text).strip("\n")
     return text + "\n" if text else ""
 

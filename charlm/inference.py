@@ -41,16 +41,17 @@ def load_model(
         raise ckpt_io.CheckpointError(
             f"{path}: cannot rebuild its tokenizer ({e}); upgrade charlm or retrain"
         ) from e
-    model = RNNLM(ck.config.model)
-    try:
-        model.load_state_dict(ck.model)
-    except RuntimeError as e:
+    if tokenizer.vocab_size != ck.config.model.vocab_size:  # ids the tokenizer cannot decode
         raise ckpt_io.CheckpointError(
-            f"{path}: its weights do not fit the model its config describes; "
-            "it may come from another charlm version: retrain with 'charlm train CORPUS'"
-        ) from e
+            f"{path}: its tokenizer has {tokenizer.vocab_size} tokens but its model "
+            f"{ck.config.model.vocab_size}: the file is damaged; retrain with 'charlm train CORPUS'"
+        )
+    model = RNNLM(ck.config.model)
+    ckpt_io.load_weights(model, ck)
     try:
         model.to(resolve_device(device)).eval()
     except ValueError as e:  # CUDA asked for but absent
         raise ConfigError(str(e)) from None
+    except RuntimeError:  # a device name torch does not know
+        raise ConfigError(f"unknown --device '{device}': use auto, cpu or cuda") from None
     return LoadedModel(model, tokenizer, ck.config, path, checkpoint is None, ck.state)

@@ -194,7 +194,9 @@ class WordTokenizer:
             if out and not tok[0].isalnum() and out[-1][-1] == tok[0]:
                 attach = False  # "," "," stays two tokens, not the run ",,"
             out.append(tok if attach else " " + tok)
-            glue = opening or tok in _NO_SPACE_AFTER or tok[0] == "-"
+            # A dash run ("--") joins both neighbours; a lone "-" must not, or "X- X" would
+            # decode to "X-X", which encodes as one (different) word.
+            glue = opening or tok in _NO_SPACE_AFTER or tok.startswith("--")
         return "".join(out)
 
     def spelled_span(self, text: str) -> tuple[int, int]:

@@ -6,6 +6,7 @@ The library never prints: ``Trainer.run`` reports through a callback that receiv
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -28,6 +29,11 @@ from charlm.scoring import Score, score_tokens
 from charlm.tokenizers import Tokenizer
 
 MAX_BAD_STEPS = 5  # consecutive non-finite steps before rolling back
+MAX_ROLLBACKS = 8  # then the learning rate is 1/256 of its start: give up, say what to change
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on; the message says what to change."""
 
 
 @dataclass
@@ -114,10 +120,11 @@ class Trainer:
         self.hidden: Any = self.model.init_hidden(tc.batch_size, self.device)
         self._bad_steps = 0
         self._good: dict[str, Any] | None = None  # last good state, for rollback
+        self._notes: list[str] = []  # said through InfoEvents at the next step
 
     # ---- persistence -------------------------------------------------------------------
     def load(self, ck: ckpt_io.Checkpoint, *, weights_only: bool = False) -> None:
-        self.model.load_state_dict(ck.model)
+        ckpt_io.load_weights(self.model, ck)
         if weights_only:
             return
         if ck.optimizer is not None:
@@ -149,6 +156,9 @@ class Trainer:
 
     def save(self, name: str, full: bool) -> None:
         """Every rank calls this (a full checkpoint gathers hidden state); rank 0 writes."""
+        if not all(bool(p.isfinite().all()) for p in self.model.parameters()):
+            self._notes.append(f"weights are not finite: {name} not written")
+            return
         ck = self.checkpoint(full)
         if self.main:
             ckpt_io.save(ck, self.run_dir / name)
@@ -161,6 +171,7 @@ class Trainer:
         if self.world > 1:  # each rank its own dropout masks, reproducibly on resume
             torch.manual_seed(self.state.seed + 1_000_003 * self.rank + self.state.step)
         self._prepare_run_dir()
+        self._good = self._good or self._snapshot()  # a rollback target before any evaluation
         self.model.train()
         self._started = time.monotonic() - self.state.elapsed
         reason = ""
@@ -168,6 +179,7 @@ class Trainer:
             reason = self._run_epoch(on_event, total_steps)
         self.write_config()
         self.save(ckpt_io.LATEST, full=True)
+        self._say(on_event)
         distributed.barrier()
         return FinishEvent(reason, self.state, self.run_dir)
 
@@ -191,6 +203,7 @@ class Trainer:
             st.elapsed = time.monotonic() - self._started
             loss = self._agree(loss)
             meter.add(x.numel() * self.world, loss)
+            self._say(on_event)
             if loss is not None:
                 on_event(
                     StepEvent(
@@ -315,23 +328,41 @@ class Trainer:
         self._bad_steps += 1
         self.hidden = self.model.init_hidden(self.config.train.batch_size, self.device)
         if self._bad_steps >= MAX_BAD_STEPS and self._good is not None:
+            if self.state.lr_scale <= 0.5**MAX_ROLLBACKS:
+                raise TrainingError(
+                    f"the loss stayed NaN or infinite after {MAX_ROLLBACKS} rollbacks: lower "
+                    f"--lr (now {self.config.train.lr:g}) or --grad-clip, or check the corpus"
+                )
             self.model.load_state_dict(self._good["model"])
             self.optimizer.load_state_dict(self._good["optimizer"])
             self.state.lr_scale *= 0.5
             self._bad_steps = 0
+            self._notes.append(
+                f"step {self.state.step + 1}: {MAX_BAD_STEPS} non-finite losses in a row: rolled "
+                f"back to the last good weights, learning rate x{self.state.lr_scale:g}"
+            )
+
+    def _snapshot(self) -> dict[str, Any]:
+        return {
+            "model": {k: v.clone() for k, v in self.model.state_dict().items()},
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+        }
+
+    def _say(self, on_event: Callback) -> None:
+        for note in self._notes:
+            on_event(InfoEvent(note))
+        self._notes.clear()
 
     def _evaluate(self, on_event: Callback, meter: _Meter) -> bool:
         """Score the validation split, save checkpoints; True when patience ran out."""
         tc, st = self.config.train, self.state
         score = self._score_val()
-        improved = st.best_val is None or score.nats_per_token < st.best_val
+        finite = math.isfinite(score.nats_per_token)  # a NaN loss is never "best"
+        improved = finite and (st.best_val is None or score.nats_per_token < st.best_val)
         if improved:
             st.best_val, st.evals_since_best = score.nats_per_token, 0
             self.save(ckpt_io.BEST, full=False)
-            self._good = {
-                "model": {k: v.clone() for k, v in self.model.state_dict().items()},
-                "optimizer": self.optimizer.state_dict(),
-            }
+            self._good = self._snapshot()
         else:
             st.evals_since_best += 1
         sample = self._sample() if self.main else ""

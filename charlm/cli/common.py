@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import time
@@ -10,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import torch
 import typer
 from rich.console import Console
 
@@ -17,8 +19,10 @@ from charlm.checkpoint import CheckpointError
 from charlm.config import ConfigError
 from charlm.data import DataError
 from charlm.inference import LoadedModel, load_model
+from charlm.runlock import RunLockedError
 from charlm.textio import InputError
 from charlm.tokenizers import UnknownCharactersError
+from charlm.train import TrainingError
 
 # Everything but data goes to stderr; markup off so text in [brackets] prints as it is.
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -28,8 +32,25 @@ USER_ERRORS = (
     ConfigError,
     DataError,
     InputError,
+    RunLockedError,
+    TrainingError,
     UnknownCharactersError,
 )
+# Writing failures a user can fix, not bugs: what to do about each.
+_NO_SPACE = "free disk space or choose another place"
+_NO_RIGHTS = "fix the permissions or choose another place"
+_IN_THE_WAY = "a file is in the way: choose another path"
+WRITE_FIXES = {
+    errno.ENOSPC: _NO_SPACE,
+    errno.EDQUOT: _NO_SPACE,
+    errno.EFBIG: _NO_SPACE,
+    errno.EACCES: _NO_RIGHTS,
+    errno.EPERM: _NO_RIGHTS,
+    errno.EROFS: _NO_RIGHTS,
+    errno.EEXIST: _IN_THE_WAY,
+    errno.ENOTDIR: _IN_THE_WAY,
+    errno.EISDIR: _IN_THE_WAY,
+}
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -52,8 +73,24 @@ def user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         err.print("charlm: interrupted", markup=False)
         raise typer.Exit(130) from None
-    except MemoryError:
-        raise fail("out of memory: lower --batch-size, --bptt or --hidden-size") from None
+    except (MemoryError, RuntimeError) as e:
+        if not is_out_of_memory(e):
+            raise
+        raise fail("out of memory: lower --batch-size, --bptt or --num-samples") from None
+    except OSError as e:
+        if e.errno not in WRITE_FIXES:
+            raise
+        raise fail(
+            f"cannot write {e.filename or 'a file'} ({e.strerror}): {WRITE_FIXES[e.errno]}; "
+            "files written before are intact"
+        ) from None
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    """Host memory, or a device's (torch raises a RuntimeError naming it on some backends)."""
+    return isinstance(e, MemoryError | torch.OutOfMemoryError) or (
+        isinstance(e, RuntimeError) and "out of memory" in str(e)
+    )
 
 
 def stderr_is_terminal() -> bool:
@@ -149,13 +186,17 @@ def unescape(text: str) -> str:
         raise ConfigError(f"cannot read the escapes in {text!r} ({e.reason})") from None
 
 
+# .safetensors, and what torch.save files are called: named so load() can refuse them clearly.
+CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt")
+
+
 def split_checkpoint(args: list[str]) -> tuple[str | None, list[str]]:
     """Leading positional arguments -> (checkpoint or None, the rest).
 
     The first argument names a checkpoint when it is a directory or a .safetensors file;
     otherwise every argument is input and the newest checkpoint is used.
     """
-    if args and (Path(args[0]).is_dir() or args[0].endswith(".safetensors")):
+    if args and (Path(args[0]).is_dir() or args[0].endswith(CHECKPOINT_SUFFIXES)):
         return args[0], args[1:]
     return None, args
 
@@ -179,6 +220,8 @@ class DataOut:
     """
 
     def __init__(self, every: float = 0.05) -> None:
+        if sys.stdout is None:  # started with stdout closed (`>&-`): nowhere to put the data
+            raise InputError("stdout is closed: redirect it to a file (> out.txt) or a pipe")
         self.file = sys.stdout
         self.every = every
         self._last = time.monotonic()

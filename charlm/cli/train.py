@@ -6,7 +6,7 @@ import json
 import signal
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,13 +16,16 @@ import typer
 from charlm import checkpoint as ckpt_io
 from charlm import distributed
 from charlm.cli.common import (
+    DataOut,
     DeviceOpt,
     QuietOpt,
     SeedOpt,
     ThreadsOpt,
+    closed_pipe_ok,
     err,
     fail,
     info,
+    is_out_of_memory,
     stderr_is_terminal,
     user_errors,
 )
@@ -31,8 +34,9 @@ from charlm.config import ConfigError, DataConfig, ModelConfig, RunConfig, Train
 from charlm.config import parse_duration as _parse_duration
 from charlm.presets import DESCRIPTIONS, PRESETS
 from charlm.run import choose_run_dir, describe, new_trainer, read_corpus, resume_trainer
+from charlm.runlock import run_lock
 from charlm.runtime import set_threads
-from charlm.train import Trainer
+from charlm.train import FinishEvent, Trainer
 
 # CLI option name -> (config section, dataclass field). The one place options meet configs.
 FIELDS: dict[str, tuple[str, str]] = {
@@ -99,7 +103,10 @@ def resolve_config(preset: str, given: dict[str, Any]) -> tuple[RunConfig, list[
         values[section][name] = value
     for section, cls in _SECTIONS.items():
         known = {f.name for f in fields(cls)}
-        values[section] = cls(**{k: v for k, v in values[section].items() if k in known})
+        try:
+            values[section] = cls(**{k: v for k, v in values[section].items() if k in known})
+        except ConfigError as e:  # name the flag the user typed, not the field
+            raise ConfigError(str(e).replace("--num-layers", "--layers")) from None
     return RunConfig(**values), notes
 
 
@@ -217,10 +224,14 @@ def train(
         if dry_run:
             if not trainer.main:
                 return
-            sys.stdout.write(json.dumps(describe(trainer) | {"threads": threads_used}, indent=2))
-            sys.stdout.write("\n")
+            with closed_pipe_ok():
+                data = DataOut()
+                data.write(json.dumps(describe(trainer) | {"threads": threads_used}, indent=2))
+                data.write("\n")
+                data.flush()
             return
-        _run(trainer, threads_used, quiet)
+        with run_lock(trainer.run_dir) if trainer.main else nullcontext():  # ranks: rank 0's
+            _run(trainer, threads_used, quiet)
 
 
 def _start(
@@ -278,7 +289,7 @@ def _run(trainer: Trainer, threads: int, quiet: bool) -> None:
             f"seed {st.seed}, into {run_dir}"
         )
     with graceful_stop(trainer), TrainReporter(err, stderr_is_terminal(), quiet) as reporter:
-        result = trainer.run(reporter)
+        result = _out_of_memory_hint(trainer, reporter)
     if not quiet:
         best = result.state.best_val
         best_s = f"{best:.4f} nats/token" if best is not None else "n/a"
@@ -289,6 +300,26 @@ def _run(trainer: Trainer, threads: int, quiet: bool) -> None:
     # non-zero, and the --nproc launcher reports the interruption itself.
     if result.reason == "interrupted" and trainer.world == 1:
         raise typer.Exit(130)
+
+
+def _out_of_memory_hint(trainer: Trainer, reporter: TrainReporter) -> FinishEvent:
+    """Run; running out of memory names the concrete smaller setting to try."""
+    try:
+        return trainer.run(reporter)
+    except (MemoryError, RuntimeError) as e:
+        if not is_out_of_memory(e):
+            raise
+        tc, mc = trainer.config.train, trainer.config.model
+        smaller = (
+            f"--batch-size {tc.batch_size // 2}"
+            if tc.batch_size > 1
+            else f"--bptt {max(1, tc.bptt // 2)} or --hidden-size {max(1, mc.hidden_size // 2)}"
+        )
+        raise fail(
+            f"out of memory on {trainer.device} at --batch-size {tc.batch_size} --bptt {tc.bptt}"
+            f" --hidden-size {mc.hidden_size}: try {smaller}; resume from the last checkpoint "
+            f"with 'charlm train --resume {trainer.run_dir}'"
+        ) from None
 
 
 def _where(trainer: Trainer, threads: int) -> str:
