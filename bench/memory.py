@@ -46,18 +46,26 @@ def generate(path: Path, size: int, seed: int = 0) -> None:
             written += len(block)
 
 
+# A child's ru_maxrss starts from its parent's resident size at fork (Linux keeps the
+# high-water mark across exec), so inside a large benchmark process every child would report
+# at least that. A fresh, small launcher forks the measured process instead.
+_LAUNCHER = (
+    "import os, subprocess, sys\n"
+    "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
+    "_, status, usage = os.wait4(p.pid, 0)\n"
+    "print(usage.ru_maxrss, os.waitstatus_to_exitcode(status))\n"
+)
+
+
 def peak_rss_mb(args: list[str], env: dict[str, str]) -> tuple[float, float]:
     """Peak resident memory (MB) and wall time (s) of ``charlm train ARGS`` in its own process."""
-    cmd = [sys.executable, "-m", "charlm", "train", *args]
+    cmd = [sys.executable, "-c", _LAUNCHER, sys.executable, "-m", "charlm", "train", *args]
     t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert proc.stderr is not None
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"charlm train failed: {err.decode(errors='replace')[-500:]}")
-    return usage.ru_maxrss / 1024, time.monotonic() - t0  # ru_maxrss is in KiB on Linux
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    maxrss_kib, code = (int(v) for v in proc.stdout.split())
+    if code != 0:
+        raise RuntimeError(f"charlm train failed: {proc.stderr[-500:]}")
+    return maxrss_kib / 1024, time.monotonic() - t0  # ru_maxrss is in KiB on Linux
 
 
 def run(quick: bool = False) -> dict[str, Any]:
