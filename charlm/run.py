@@ -12,6 +12,7 @@ from charlm import checkpoint as ckpt_io
 from charlm.config import RunConfig
 from charlm.data import Splits, check_splits, check_text_file, split_sizes, text_chunks, token_file
 from charlm.distributed import rank_zero_first, rebatch, world_from_env
+from charlm.events import TrainState
 from charlm.model import count_parameters
 from charlm.runtime import new_seed
 from charlm.textio import InputError, read_text
@@ -22,7 +23,7 @@ from charlm.tokenizers import (
     tokenizer_from_dict,
     trains_on_whole_text,
 )
-from charlm.train import Trainer, TrainState
+from charlm.train import Trainer
 
 # Corpus files larger than this stream into a memory-mapped token file (--token-cache auto).
 STREAM_ABOVE_BYTES = 64 << 20

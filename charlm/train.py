@@ -7,10 +7,8 @@ The library never prints: ``Trainer.run`` reports through a callback that receiv
 from __future__ import annotations
 
 import copy
-import json
 import math
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,8 +19,10 @@ from charlm import checkpoint as ckpt_io
 from charlm import distributed
 from charlm.config import RunConfig
 from charlm.data import Splits, StripeBatcher
+from charlm.events import Callback, EvalEvent, FinishEvent, InfoEvent, StepEvent, TrainState
 from charlm.model import RNNLM, detach_hidden, hidden_from_tensors, hidden_tensors
 from charlm.precision import Precision
+from charlm.runlog import Meter, RunLog
 from charlm.runtime import resolve_device
 from charlm.sampling import sample_ids
 from charlm.scoring import Score, score_tokens
@@ -34,62 +34,6 @@ MAX_ROLLBACKS = 8  # then the learning rate is 1/256 of its start: give up, say 
 
 class TrainingError(RuntimeError):
     """Training cannot go on; the message says what to change."""
-
-
-@dataclass
-class TrainState:
-    """Progress that, with weights, optimizer, hidden and random state, makes a run resumable."""
-
-    seed: int
-    step: int = 0
-    epoch: int = 0
-    window: int = 0  # next window of the current epoch
-    tokens_seen: int = 0
-    elapsed: float = 0.0  # seconds of training so far, across resumes
-    best_val: float | None = None
-    evals_since_best: int = 0
-    lr_scale: float = 1.0  # lowered after a rollback from non-finite losses
-    corpus: str = ""
-    corpus_sha256: str = ""
-    world_size: int = 1  # data-parallel ranks; the checkpoint holds all their hidden state
-
-
-@dataclass
-class StepEvent:
-    step: int
-    epoch: int
-    loss: float
-    lr: float
-    grad_norm: float
-    tokens_seen: int
-    tokens_per_s: float
-    progress: float  # 0..1 of the run's bound (steps, epochs or time)
-    elapsed: float
-
-
-@dataclass
-class EvalEvent:
-    step: int
-    val_loss: float  # nats per token
-    val_bpc: float
-    best_val: float
-    improved: bool
-    sample: str
-
-
-@dataclass
-class InfoEvent:
-    message: str
-
-
-@dataclass
-class FinishEvent:
-    reason: str  # epochs, max_steps, max_time, patience, interrupted
-    state: TrainState
-    run_dir: Path
-
-
-Callback = Callable[[Any], None]
 
 
 @dataclass
@@ -108,6 +52,7 @@ class Trainer:
         self.device = distributed.setup(resolve_device(tc.device))
         self.rank, self.world = distributed.rank(), distributed.world()
         self.main = self.rank == 0  # only rank 0 writes files and reports
+        self.log = RunLog(self.run_dir, enabled=self.main)
         self.state.world_size = self.world
         torch.manual_seed(self.state.seed)
         self.model = RNNLM(self.config.model).to(self.device)
@@ -195,7 +140,7 @@ class Trainer:
     def _run_epoch(self, on_event: Callback, total_steps: int) -> str:
         """Train from the current window to the end of the epoch, or until a bound is hit."""
         tc, st = self.config.train, self.state
-        meter = _Meter()
+        meter = Meter()
         for k, x, y in self.batcher.windows(st.window):
             loss, norm, lr = self._step(x, y, total_steps)
             st.step, st.window = st.step + 1, k + 1
@@ -224,7 +169,7 @@ class Trainer:
             if st.step % tc.eval_every == 0 or reason:
                 if self._evaluate(on_event, meter) and not reason:
                     reason = "patience"
-                meter = _Meter()
+                meter = Meter()
             if reason:
                 return reason
         st.epoch, st.window = st.epoch + 1, 0
@@ -353,7 +298,7 @@ class Trainer:
             on_event(InfoEvent(note))
         self._notes.clear()
 
-    def _evaluate(self, on_event: Callback, meter: _Meter) -> bool:
+    def _evaluate(self, on_event: Callback, meter: Meter) -> bool:
         """Score the validation split, save checkpoints; True when patience ran out."""
         tc, st = self.config.train, self.state
         score = self._score_val()
@@ -397,66 +342,19 @@ class Trainer:
         ids = sample_ids(self.model, n, prime, 0.8, gen, self.device)
         return self.tokenizer.decode(prime + ids)
 
-    def _row(self, meter: _Meter) -> dict[str, Any]:
-        st = self.state
-        return {
-            "step": st.step,
-            "epoch": st.epoch,
-            "tokens_seen": st.tokens_seen,
-            "elapsed": round(st.elapsed, 2),
-            "train_loss": meter.mean_loss(),
-            "tokens_per_s": round(meter.rate(), 1),
-        }
+    def _log_step(self, meter: Meter, lr: float, norm: float) -> None:
+        self.log.row(self.state, meter, lr=lr, grad_norm=norm)
 
-    def _log_step(self, meter: _Meter, lr: float, norm: float) -> None:
-        if not self.main:
-            return
-        row = self._row(meter) | {"lr": lr, "grad_norm": norm}
-        append_jsonl(self.run_dir / "metrics.jsonl", row)
-
-    def _log_eval(self, score: Score, sample: str, meter: _Meter) -> None:
-        if not self.main:
-            return
-        st = self.state
-        row = self._row(meter) | {"val_loss": score.nats_per_token, "val_bpc": score.bits_per_char}
-        append_jsonl(self.run_dir / "metrics.jsonl", row)
-        if sample:
-            with open(self.run_dir / "samples.txt", "a", encoding="utf-8") as f:
-                f.write(f"===== step {st.step}, val bpc {score.bits_per_char:.3f} =====\n")
-                f.write(sample + "\n\n")
+    def _log_eval(self, score: Score, sample: str, meter: Meter) -> None:
+        self.log.row(self.state, meter, val_loss=score.nats_per_token, val_bpc=score.bits_per_char)
+        self.log.sample(self.state.step, score.bits_per_char, sample)
 
     def write_config(self) -> None:
-        if not self.main:
-            return
-        doc = {**self.config.to_dict(), "seed": self.state.seed, "corpus": self.state.corpus}
-        (self.run_dir / "config.json").write_text(json.dumps(doc, indent=2) + "\n")
+        self.log.config(self.config, self.state)
 
 
 def _ignore(event: Any) -> None:
     """Ranks other than 0 report nothing."""
-
-
-class _Meter:
-    """Running train loss and throughput since the last evaluation."""
-
-    def __init__(self) -> None:
-        self.t0, self.tokens, self.loss_sum, self.loss_n = time.monotonic(), 0, 0.0, 0
-
-    def add(self, tokens: int, loss: float | None) -> None:
-        self.tokens += tokens
-        if loss is not None:
-            self.loss_sum, self.loss_n = self.loss_sum + loss, self.loss_n + 1
-
-    def rate(self) -> float:
-        return self.tokens / max(time.monotonic() - self.t0, 1e-9)
-
-    def mean_loss(self) -> float | None:
-        return self.loss_sum / self.loss_n if self.loss_n else None
-
-
-def append_jsonl(path: Path, row: dict[str, Any]) -> None:
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(row) + "\n")
 
 
 def _make_optimizer(model: RNNLM, config: RunConfig) -> torch.optim.Optimizer:

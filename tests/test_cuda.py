@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 from charlm import checkpoint as ckpt_io
 from charlm.cli import app
 from charlm.config import ConfigError
+from charlm.events import EvalEvent
 from charlm.precision import Precision
 from charlm.run import new_trainer, read_corpus, resume_trainer
-from charlm.train import EvalEvent
 from tests.conftest import MICRO_ARGS, micro_config
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

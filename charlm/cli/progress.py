@@ -8,7 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from charlm.train import EvalEvent, InfoEvent, StepEvent
+from charlm.events import EvalEvent, InfoEvent, StepEvent
 
 
 class TrainReporter:

@@ -32,11 +32,12 @@ from charlm.cli.common import (
 from charlm.cli.progress import TrainReporter
 from charlm.config import ConfigError, DataConfig, ModelConfig, RunConfig, TrainConfig
 from charlm.config import parse_duration as _parse_duration
+from charlm.events import FinishEvent
 from charlm.presets import DESCRIPTIONS, PRESETS
 from charlm.run import choose_run_dir, describe, new_trainer, read_corpus, resume_trainer
 from charlm.runlock import run_lock
 from charlm.runtime import set_threads
-from charlm.train import FinishEvent, Trainer
+from charlm.train import Trainer
 
 # CLI option name -> (config section, dataclass field). The one place options meet configs.
 FIELDS: dict[str, tuple[str, str]] = {

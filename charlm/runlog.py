@@ -1,0 +1,66 @@
+"""The run directory's logs: metrics.jsonl rows, samples.txt, config.json."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from charlm.config import RunConfig
+from charlm.events import TrainState
+
+
+class Meter:
+    """Running train loss and throughput since the last evaluation."""
+
+    def __init__(self) -> None:
+        self.t0, self.tokens, self.loss_sum, self.loss_n = time.monotonic(), 0, 0.0, 0
+
+    def add(self, tokens: int, loss: float | None) -> None:
+        self.tokens += tokens
+        if loss is not None:
+            self.loss_sum, self.loss_n = self.loss_sum + loss, self.loss_n + 1
+
+    def rate(self) -> float:
+        return self.tokens / max(time.monotonic() - self.t0, 1e-9)
+
+    def mean_loss(self) -> float | None:
+        return self.loss_sum / self.loss_n if self.loss_n else None
+
+
+def append_jsonl(path: Path, row: dict[str, Any]) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+class RunLog:
+    """Appends to a run directory's logs; a rank other than 0 gets a disabled one."""
+
+    def __init__(self, run_dir: Path, enabled: bool = True) -> None:
+        self.run_dir, self.enabled = run_dir, enabled
+
+    def row(self, state: TrainState, meter: Meter, **extra: Any) -> None:
+        if not self.enabled:
+            return
+        row = {
+            "step": state.step,
+            "epoch": state.epoch,
+            "tokens_seen": state.tokens_seen,
+            "elapsed": round(state.elapsed, 2),
+            "train_loss": meter.mean_loss(),
+            "tokens_per_s": round(meter.rate(), 1),
+        }
+        append_jsonl(self.run_dir / "metrics.jsonl", row | extra)
+
+    def sample(self, step: int, bpc: float, text: str) -> None:
+        if not (self.enabled and text):
+            return
+        with open(self.run_dir / "samples.txt", "a", encoding="utf-8") as f:
+            f.write(f"===== step {step}, val bpc {bpc:.3f} =====\n{text}\n\n")
+
+    def config(self, config: RunConfig, state: TrainState) -> None:
+        if not self.enabled:
+            return
+        doc = {**config.to_dict(), "seed": state.seed, "corpus": state.corpus}
+        (self.run_dir / "config.json").write_text(json.dumps(doc, indent=2) + "\n")
