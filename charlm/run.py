@@ -175,9 +175,12 @@ def new_trainer(
 
 
 def resume_trainer(
-    run_dir: Path, corpus: Corpus | None = None, bounds: dict[str, Any] | None = None
+    run_dir: Path, corpus: Corpus | str | None = None, bounds: dict[str, Any] | None = None
 ) -> tuple[Trainer, list[str]]:
-    """Continue a run exactly where its latest checkpoint left it."""
+    """Continue a run exactly where its latest checkpoint left it.
+
+    ``corpus`` may be a path (or '-'), read with the run's own --encoding.
+    """
     ck = ckpt_io.load(ckpt_io.resolve(run_dir, prefer=ckpt_io.LATEST))
     if ck.optimizer is None:
         raise InputError(f"{run_dir} has no resumable checkpoint ({ckpt_io.LATEST}); start anew")
@@ -188,7 +191,9 @@ def resume_trainer(
                 "this run read its corpus from stdin: pipe it again with 'charlm train - --resume "
                 f"{run_dir}'"
             )
-        corpus = read_corpus(state.corpus, ck.config.data.encoding)
+        corpus = state.corpus
+    if isinstance(corpus, str):
+        corpus = read_corpus(corpus, ck.config.data.encoding)
     warnings = []
     if corpus.sha256 != state.corpus_sha256:
         warnings.append("the corpus changed since this run started: resuming on the new text")

@@ -16,14 +16,20 @@ class Meter:
 
     def __init__(self) -> None:
         self.t0, self.tokens, self.loss_sum, self.loss_n = time.monotonic(), 0, 0.0, 0
+        self.t1: float | None = None
 
     def add(self, tokens: int, loss: float | None) -> None:
         self.tokens += tokens
         if loss is not None:
             self.loss_sum, self.loss_n = self.loss_sum + loss, self.loss_n + 1
 
+    def freeze(self) -> None:
+        """Stop the clock (before evaluating), so tokens/s measures training alone."""
+        self.t1 = time.monotonic()
+
     def rate(self) -> float:
-        return self.tokens / max(time.monotonic() - self.t0, 1e-9)
+        end = self.t1 if self.t1 is not None else time.monotonic()
+        return self.tokens / max(end - self.t0, 1e-9)
 
     def mean_loss(self) -> float | None:
         return self.loss_sum / self.loss_n if self.loss_n else None

@@ -300,6 +300,7 @@ class Trainer:
 
     def _evaluate(self, on_event: Callback, meter: Meter) -> bool:
         """Score the validation split, save checkpoints; True when patience ran out."""
+        meter.freeze()
         tc, st = self.config.train, self.state
         score = self._score_val()
         finite = math.isfinite(score.nats_per_token)  # a NaN loss is never "best"

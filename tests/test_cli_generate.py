@@ -197,3 +197,11 @@ def test_text_arrives_while_sampling_goes_on(trained_run: Path) -> None:
     assert proc.wait(timeout=120) == 0
     assert 0 < len(first) < 6000
     assert len(first) + len(rest) == 6000
+
+
+def test_without_a_seed_the_chosen_one_is_named_and_repeats(trained_run: Path) -> None:
+    r = run("sample", str(trained_run), "--length", "60")
+    assert r.exit_code == 0, r.output
+    seed = int(r.stderr.split("seed ")[1].split()[0])
+    again = run("sample", str(trained_run), "--length", "60", "--seed", str(seed))
+    assert again.stdout == r.stdout

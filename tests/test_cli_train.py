@@ -146,3 +146,15 @@ def test_ctrl_c_saves_exits_130_and_resume_finishes(corpus_file: Path, tmp_path:
     result = train("--resume", str(out), "--max-steps", str(step + 5), "--quiet")
     assert result.exit_code == 0, result.output
     assert ckpt_io.load(out / ckpt_io.LATEST).state["step"] == step + 5
+
+
+def test_resume_reads_a_named_corpus_with_the_runs_own_encoding(
+    corpus_text: str, tmp_path: Path
+) -> None:
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes(corpus_text.replace("e", "\u00e9").encode("latin-1"))
+    out = tmp_path / "run"
+    assert train(str(latin), "--encoding", "latin-1", "--out", str(out), *MICRO_ARGS).exit_code == 0
+    result = train(str(latin), "--resume", str(out), "--max-steps", "14", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert ckpt_io.load(out / ckpt_io.LATEST).state["step"] == 14

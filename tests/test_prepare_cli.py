@@ -122,3 +122,25 @@ def test_warns_on_mis_decoded_text() -> None:
     result = prepare("-", stdin=noisy)
     assert result.exit_code == 0
     assert "warning: 1,201 distinct characters" in result.stderr
+
+
+def test_max_chars_shorter_than_the_first_line_cuts_mid_line(tmp_path: Path) -> None:
+    src = tmp_path / "long.txt"
+    src.write_text("word " * 100 + "\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["prepare", str(src), "--max-chars", "50", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert 0 < len(result.stdout) <= 51 and result.stdout.startswith("word word")
+
+
+def test_prepare_with_stdout_closed_is_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    src = tmp_path / "a.txt"
+    src.write_text("Some text.\n", encoding="utf-8")
+    closed = subprocess.run(
+        f"{sys.executable} -m charlm prepare {src} --quiet >&-",
+        shell=True, stderr=subprocess.PIPE, text=True, check=False,
+    )  # fmt: skip
+    assert closed.returncode == 1 and "stdout is closed" in closed.stderr
+    assert "Traceback" not in closed.stderr

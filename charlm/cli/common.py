@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import sys
 import time
@@ -254,3 +255,15 @@ def closed_pipe_ok() -> Iterator[None]:
         except (OSError, ValueError, AttributeError):  # no file descriptor (e.g. in tests)
             pass
         raise typer.Exit(0) from None
+
+
+def write_data(text: str) -> None:
+    """Write a whole piece of data to stdout at once; a reader that went away ends quietly."""
+    with closed_pipe_ok():
+        out = DataOut()
+        out.write(text)
+        out.flush()
+
+
+def write_json(doc: object, indent: int | None = None) -> None:
+    write_data(json.dumps(doc, ensure_ascii=False, indent=indent) + "\n")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Annotated
 
@@ -11,17 +10,16 @@ from rich.console import Console
 from rich.table import Table
 
 from charlm.cli.common import (
-    DataOut,
     DeviceOpt,
     JsonOpt,
     QuietOpt,
     ThreadsOpt,
     checkpoint_then,
-    closed_pipe_ok,
     err,
     load_checkpoint,
     split_checkpoint,
     user_errors,
+    write_json,
 )
 from charlm.runtime import set_threads
 from charlm.scoring import TextScore, score_text, total_score
@@ -76,10 +74,7 @@ def evaluate(
                 "files": [s.to_dict() for s in scores],
                 "total": total.to_dict(),
             }
-            with closed_pipe_ok():
-                out = DataOut()
-                out.write(json.dumps(doc, ensure_ascii=False) + "\n")
-                out.flush()
+            write_json(doc)
 
 
 def _print_table(scores: list[TextScore], total: TextScore, kind: str) -> None:

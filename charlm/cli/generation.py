@@ -12,6 +12,7 @@ from charlm.cli.common import DataOut, closed_pipe_ok, err, info, stderr_is_term
 from charlm.config import ConfigError
 from charlm.generate import GenerateConfig, generate
 from charlm.inference import LoadedModel
+from charlm.runtime import new_seed
 from charlm.sampling import SamplingConfig
 from charlm.textio import InputError
 from charlm.tokenizers import Tokenizer, describe_unknown
@@ -27,6 +28,7 @@ class Output:
     show_prime: bool = True
     separator: str = "\n\n"
     quiet: bool = False
+    seed_chosen: bool = False  # no --seed given: name the chosen one, so it can be repeated
 
 
 def generate_config(
@@ -40,8 +42,12 @@ def generate_config(
     stop: list[str] | None,
     seed: int | None,
 ) -> GenerateConfig:
-    """The sampling options of both commands, mapped onto the library's configs in one place."""
+    """The sampling options of both commands, mapped onto the library's configs in one place.
+
+    Without --seed one is chosen here (and named by write_samples), so any sample can be repeated.
+    """
     sampling = SamplingConfig(temperature, bias, top_k, top_p, greedy)
+    seed = new_seed() if seed is None else seed
     stops = tuple(unescape(s) for s in stop or ())
     return GenerateConfig(length, num_samples, stops, seed, sampling)
 
@@ -72,6 +78,8 @@ def write_samples(lm: LoadedModel, prime: str, cfg: GenerateConfig, out: Output)
     ids = lm.tokenizer.encode(prime) if prime else []
     separator = unescape(out.separator)
     data = DataOut()
+    if out.seed_chosen and not out.quiet:
+        info(f"seed {cfg.seed} (repeat this sample with --seed {cfg.seed})")
     head = prime if out.show_prime else ""
     held: list[list[str]] = [[] for _ in range(cfg.num_samples)]
     with closed_pipe_ok(), _progress(cfg, data, out.quiet) as advance:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from charlm.checkpoint import write_atomic
-from charlm.cli.common import QuietOpt, fail, info, user_errors
+from charlm.cli.common import QuietOpt, fail, info, user_errors, write_data
 from charlm.corpus import (
     CleanOptions,
     clean_text,
@@ -83,12 +82,12 @@ def prepare(
             text_in = "\n\n".join(read_text(s, encoding) for s in sources)
             text = clean_text(text_in, opts)
             if max_chars is not None and len(text) > max_chars:
-                text = finish(text[: text.rfind("\n", 0, max_chars) + 1])
+                cut = text.rfind("\n", 0, max_chars) + 1
+                text = finish(text[: cut or max_chars])  # no line ends early enough: cut mid-line
         if not text.strip():
             raise fail("nothing left after cleaning: is the input empty, or all boilerplate?")
         if output is None:
-            sys.stdout.write(text)
-            sys.stdout.flush()
+            write_data(text)
         else:
             write_atomic(output, text.encode("utf-8"))
             _readable(output)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -11,7 +10,6 @@ import typer
 
 from charlm.cli.common import (
     BiasOpt,
-    DataOut,
     DeviceOpt,
     GreedyOpt,
     JsonOpt,
@@ -28,11 +26,11 @@ from charlm.cli.common import (
     TopPOpt,
     UnknownOpt,
     checkpoint_then,
-    closed_pipe_ok,
     info,
     load_checkpoint,
     split_checkpoint,
     user_errors,
+    write_json,
 )
 from charlm.cli.generation import Output, check_prime, generate_config, write_samples
 from charlm.runtime import set_threads
@@ -83,12 +81,9 @@ def prime(
             info("the prime is empty: sampling from the start of a line")
         if json_out:
             report = token_report(lm.model, lm.tokenizer, text, candidates)
-            with closed_pipe_ok():
-                out = DataOut()
-                out.write(json.dumps({"prime": text, **report}, ensure_ascii=False) + "\n")
-                out.flush()
+            write_json({"prime": text, **report})
             return
-        write_samples(lm, text, cfg, Output(show_prime, separator, quiet))
+        write_samples(lm, text, cfg, Output(show_prime, separator, quiet, seed_chosen=seed is None))
 
 
 def _prime_text(rest: list[str], file: Path | None) -> str:

@@ -68,4 +68,4 @@ def sample(
         set_threads(threads)
         lm = load_checkpoint(checkpoint, device, quiet)
         text = check_prime(lm.tokenizer, text, unknown, quiet)
-        write_samples(lm, text, cfg, Output(show_prime, separator, quiet))
+        write_samples(lm, text, cfg, Output(show_prime, separator, quiet, seed_chosen=seed is None))

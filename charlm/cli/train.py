@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 from collections.abc import Iterator
@@ -16,18 +15,17 @@ import typer
 from charlm import checkpoint as ckpt_io
 from charlm import distributed
 from charlm.cli.common import (
-    DataOut,
     DeviceOpt,
     QuietOpt,
     SeedOpt,
     ThreadsOpt,
-    closed_pipe_ok,
     err,
     fail,
     info,
     is_out_of_memory,
     stderr_is_terminal,
     user_errors,
+    write_json,
 )
 from charlm.cli.progress import TrainReporter
 from charlm.config import ConfigError, DataConfig, ModelConfig, RunConfig, TrainConfig
@@ -225,11 +223,7 @@ def train(
         if dry_run:
             if not trainer.main:
                 return
-            with closed_pipe_ok():
-                data = DataOut()
-                data.write(json.dumps(describe(trainer) | {"threads": threads_used}, indent=2))
-                data.write("\n")
-                data.flush()
+            write_json(describe(trainer) | {"threads": threads_used}, indent=2)
             return
         with run_lock(trainer.run_dir) if trainer.main else nullcontext():  # ranks: rank 0's
             _run(trainer, threads_used, quiet)
@@ -255,8 +249,7 @@ def _start(
 def _resume(run_dir: Path, source: str | None, given: dict[str, Any]) -> tuple[Trainer, list[str]]:
     bounds = {k: v for k, v in given.items() if k in RESUME_BOUNDS}
     ignored = sorted(set(given) - set(bounds))
-    corpus = read_corpus(source) if source is not None else None
-    trainer, warnings = resume_trainer(run_dir, corpus, bounds)
+    trainer, warnings = resume_trainer(run_dir, source, bounds)
     if ignored:
         opts = ", ".join("--" + k.replace("_", "-") for k in ignored)
         warnings.append(f"{opts} ignored when resuming: the run keeps its own settings")
