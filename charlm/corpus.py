@@ -57,10 +57,10 @@ def clean_text(text: str, options: CleanOptions | None = None) -> str:
     text = "\n".join(line.rstrip() for line in text.split("\n"))
     if opts.format == "play" or (opts.format == "auto" and looks_like_play(text)):
         text = reformat_play(text, opts.keep_directions)
+    if opts.ascii:  # before lowercasing: folding can make capitals (e.g. a squared "A")
+        text = to_ascii(text)
     if opts.lowercase:
         text = text.lower()
-    if opts.ascii:
-        text = to_ascii(text)
     return finish(text)
 
 

@@ -19,6 +19,7 @@ from charlm.textio import InputError, decode
 from charlm.tokenizers import (
     Tokenizer,
     build_tokenizer,
+    drop_unknown,
     token_dtype,
     tokenizer_from_dict,
     trains_on_whole_text,
@@ -293,10 +294,8 @@ def _write_tokens(
         for name in ("train", "test", "val"):
             start, offset = written, 0
             for chunk in text_chunks(path, encoding, *ranges[name]):
-                bad = {c for _, c in tokenizer.unknown(chunk)}
-                if bad:
-                    kept = "".join(c for c in chunk if c not in bad)
-                    dropped, chunk = dropped + len(chunk) - len(kept), kept
+                kept = drop_unknown(chunk, tokenizer.unknown(chunk))
+                dropped, chunk = dropped + len(chunk) - len(kept), kept
                 ids = tokenizer.encode(chunk)
                 f.write(ids.astype(dtype, copy=False).tobytes())
                 written += len(ids)

@@ -20,6 +20,7 @@ from charlm.tokenizers import (
     Tokenizer,
     build_tokenizer,
     describe_unknown,
+    drop_unknown,
     tokenizer_from_dict,
     trains_on_whole_text,
 )
@@ -103,9 +104,8 @@ def prepare(config: RunConfig, text: str | Corpus, tokenizer: Tokenizer | None =
         unknown = tokenizer.unknown(text)
         if unknown:
             warnings.append(describe_unknown(unknown) + "; they are dropped")
-            bad = {c for _, c in unknown}
             train_text, test_text, val_text = (
-                "".join(c for c in t if c not in bad) for t in (train_text, test_text, val_text)
+                drop_unknown(t, unknown) for t in (train_text, test_text, val_text)
             )
     splits = Splits(*(tokenizer.encode(t) for t in (train_text, val_text, test_text)))
     first, last = tokenizer.spelled_span(val_text)

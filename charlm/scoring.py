@@ -17,7 +17,7 @@ from charlm.data import eval_windows
 from charlm.fastpath import run_prime
 from charlm.model import RNNLM, detach_hidden
 from charlm.textio import InputError
-from charlm.tokenizers import Tokenizer
+from charlm.tokenizers import Tokenizer, drop_unknown
 
 
 @dataclass
@@ -118,11 +118,7 @@ def score_text(
     given vocabulary. Bits per character are normalised by the characters the scored tokens
     spell, so the figure equals training's ``val_bpc`` on the same text.
     """
-    unknown = tokenizer.unknown(text)
-    kept = text
-    if unknown:
-        bad = {c for _, c in unknown}
-        kept = "".join(c for c in text if c not in bad)
+    kept = drop_unknown(text, tokenizer.unknown(text))
     ids = tokenizer.encode(kept)
     score = TextScore(0.0, 0, 0, name, len(text), len(ids), len(text) - len(kept))
     unk_id = getattr(tokenizer, "unk_id", None)

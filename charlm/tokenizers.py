@@ -33,6 +33,14 @@ def describe_unknown(unknown: list[tuple[int, str]], limit: int = 5) -> str:
     return f"{len(unknown)} character(s) not in the model's vocabulary: {shown}{more}"
 
 
+def drop_unknown(text: str, unknown: list[tuple[int, str]]) -> str:
+    """``text`` without the characters listed in ``unknown`` (as ``Tokenizer.unknown`` gives)."""
+    if not unknown:
+        return text
+    bad = {c for _, c in unknown}
+    return "".join(c for c in text if c not in bad)
+
+
 class Tokenizer(Protocol):
     kind: str
 

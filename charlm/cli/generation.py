@@ -15,7 +15,7 @@ from charlm.inference import LoadedModel
 from charlm.runtime import new_seed
 from charlm.sampling import SamplingConfig
 from charlm.textio import InputError
-from charlm.tokenizers import Tokenizer, describe_unknown
+from charlm.tokenizers import Tokenizer, describe_unknown, drop_unknown
 
 UNKNOWN_MODES = ("error", "skip")
 PROGRESS_EVERY = 64  # steps between progress updates: cheap next to a step
@@ -65,8 +65,7 @@ def check_prime(tokenizer: Tokenizer, text: str, mode: str, quiet: bool) -> str:
         )
     if not quiet:
         info(f"warning: the prime has {describe_unknown(unknown)}; they are skipped")
-    bad = {c for _, c in unknown}
-    return "".join(c for c in text if c not in bad)
+    return drop_unknown(text, unknown)
 
 
 def write_samples(lm: LoadedModel, prime: str, cfg: GenerateConfig, out: Output) -> None:
