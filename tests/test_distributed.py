@@ -196,6 +196,9 @@ def test_two_ranks_of_batch_8_follow_one_process_of_batch_16_and_resume_on_one(
     _assert_same_weights(straight, split)
 
 
+# Slow and timing-sensitive: a c10d rendezvous of two torchrun agents once hung on a loaded
+# host, so it runs with `make test-slow`, not in CI's `make test`.
+@pytest.mark.slow
 def test_two_nodes_over_loopback_continue_a_one_process_run(
     corpus_file: Path, tmp_path: Path
 ) -> None:
