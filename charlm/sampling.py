@@ -117,7 +117,6 @@ def sample_ids(
     prime: Sequence[int],
     temperature: float = 1.0,
     generator: torch.Generator | None = None,
-    device: torch.device | str = "cpu",
 ) -> list[int]:
     """``length`` new ids continuing ``prime`` (at least one id): training's samples.txt."""
     was_training = model.training

@@ -65,6 +65,7 @@ class Trainer:
         self.hidden: Any = self.model.init_hidden(tc.batch_size, self.device)
         self._bad_steps = 0
         self._good: dict[str, Any] | None = None  # last good state, for rollback
+        self._latest_step = -1  # the step latest.safetensors was last written at
         self._notes: list[str] = []  # said through InfoEvents at the next step
 
     # ---- persistence -------------------------------------------------------------------
@@ -107,6 +108,8 @@ class Trainer:
         ck = self.checkpoint(full)
         if self.main:
             ckpt_io.save(ck, self.run_dir / name)
+        if name == ckpt_io.LATEST:
+            self._latest_step = self.state.step
 
     # ---- the loop ----------------------------------------------------------------------
     def run(self, on_event: Callback = lambda e: None) -> FinishEvent:
@@ -123,7 +126,8 @@ class Trainer:
         while not reason:
             reason = self._run_epoch(on_event, total_steps)
         self.write_config()
-        self.save(ckpt_io.LATEST, full=True)
+        if self._latest_step != self.state.step:  # the final evaluation usually just wrote it
+            self.save(ckpt_io.LATEST, full=True)
         self._say(on_event)
         distributed.barrier()
         return FinishEvent(reason, self.state, self.run_dir)
@@ -340,7 +344,7 @@ class Trainer:
         # A generator of its own, so sampling never disturbs the training random stream.
         gen = torch.Generator().manual_seed(self.state.seed + self.state.step)
         prime = [int(self.splits.val[0])]
-        ids = sample_ids(self.model, n, prime, 0.8, gen, self.device)
+        ids = sample_ids(self.model, n, prime, 0.8, gen)
         return self.tokenizer.decode(prime + ids)
 
     def _log_step(self, meter: Meter, lr: float, norm: float) -> None:
