@@ -255,3 +255,33 @@ def test_sigterm_on_one_rank_stops_all_with_one_checkpoint(
     assert 0 < ck.state["step"] == last["step"] < 10**5 and "val_loss" in last
     assert ck.state["world_size"] == 2
     assert [tuple(h.shape) for h in ck.hidden] == [(1, 16, 16)] * 2  # both ranks' stripes
+
+
+@pytest.mark.parametrize(
+    ("raised", "code"), [(None, 0), (SystemExit(0), 0), (SystemExit(3), 3), (SystemExit("no"), 1)]
+)
+def test_a_rank_exits_without_finalizing_python(
+    monkeypatch: pytest.MonkeyPatch, raised: SystemExit | None, code: int
+) -> None:
+    """Finalizing under gloo's threads aborted ranks of clean runs (CI, 2026-11-22)."""
+    import charlm.cli as cli
+
+    def fake_app() -> None:
+        if raised is not None:
+            raise raised
+
+    exits: list[int] = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(cli, "app", fake_app)
+    monkeypatch.setattr(cli.os, "_exit", exits.append)
+    cli.main()
+    assert exits == [code]
+
+
+def test_a_single_process_exits_normally(monkeypatch: pytest.MonkeyPatch) -> None:
+    import charlm.cli as cli
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setattr(cli, "app", lambda: None)
+    monkeypatch.setattr(cli.os, "_exit", lambda code: pytest.fail("os._exit in a single process"))
+    cli.main()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Annotated
 
 import typer
 
-from charlm import __version__
+from charlm import __version__, distributed
 from charlm.cli import evaluate as _evaluate
 from charlm.cli import prepare as _prepare
 from charlm.cli import prime as _prime
@@ -45,4 +47,25 @@ app.command("prepare")(_prepare.prepare)
 
 
 def main() -> None:
-    app()
+    if distributed.world_from_env() <= 1:
+        app()
+        return
+    # A torchrun rank leaves without interpreter finalization: gloo's worker threads outlive
+    # destroy_process_group, and finalizing Python under them aborts the process
+    # ("terminate called without an active exception") now and then on a loaded machine,
+    # which makes torchrun report a clean run as failed.
+    try:
+        app()
+        code = 0
+    except SystemExit as e:
+        code = _exit_code(e.code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _exit_code(code: object) -> int:
+    if code is None or isinstance(code, int):
+        return code or 0
+    print(code, file=sys.stderr)  # sys.exit("message") prints and exits 1
+    return 1
