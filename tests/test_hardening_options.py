@@ -132,5 +132,23 @@ def test_typer_bounds_are_usage_errors_naming_the_option(
     trained_run: Path, command: str, option: str, value: str
 ) -> None:
     result = invoke(command, str(trained_run), option, value)
-    assert result.exit_code == 2 and result.stdout == ""
-    assert f"Invalid value for '{option}'" in result.stderr and "Traceback" not in result.stderr
+    one_line_error(result, f"Invalid value for '{option}'", f"{command} --help'", code=2)
+
+
+@pytest.mark.parametrize(
+    ("args", "phrase"),
+    [
+        (["train", "corpus.txt", "--bogus"], "No such option: --bogus"),
+        (["sample", "--temperature", "warm"], "Invalid value for '--temperature'"),
+        (["prime", "--length"], "'--length' requires an argument"),
+        (["sampel"], "No such command 'sampel'"),
+    ],
+)
+def test_click_usage_errors_are_one_line_too(args: list[str], phrase: str) -> None:
+    """Not Rich's boxed panel under a usage line: one line, exit 2, the help to read."""
+    one_line_error(invoke(*args), phrase, "--help'", code=2)
+
+
+def test_charlm_alone_still_prints_its_help() -> None:
+    result = invoke()
+    assert result.exit_code == 2 and "train" in result.output and "evaluate" in result.output

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
+
+try:  # Typer 0.2x carries its own copy of Click; older Typer runs on Click itself.
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_errors  # type: ignore[no-redef]
 
 from charlm import __version__, distributed
 from charlm.cli import evaluate as _evaluate
@@ -15,7 +21,38 @@ from charlm.cli import prime as _prime
 from charlm.cli import sample as _sample
 from charlm.cli import train as _train
 
+
+class _OneLineUsageErrors(TyperGroup):
+    """Usage errors (unknown option, bad value) as one `charlm: error:` line on stderr, like
+    every other error of ours, instead of Rich's boxed panel with the usage above it."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except click_errors.ClickException as e:
+            if type(e).__name__ == "NoArgsIsHelpError":
+                # `charlm` alone: Typer prints its help as usual (nothing had run).
+                return super().main(*args, **kwargs)
+            print(_usage_line(e), file=sys.stderr)
+            sys.exit(e.exit_code)
+        except click_errors.Abort:
+            print("charlm: error: aborted", file=sys.stderr)
+            sys.exit(1)
+        # Non-standalone Click returns the exit code of an Exit, else the command's value.
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+def _usage_line(e: click_errors.ClickException) -> str:
+    ctx = getattr(e, "ctx", None)
+    command = ctx.command_path if ctx is not None else "charlm"
+    message = " ".join(e.format_message().split())
+    return f"charlm: error: {message.rstrip('.')}; see '{command} --help'"
+
+
 app = typer.Typer(
+    cls=_OneLineUsageErrors,
     name="charlm",
     help="Character- and word-level recurrent language models: train, sample, prime, evaluate.",
     no_args_is_help=True,
