@@ -15,7 +15,7 @@ import torch
 from charlm.config import ConfigError
 from charlm.fastpath import blas_threads, make_stepper, run_prime
 from charlm.model import RNNLM
-from charlm.sampling import SamplingConfig, choose
+from charlm.sampling import SamplingConfig, draw
 from charlm.tokenizers import Tokenizer
 
 DETOKENIZE_CONTEXT = 8  # tokens of left context when decoding one token of a word model
@@ -135,13 +135,10 @@ def generate(
     scanners = [StopScanner(cfg.stop) for _ in range(K)]
     # One row is memory-bound (one BLAS thread is fastest); a batch is a real matrix product.
     with blas_threads(1 if K < 16 else torch.get_num_threads()):
-        for t in range(cfg.length):
-            ids = choose(scores, cfg.sampling, rng)
+        for ids in draw(stepper, scores, cfg.sampling, rng, cfg.length):
             yield [s.feed(d.push(int(i))) for s, d, i in zip(scanners, detoks, ids, strict=True)]
             if all(s.done for s in scanners):
                 return
-            if t + 1 < cfg.length:
-                scores = stepper.step(ids)
     yield [s.flush() for s in scanners]
 
 

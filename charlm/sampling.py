@@ -6,14 +6,14 @@ run the same code. Scores are logits or log-probabilities: only their softmax ma
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from charlm.config import ConfigError
-from charlm.fastpath import blas_threads, make_stepper, run_prime
+from charlm.fastpath import Stepper, blas_threads, make_stepper, run_prime
 from charlm.model import RNNLM
 
 
@@ -126,12 +126,25 @@ def sample_ids(
     log_probs, hidden = run_prime(model, list(prime))
     stepper = make_stepper(model)
     stepper.start(hidden, 1)
-    scores, out = log_probs[None], []
     with blas_threads(1):
-        for t in range(length):
-            nxt = choose(scores, cfg, rng)
-            out.append(int(nxt[0]))
-            if t + 1 < length:
-                scores = stepper.step(nxt)
+        out = [int(ids[0]) for ids in draw(stepper, log_probs[None], cfg, rng, length)]
     model.train(was_training)
     return out
+
+
+def draw(
+    stepper: Stepper,
+    scores: np.ndarray,
+    cfg: SamplingConfig,
+    rng: np.random.Generator,
+    length: int,
+) -> Iterator[np.ndarray]:
+    """The ids of each of ``length`` steps (one per stream), each fed back into ``stepper``.
+
+    ``scores`` are the (K, V) scores for the first step; a caller may stop early.
+    """
+    for t in range(length):
+        ids = choose(scores, cfg, rng)
+        yield ids
+        if t + 1 < length:  # the last step's successor is never needed
+            scores = stepper.step(ids)
