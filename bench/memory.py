@@ -7,6 +7,9 @@ path) and on a generated 200 MB one, first with an empty token cache (tokenising
 then with the cache warm. Each run is its own process; its peak resident set size comes
 from the kernel (``os.wait4``). Goal: the large corpus within 150 MB of the small one.
 
+Also the peak of training each of the three speed configs (``bench.training.SHAPES``) a few
+steps on the 1 MB corpus, evaluation included: what a model of that size costs.
+
 Run alone: ``python -m bench.memory [--quick]`` prints the figures as JSON.
 """
 
@@ -23,8 +26,11 @@ from typing import Any
 
 import numpy as np
 
+from bench.training import SHAPES, Shape
+
 GOAL_MB = 150
 STEPS = 20
+SHAPE_STEPS = 6  # enough for the optimizer state and the backward graph to be at full size
 BLOCK = 1 << 20  # bytes of generated text per block
 
 
@@ -68,6 +74,24 @@ def peak_rss_mb(args: list[str], env: dict[str, str]) -> tuple[float, float]:
     return maxrss_kib / 1024, time.monotonic() - t0  # ru_maxrss is in KiB on Linux
 
 
+def shape_args(shape: Shape) -> list[str]:
+    """`charlm train` options for the network and windows of ``shape``."""
+    return ["--model", "lstm", "--layers", str(shape.layers), "--hidden-size", str(shape.hidden),
+            "--embed-size", str(shape.embed), "--bptt", str(shape.bptt),
+            "--batch-size", str(shape.batch)]  # fmt: skip
+
+
+def shape_rows(corpus: Path, out: Path, env: dict[str, str], steps: int) -> list[dict[str, Any]]:
+    base = ["--max-time", "none", "--threads", "1", "--seed", "0", "--max-steps", str(steps)]
+    base += ["--eval-every", str(steps), "--quiet", "--force", "--out", str(out)]
+    rows = []
+    for shape in SHAPES:
+        mb, seconds = peak_rss_mb([str(corpus), *shape_args(shape), *base], env)
+        rows.append({"config": shape.name, "steps": steps, "peak_rss_mb": round(mb, 1),
+                     "seconds": round(seconds, 1)})  # fmt: skip
+    return rows
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     big_mb = 32 if quick else 200
     common = ["--preset", "tiny", "--max-time", "none", "--threads", "1", "--seed", "0"]
@@ -83,6 +107,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         big_args = [str(big), *common, *out, "--token-cache", "always"]
         cold_mb, cold_s = peak_rss_mb(big_args, env)
         warm_mb, warm_s = peak_rss_mb(big_args, env)
+        rows = shape_rows(small, root / "run", env, 2 if quick else SHAPE_STEPS)
     worst = max(cold_mb, warm_mb) - small_mb
     return {
         "model": f"preset tiny (1x128 LSTM), {STEPS} steps, 1 thread, char tokenizer",
@@ -100,6 +125,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         "extra_mb": round(worst, 1),
         "goal_mb": GOAL_MB,
         "within_goal": worst <= GOAL_MB,
+        "rows": rows,
     }
 
 

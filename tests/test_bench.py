@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
-from bench import quality, report
+from bench import memory, quality, report
 from bench.__main__ import run_section
 from bench.training import Shape, charlm_rate, reference_rate
+from charlm.cli import app
 
 
 def test_flops_count_every_matrix_multiply() -> None:
@@ -48,3 +51,16 @@ def test_missing_section_module_is_skipped_with_a_note() -> None:
 def test_quality_skips_without_the_corpus(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setattr(quality, "CORPUS", tmp_path / "absent.txt")
     assert "absent" in quality.run(quick=True)["skipped"]
+
+
+def test_memory_configs_train_the_speed_shapes(tmp_path: Path) -> None:
+    """The memory rows must measure the networks the speed rows time, not the default preset."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("to be or not to be, that is the question.\n" * 200)
+    shape = Shape(layers=2, hidden=16, bptt=8, batch=3, steps=1, embed=4)
+    result = CliRunner().invoke(app, ["train", str(corpus), *memory.shape_args(shape), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    config = json.loads(result.stdout)["config"]
+    assert (config["model"]["num_layers"], config["model"]["hidden_size"]) == (2, 16)
+    assert config["model"]["model"] == "lstm" and config["model"]["embed_size"] == 4
+    assert (config["train"]["bptt"], config["train"]["batch_size"]) == (8, 3)

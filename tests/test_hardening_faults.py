@@ -18,6 +18,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+import typer
 from typer.testing import CliRunner
 
 from charlm import checkpoint as ckpt_io
@@ -365,3 +366,16 @@ def test_other_runtime_errors_are_not_disguised_as_memory(
     result = train(str(corpus_file), "--out", str(tmp_path / "r"), *MICRO_ARGS, "-q")
     assert isinstance(result.exception, RuntimeError) and "bug" in str(result.exception)
     assert not (tmp_path / "r" / runlock.LOCK_NAME).exists()
+
+
+def test_an_abort_is_one_line_not_a_traceback(
+    corpus_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Click turns an EOF at a prompt into Abort; it must leave as our one line, exit 1."""
+
+    def eof(self: Trainer, *args: object) -> None:
+        raise typer.Abort()
+
+    monkeypatch.setattr(Trainer, "_step", eof)
+    result = train(str(corpus_file), "--out", str(tmp_path / "r"), *MICRO_ARGS, "-q")
+    assert result.exit_code == 1 and result.stderr.strip() == "charlm: error: aborted"

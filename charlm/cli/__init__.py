@@ -37,7 +37,7 @@ class _OneLineUsageErrors(TyperGroup):
                 return super().main(*args, **kwargs)
             print(_usage_line(e), file=sys.stderr)
             sys.exit(e.exit_code)
-        except click_errors.Abort:
+        except typer.Abort:
             print("charlm: error: aborted", file=sys.stderr)
             sys.exit(1)
         # Non-standalone Click returns the exit code of an Exit, else the command's value.
