@@ -152,3 +152,4 @@ def test_click_usage_errors_are_one_line_too(args: list[str], phrase: str) -> No
 def test_charlm_alone_still_prints_its_help() -> None:
     result = invoke()
     assert result.exit_code == 2 and "train" in result.output and "evaluate" in result.output
+    assert result.output.count("Usage:") == 1

@@ -33,14 +33,18 @@ class _OneLineUsageErrors(TyperGroup):
             result = super().main(*args, standalone_mode=False, **kwargs)
         except click_errors.ClickException as e:
             if type(e).__name__ == "NoArgsIsHelpError":
-                # `charlm` alone: Typer prints its help as usual (nothing had run).
-                return super().main(*args, **kwargs)
+                # `charlm` alone: with Rich the help was printed while the error was made;
+                # plain Click carries it in the message.
+                if e.format_message().strip():
+                    e.show()
+                sys.exit(e.exit_code)
             print(_usage_line(e), file=sys.stderr)
             sys.exit(e.exit_code)
         except typer.Abort:
             print("charlm: error: aborted", file=sys.stderr)
             sys.exit(1)
-        # Non-standalone Click returns the exit code of an Exit, else the command's value.
+        # Non-standalone Click returns the exit code of an Exit, else the command's value,
+        # which is None for every charlm command.
         sys.exit(result if isinstance(result, int) else 0)
 
 
@@ -48,7 +52,7 @@ def _usage_line(e: click_errors.ClickException) -> str:
     ctx = getattr(e, "ctx", None)
     command = ctx.command_path if ctx is not None else "charlm"
     message = " ".join(e.format_message().split())
-    return f"charlm: error: {message.rstrip('.')}; see '{command} --help'"
+    return f"charlm: error: {message} (see '{command} --help')"
 
 
 app = typer.Typer(
