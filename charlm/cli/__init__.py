@@ -20,6 +20,7 @@ from charlm.cli import prepare as _prepare
 from charlm.cli import prime as _prime
 from charlm.cli import sample as _sample
 from charlm.cli import train as _train
+from charlm.cli.common import error
 
 
 class _OneLineUsageErrors(TyperGroup):
@@ -38,21 +39,20 @@ class _OneLineUsageErrors(TyperGroup):
                 if e.format_message().strip():
                     e.show()
                 sys.exit(e.exit_code)
-            print(_usage_line(e), file=sys.stderr)
+            error(_usage_message(e))
             sys.exit(e.exit_code)
         except typer.Abort:
-            print("charlm: error: aborted", file=sys.stderr)
+            error("aborted")
             sys.exit(1)
         # Non-standalone Click returns the exit code of an Exit, else the command's value,
         # which is None for every charlm command.
         sys.exit(result if isinstance(result, int) else 0)
 
 
-def _usage_line(e: click_errors.ClickException) -> str:
+def _usage_message(e: click_errors.ClickException) -> str:
     ctx = getattr(e, "ctx", None)
     command = ctx.command_path if ctx is not None else "charlm"
-    message = " ".join(e.format_message().split())
-    return f"charlm: error: {message} (see '{command} --help')"
+    return f"{' '.join(e.format_message().split())} (see '{command} --help')"
 
 
 app = typer.Typer(

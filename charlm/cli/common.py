@@ -54,9 +54,14 @@ WRITE_FIXES = {
 }
 
 
+def error(message: str) -> None:
+    """The one `charlm: error:` line on stderr that every failure gets."""
+    err.print(f"charlm: error: {message}", markup=False)
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print one line to stderr and return the Exit to raise."""
-    err.print(f"charlm: error: {message}", markup=False)
+    error(message)
     return typer.Exit(code)
 
 
