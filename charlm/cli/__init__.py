@@ -33,13 +33,12 @@ class _OneLineUsageErrors(TyperGroup):
         try:
             result = super().main(*args, standalone_mode=False, **kwargs)
         except click_errors.ClickException as e:
-            if type(e).__name__ == "NoArgsIsHelpError":
+            if type(e).__name__ != "NoArgsIsHelpError":
+                error(_usage_message(e))
+            elif e.format_message().strip():
                 # `charlm` alone: with Rich the help was printed while the error was made;
                 # plain Click carries it in the message.
-                if e.format_message().strip():
-                    e.show()
-                sys.exit(e.exit_code)
-            error(_usage_message(e))
+                e.show()
             sys.exit(e.exit_code)
         except typer.Abort:
             error("aborted")
