@@ -104,7 +104,7 @@ def _worker(shape: Shape, steps: int) -> dict[str, Any] | None:
     for _ in range(BLOCKS):
         for sync in times if world > 1 else (True,):
             times[sync].append(block(steps, sync))
-    main = distributed.is_main()
+    main = distributed.rank() == 0
     distributed.teardown()
     if not main:
         return None

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from charlm.config import DataConfig
-from charlm.textio import InputError, decode
+from charlm.textio import InputError, decode, is_utf8
 from charlm.tokenizers import (
     Tokenizer,
     build_tokenizer,
@@ -114,9 +114,7 @@ def eval_windows(
     so nothing is left over; the mask is 0 on padding. Rows beyond the text are dropped.
     """
     n_targets = len(tokens) - 1
-    b = max(1, min(batch_size, n_targets))
-    stripe = -(-n_targets // b)
-    b = -(-n_targets // stripe)  # drop rows that would be pure padding
+    b, stripe = eval_layout(n_targets, batch_size)
     # Gathered window by window, never padded as a whole: the tokens may be a memory-mapped
     # file far larger than memory. Padding (past the last target) repeats the last token.
     rows = np.arange(b)[:, None] * stripe
@@ -124,6 +122,17 @@ def eval_windows(
         pos = rows + np.arange(s, min(s + bptt, stripe))  # (b, w) input positions
         x, y = tokens[np.minimum(pos, n_targets)], tokens[np.minimum(pos + 1, n_targets)]
         yield _long(x), _long(y), torch.from_numpy(pos < n_targets)
+
+
+def eval_layout(n_targets: int, batch_size: int) -> tuple[int, int]:
+    """(rows, stripe length) of ``eval_windows``: at most batch_size rows of ceil(N / rows).
+
+    Rows that would hold only padding are dropped, so every row scores something; data-
+    parallel scoring (``distributed.eval_shard``) splits these same rows between ranks.
+    """
+    b = max(1, min(batch_size, n_targets))
+    stripe = -(-n_targets // b)
+    return -(-n_targets // stripe), stripe
 
 
 def _long(a: np.ndarray) -> torch.Tensor:
@@ -178,10 +187,9 @@ def text_chunks(
     Newlines are normalised as ``charlm.textio`` does, so the text is the one an
     in-memory read gives; a chunk is cut only where a split boundary falls.
     """
-    utf8 = encoding.lower().replace("-", "").replace("_", "") == "utf8"
     pos = 0
     try:
-        with open(path, encoding="utf-8-sig" if utf8 else encoding, newline=None) as f:
+        with open(path, encoding="utf-8-sig" if is_utf8(encoding) else encoding, newline=None) as f:
             while (stop is None or pos < stop) and (chunk := f.read(CHUNK_CHARS)):
                 if not chunk.endswith("\n"):
                     chunk += f.readline(CHUNK_CHARS)

@@ -26,6 +26,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from charlm.config import ConfigError
+from charlm.data import eval_layout
 from charlm.model import RNNLM, Hidden
 from charlm.runtime import resolve_device
 
@@ -45,10 +46,6 @@ def rank() -> int:
 
 def world() -> int:
     return dist.get_world_size() if is_initialized() else 1
-
-
-def is_main() -> bool:
-    return rank() == 0
 
 
 def setup(device: torch.device) -> torch.device:
@@ -141,9 +138,7 @@ def eval_shard(tokens: np.ndarray, batch_size: int, r: int, w: int) -> tuple[np.
     shards together score every target once with the same layout a single process uses.
     """
     n_targets = len(tokens) - 1
-    b = max(1, min(batch_size, n_targets))
-    stripe = -(-n_targets // b)
-    b = -(-n_targets // stripe)
+    b, stripe = eval_layout(n_targets, batch_size)
     per_rank = -(-b // w)
     start = min(r * per_rank * stripe, n_targets)
     end = min((r + 1) * per_rank * stripe, n_targets)

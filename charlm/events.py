@@ -62,3 +62,7 @@ class FinishEvent:
 
 
 Callback = Callable[[Any], None]
+
+
+def ignore(event: Any) -> None:
+    """The callback that reports nothing: the default, and ranks other than 0."""

@@ -45,12 +45,17 @@ def read_bytes(source: str | Path) -> bytes:
         raise InputError(f"{path}: cannot read it ({e.strerror}); check its permissions") from e
 
 
+def is_utf8(encoding: str) -> bool:
+    """Whether an encoding name means UTF-8 however it is spelled (UTF8, utf_8, Utf-8)."""
+    return encoding.lower().replace("-", "").replace("_", "") == "utf8"
+
+
 def decode(data: bytes, encoding: str, name: str) -> str:
     """Decode strictly, naming the byte offset of the first bad byte."""
     for magic, what in _BINARY_MAGIC.items():
         if data.startswith(magic):
             raise InputError(f"{name} looks like {what}, not text: decompress or convert it first")
-    if encoding.lower().replace("-", "").replace("_", "") == "utf8":
+    if is_utf8(encoding):
         for bom, enc in _BOMS:
             if data.startswith(bom):
                 raise InputError(

@@ -11,7 +11,7 @@ import io
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import sentencepiece as spm
@@ -41,6 +41,7 @@ def drop_unknown(text: str, unknown: list[tuple[int, str]]) -> str:
     return "".join(c for c in text if c not in bad)
 
 
+@runtime_checkable
 class Tokenizer(Protocol):
     kind: str
 
@@ -67,6 +68,17 @@ class Tokenizer(Protocol):
 
     def to_dict(self) -> dict[str, Any]: ...
 
+    # The registry builds tokenizers through these two, by kind.
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Tokenizer:
+        """The tokenizer ``to_dict`` described (as stored in a checkpoint)."""
+        ...
+
+    @classmethod
+    def train_chunks(cls, chunks: Iterable[str], config: DataConfig) -> Tokenizer:
+        """A tokenizer learned from text chunks that end at line ends."""
+        ...
+
 
 def _codepoints(text: str) -> np.ndarray:
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
@@ -83,7 +95,7 @@ class CharTokenizer:
         self._table = np.array(self.chars, dtype=object)
 
     @classmethod
-    def train(cls, text: str, config: DataConfig | None = None) -> CharTokenizer:
+    def train(cls, text: str) -> CharTokenizer:
         return cls.train_chunks([text])
 
     @classmethod
@@ -324,15 +336,11 @@ def _sentences(chunks: Iterable[str], longest: int = 4000) -> Iterator[str]:
                 yield line[start : start + longest]
 
 
-_REGISTRY: dict[str, Any] = {
+_REGISTRY: dict[str, type[Tokenizer]] = {
     "char": CharTokenizer,
     "word": WordTokenizer,
     "sentencepiece": SentencePieceTokenizer,
 }
-
-
-def register(kind: str, cls: Any) -> None:
-    _REGISTRY[kind] = cls
 
 
 def tokenizer_from_dict(d: dict[str, Any]) -> Tokenizer:

@@ -19,7 +19,15 @@ from charlm import checkpoint as ckpt_io
 from charlm import distributed
 from charlm.config import RunConfig
 from charlm.data import Splits, StripeBatcher
-from charlm.events import Callback, EvalEvent, FinishEvent, InfoEvent, StepEvent, TrainState
+from charlm.events import (
+    Callback,
+    EvalEvent,
+    FinishEvent,
+    InfoEvent,
+    StepEvent,
+    TrainState,
+    ignore,
+)
 from charlm.model import RNNLM, detach_hidden, hidden_from_tensors, hidden_tensors
 from charlm.precision import Precision
 from charlm.runlog import Meter, RunLog
@@ -112,10 +120,10 @@ class Trainer:
             self._latest_step = self.state.step
 
     # ---- the loop ----------------------------------------------------------------------
-    def run(self, on_event: Callback = lambda e: None) -> FinishEvent:
+    def run(self, on_event: Callback = ignore) -> FinishEvent:
         total_steps = self.total_steps()
         if not self.main:
-            on_event = _ignore
+            on_event = ignore
         if self.world > 1:  # each rank its own dropout masks, reproducibly on resume
             torch.manual_seed(self.state.seed + 1_000_003 * self.rank + self.state.step)
         self._prepare_run_dir()
@@ -356,10 +364,6 @@ class Trainer:
 
     def write_config(self) -> None:
         self.log.config(self.config, self.state)
-
-
-def _ignore(event: Any) -> None:
-    """Ranks other than 0 report nothing."""
 
 
 def _make_optimizer(model: RNNLM, config: RunConfig) -> torch.optim.Optimizer:

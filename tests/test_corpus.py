@@ -18,7 +18,7 @@ from charlm.corpus import (
     shakespeare,
     strip_gutenberg,
 )
-from charlm.textio import InputError
+from charlm.textio import InputError, is_utf8
 
 GUTENBERG = """\ufeffThe Project Gutenberg eBook of Macbeth\r
 \r
@@ -239,3 +239,13 @@ def test_ascii_and_lowercase_together_are_idempotent() -> None:
     opts = CleanOptions(ascii=True, lowercase=True)
     once = clean_text("\U0001f130 \u00a8x\n", opts)  # a squared "A" folds to a capital
     assert once.startswith("a ") and clean_text(once, opts) == once
+
+
+@pytest.mark.parametrize("name", ["utf-8", "UTF8", "utf_8", "Utf-8"])
+def test_every_spelling_of_utf8_is_recognised(name: str) -> None:
+    assert is_utf8(name)
+
+
+@pytest.mark.parametrize("name", ["latin-1", "utf-16", "utf-8-sig", "ascii"])
+def test_other_encodings_are_not_utf8(name: str) -> None:
+    assert not is_utf8(name)

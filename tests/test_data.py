@@ -7,7 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from charlm.data import DataError, Splits, StripeBatcher, check_splits, eval_windows
+from charlm.data import (
+    DataError,
+    Splits,
+    StripeBatcher,
+    check_splits,
+    eval_layout,
+    eval_windows,
+)
 
 
 def test_windows_continue_each_stripe() -> None:
@@ -45,6 +52,17 @@ def test_eval_windows_score_every_target_exactly_once(n: int, batch: int, bptt: 
         assert x.shape == y.shape == mask.shape
         scored += y[mask].tolist()
     assert sorted(scored) == list(range(1, n))
+
+
+@given(n_targets=st.integers(1, 5000), batch=st.integers(1, 300))
+def test_eval_layout_covers_the_targets_with_no_row_of_pure_padding(
+    n_targets: int, batch: int
+) -> None:
+    rows, stripe = eval_layout(n_targets, batch)
+    assert 1 <= rows <= batch
+    assert rows * stripe >= n_targets  # every target has a place
+    assert (rows - 1) * stripe < n_targets  # the last row holds at least one target
+    assert stripe == -(-n_targets // min(batch, n_targets))  # as short as the batch allows
 
 
 def test_split_too_small_for_one_window_names_the_fix() -> None:

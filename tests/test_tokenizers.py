@@ -20,8 +20,10 @@ from charlm.model import RNNLM
 from charlm.run import prepare
 from charlm.scoring import Score, score_tokens
 from charlm.tokenizers import (
+    _REGISTRY,
     CharTokenizer,
     SentencePieceTokenizer,
+    Tokenizer,
     WordTokenizer,
     build_tokenizer,
     tokenizer_from_dict,
@@ -42,6 +44,15 @@ def sp(request: pytest.FixtureRequest) -> SentencePieceTokenizer:
     tok = build_tokenizer(config, text)
     assert isinstance(tok, SentencePieceTokenizer)
     return tok
+
+
+@pytest.mark.parametrize("kind", sorted(_REGISTRY))
+def test_every_registered_kind_meets_the_protocol_and_rebuilds_by_kind(kind: str) -> None:
+    config = DataConfig(tokenizer=kind, vocab_size=300)  # type: ignore[arg-type]
+    tok = build_tokenizer(config, VERSE * 20)
+    assert isinstance(tok, Tokenizer) and tok.kind == kind
+    again = tokenizer_from_dict(tok.to_dict())
+    assert type(again) is type(tok) and again.to_dict() == tok.to_dict()
 
 
 # ---- char ---------------------------------------------------------------------------------
