@@ -6,7 +6,7 @@ TORCH_PIN ?= torch==2.13.0
 DEMO_CORPUS := corpora/shakespeare.txt
 DEMO_RUN := checkpoints/demo
 
-.PHONY: install test test-slow lint format demo bench bench-quick clean
+.PHONY: install test test-slow lint format demo bench bench-quick gpu-check clean
 
 install:
 	$(PIP) install --quiet "$(TORCH_PIN)"
@@ -39,6 +39,11 @@ bench: install
 
 bench-quick: install
 	$(PYTHON) -m bench --quick
+
+# On a machine with a GPU and a CUDA build of torch (not `make install`'s CPU pin): the CUDA
+# tests, CPU-vs-CUDA loss tracking in fp32/bf16/fp16, the large preset's speed; one JSON.
+gpu-check:
+	$(PYTHON) -m bench.gpu_check
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .ruff_cache
