@@ -92,7 +92,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m bench.gpu_check", description=__doc__.split("\n")[0]
     )
     p.add_argument("--out", type=Path, default=report.RESULTS / "gpu_check.json")
-    p.add_argument("--corpus", type=Path, help="text to train on [default: tiny-shakespeare]")
+    p.add_argument(
+        "--corpus",
+        type=Path,
+        help="text to train on [default: corpora/shakespeare.txt, else tiny-shakespeare]",
+    )
     p.add_argument("--device", default="cuda", help=argparse.SUPPRESS)  # cpu: self-check only
     p.add_argument("--dry", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -282,9 +286,9 @@ def sampling(device: str, plan: Plan, run_dir: Path) -> dict[str, Any]:
              (f"{plan.streams}_streams", plan.streams, plan.many_streams))  # fmt: skip
     for name, streams, lengths in cases:
         runs = [sample(run_dir, device, streams, n) for n in lengths]
-        if any(r.code or len(r.stdout) < streams * n for r, n in zip(runs, lengths, strict=True)):
-            bad = next(r for r in runs if r.code) if any(r.code for r in runs) else runs[-1]
-            return {name: failed(bad), "passed": False}
+        for ran, n in zip(runs, lengths, strict=True):
+            if ran.code or len(ran.stdout) < streams * n:  # fewer characters than asked for
+                return {name: failed(ran) | {"chars_out": len(ran.stdout)}, "passed": False}
         # Loading the checkpoint costs the same in both runs: the difference is sampling alone.
         extra = streams * (lengths[1] - lengths[0])
         result[f"{name}_chars_per_s"] = round(extra / max(runs[1].seconds - runs[0].seconds, 1e-9))
