@@ -119,11 +119,7 @@ def spectral_radius(model: RNNLM) -> float | None:
 
 def measure(model: RNNLM, ids: np.ndarray, cfg: FlowConfig, name: str) -> Flow:
     """Mean |dL_t/dh_{t-k}| (and c for an LSTM) per layer over cfg.positions positions of ids."""
-    if len(ids) < cfg.tokens_needed():
-        raise ConfigError(
-            f"the text has {len(ids):,} tokens but --max-lag {cfg.max_lag} with --carry-in "
-            f"{cfg.carry_in} needs {cfg.tokens_needed():,}: give a longer text or lower them"
-        )
+    check_length(len(ids), cfg)
     ends = _positions(len(ids), cfg)
     tokens = torch.as_tensor(np.asarray(ids, dtype=np.int64))
     sums: dict[tuple[str, int], torch.Tensor] = {}
@@ -137,6 +133,14 @@ def measure(model: RNNLM, ids: np.ndarray, cfg: FlowConfig, name: str) -> Flow:
         for (state, layer), total in sorted(sums.items(), key=lambda kv: (kv[0][1], kv[0][0]))
     ]
     return Flow(name, model.cfg.model, curves, spectral_radius(model))
+
+
+def check_length(tokens: int, cfg: FlowConfig) -> None:
+    if tokens < cfg.tokens_needed():
+        raise ConfigError(
+            f"the text has {tokens:,} tokens but --max-lag {cfg.max_lag} with --carry-in "
+            f"{cfg.carry_in} needs {cfg.tokens_needed():,}: give a longer text or lower them"
+        )
 
 
 def _positions(n: int, cfg: FlowConfig) -> list[int]:

@@ -22,10 +22,10 @@ from charlm.cli.common import (
     write_json,
 )
 from charlm.config import MODELS, ConfigError
-from charlm.run import split_text
 from charlm.figures import check_output, gradient_flow_figure
-from charlm.gradflow import Flow, FlowConfig, fresh_model, measure
+from charlm.gradflow import Flow, FlowConfig, check_length, fresh_model, measure
 from charlm.inference import LoadedModel
+from charlm.run import split_text
 from charlm.runtime import set_threads
 from charlm.textio import InputError, read_text
 from charlm.tokenizers import Tokenizer, describe_unknown, drop_unknown
@@ -97,8 +97,12 @@ def gradients(
         set_threads(threads)
         models = [load_checkpoint(c, device, quiet) for c in (checkpoints or [None])]
         text, source = _text(file, models[0])
-        flows = [_measure_trained(lm, text, cfg, quiet) for lm in models]
-        ids = _ids(models[0].tokenizer, text)
+        ids = _ids(models[0].tokenizer, text, quiet)
+        check_length(len(ids), cfg)  # before minutes of measuring, not after
+        flows = [
+            _measure_trained(lm, ids if i == 0 else _ids(lm.tokenizer, text, quiet), cfg, quiet)
+            for i, lm in enumerate(models)
+        ]
         for kind in kinds:
             name = f"fresh {kind}" + (f" x{init_scale:g}" if init_scale != 1 else "")
             _say(quiet, f"measuring {name} ...")
@@ -147,19 +151,19 @@ def _text(file: str | None, lm: LoadedModel) -> tuple[str, str]:
     return val, f"the validation text of {Path(corpus).name}"
 
 
-def _ids(tokenizer: Tokenizer, text: str) -> np.ndarray:
+def _ids(tokenizer: Tokenizer, text: str, quiet: bool) -> np.ndarray:
     """The text's ids; characters the model never saw are dropped, as training drops them."""
     unknown = tokenizer.unknown(text)
     if unknown:
-        info(f"warning: {describe_unknown(unknown)}; they are dropped")
+        _say(quiet, f"warning: {describe_unknown(unknown)}; they are dropped")
         text = drop_unknown(text, unknown)
     return tokenizer.encode(text)
 
 
-def _measure_trained(lm: LoadedModel, text: str, cfg: FlowConfig, quiet: bool) -> Flow:
+def _measure_trained(lm: LoadedModel, ids: np.ndarray, cfg: FlowConfig, quiet: bool) -> Flow:
     name = f"{_run_name(lm.path)} ({lm.config.model.model}, trained)"
     _say(quiet, f"measuring {name} ...")
-    return measure(lm.model, _ids(lm.tokenizer, text), cfg, name)
+    return measure(lm.model, ids, cfg, name)
 
 
 def _run_name(path: Path) -> str:
