@@ -92,6 +92,8 @@ def curves_figure(
 ) -> None:
     """Validation bits/char and train loss against the x of the runs, with learning rate and
     gradient norm in smaller panels below; runs overlaid, named in the legend."""
+    from matplotlib.ticker import EngFormatter, FuncFormatter, LogLocator, NullFormatter
+
     fig = _figure(width, height)
     axes = fig.subplots(
         len(PANELS), 1, sharex=True, height_ratios=[p[2] for p in PANELS], squeeze=True
@@ -104,8 +106,13 @@ def curves_figure(
             ax.plot(s.x, s.y, style, color=colors[i % len(colors)], lw=1.3, ms=3, label=run.name)
         ax.set_ylabel(label, fontsize=9)
         ax.grid(True, alpha=0.3)
-        if log:
+        if log:  # plain numbers (0.3, not 3 x 10^-1) on a narrow panel
             ax.set_yscale("log")
+            ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(NullFormatter())
+    if runs and runs[0].x_field == "tokens_seen":
+        axes[-1].xaxis.set_major_formatter(EngFormatter())  # 2M, not 2 x 1e6
     axes[0].legend(fontsize=9)
     axes[0].set_title("Training curves", fontsize=11)
     axes[-1].set_xlabel(X_LABELS.get(runs[0].x_field, runs[0].x_field) if runs else "")

@@ -108,7 +108,10 @@ def gradients(
             _say(quiet, f"measuring {name} ...")
             on = next(models[0].model.parameters()).device
             fresh = fresh_model(models[0].config.model, kind, init_scale, seed).to(on)
-            flows.append(measure(fresh, ids, cfg, name))
+            flow = measure(fresh, ids, cfg, name)
+            if flow.spectral_radius is not None:  # above 1 a tanh RNN's gradient can explode
+                flow.name += f" (radius {flow.spectral_radius:.2f})"
+            flows.append(flow)
         if not quiet:
             _print_table(_table(flows, max_lag))
         if output is not None:
