@@ -27,7 +27,9 @@ def test_gradients_json_on_stdout_table_on_stderr_png_written(
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     names = [m["name"] for m in doc["models"]]
-    assert names == ["run (lstm, trained)", "fresh rnn", "fresh gru", "fresh lstm"]
+    assert names[0] == "run (lstm, trained)" and names[2:] == ["fresh gru", "fresh lstm"]
+    radius = doc["models"][1]["spectral_radius"]
+    assert 0 < radius < 1 and names[1] == f"fresh rnn (radius {radius:.2f})"
     assert doc["text"] == "the validation text of verse.txt"
     for m in doc["models"]:
         assert all(len(c["mean_norm"]) == 21 for c in m["curves"])
