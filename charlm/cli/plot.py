@@ -63,11 +63,15 @@ def plot(
 def _draw(
     curves: list[RunCurves], output: str | None, width: int, height: int, follow: bool, quiet: bool
 ) -> None:
+    for c in curves:
+        if not quiet and not any(s.x for s in c.series.values()):
+            info(f"warning: {c.name} has no metrics yet (its first row comes after a few steps)")
     if output is not None:
         curves_figure(curves, output, width, height)
         if not quiet:
             points = sum(len(c.series["val_bpc"].x) for c in curves)
-            info(f"wrote {output} ({len(curves)} runs, {points} evaluations)")
+            runs = f"{len(curves)} run" + ("s" if len(curves) > 1 else "")
+            info(f"wrote {output} ({runs}, {points} evaluations)")
         return
     size = shutil.get_terminal_size()
     text = curves_text(curves, size.columns, max(20, size.lines - 2))
