@@ -52,14 +52,19 @@ def test_gradients_compare_none_several_checkpoints_and_a_file(
     assert doc["text"] == "verse.txt" and r.stderr == ""
 
 
-def test_gradients_on_word_and_gru_runs(tmp_path: Path, corpus_file: Path) -> None:
-    out = tmp_path / "words"
-    args = ["--model", "gru", "--tokenizer", "word", "--val-frac", "0.3"]
+@pytest.mark.parametrize(("model", "tokenizer"), [("gru", "word"), ("rnn", "char")])
+def test_gradients_on_word_and_other_model_runs(
+    tmp_path: Path, corpus_file: Path, model: str, tokenizer: str
+) -> None:
+    out = tmp_path / "run2"
+    args = ["--model", model, "--tokenizer", tokenizer, "--val-frac", "0.3"]
     r = _run("train", str(corpus_file), "--out", str(out), *MICRO_ARGS, *args)
     assert r.exit_code == 0, r.output
-    r = _run("inspect", "gradients", str(out), "--compare", "rnn", *SMALL, "--json")
+    r = _run("inspect", "gradients", str(out), "--compare", "lstm", *SMALL, "--json")
     assert r.exit_code == 0, r.output
-    assert [m["model"] for m in json.loads(r.stdout)["models"]] == ["gru", "rnn"]
+    assert [m["model"] for m in json.loads(r.stdout)["models"]] == [model, "lstm"]
+    r = _run("plot", str(out), "-o", str(tmp_path / "curves.svg"))
+    assert r.exit_code == 0, r.output
 
 
 @pytest.mark.parametrize(
