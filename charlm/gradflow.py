@@ -44,7 +44,9 @@ class FlowConfig:
         if self.max_lag < 0 or self.carry_in < 0:
             raise ConfigError("--max-lag and --carry-in must be 0 or more")
         if self.positions < 1 or self.batch < 1:
-            raise ConfigError(f"--positions must be at least 1 (got {self.positions})")
+            raise ConfigError(
+                f"--positions must be at least 1 (got {self.positions}, {self.batch})"
+            )
 
     def tokens_needed(self) -> int:
         return self.carry_in + self.max_lag + 2  # the window, the state before it, a target

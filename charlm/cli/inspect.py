@@ -57,11 +57,15 @@ def gradients(
             "--file", help="Text to measure on; - reads stdin [default: the run's validation text]."
         ),
     ] = None,
-    max_lag: Annotated[int, typer.Option(min=0, help="Largest lag K: lags 0..K.")] = 200,
-    positions: Annotated[int, typer.Option(min=1, help="Text positions averaged over.")] = 64,
+    max_lag: Annotated[int, typer.Option(min=0, help="Largest lag K: lags 0..K.")] = (
+        FlowConfig.max_lag
+    ),
+    positions: Annotated[int, typer.Option(min=1, help="Text positions averaged over.")] = (
+        FlowConfig.positions
+    ),
     carry_in: Annotated[
         int, typer.Option(min=0, help="Tokens read before each window to warm the state.")
-    ] = 100,
+    ] = FlowConfig.carry_in,
     compare: Annotated[
         str,
         typer.Option(
@@ -71,7 +75,9 @@ def gradients(
     init_scale: Annotated[
         float, typer.Option(help="Multiply the fresh models' recurrent weights (explode past 1).")
     ] = 1.0,
-    seed: Annotated[int, typer.Option(help="Seed for the positions and the fresh models.")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Seed for the positions and the fresh models.")
+    ] = FlowConfig.seed,
     output: Annotated[
         str | None, typer.Option("--output", "-o", help="Write the plot (.png or .svg).")
     ] = None,
