@@ -16,6 +16,8 @@ except ImportError:  # pragma: no cover
 
 from charlm import __version__, distributed
 from charlm.cli import evaluate as _evaluate
+from charlm.cli import inspect as _inspect
+from charlm.cli import plot as _plot
 from charlm.cli import prepare as _prepare
 from charlm.cli import prime as _prime
 from charlm.cli import sample as _sample
@@ -84,6 +86,8 @@ app.command("sample")(_sample.sample)
 app.command("prime")(_prime.prime)
 app.command("evaluate")(_evaluate.evaluate)
 app.command("prepare")(_prepare.prepare)
+app.command("plot")(_plot.plot)
+app.add_typer(_inspect.app, name="inspect")
 
 
 def main() -> None:

@@ -1,0 +1,218 @@
+"""`charlm inspect`: look inside trained models. First subcommand: `gradients`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from charlm.cli.common import (
+    DeviceOpt,
+    JsonOpt,
+    QuietOpt,
+    ThreadsOpt,
+    err,
+    info,
+    load_checkpoint,
+    user_errors,
+    write_json,
+)
+from charlm.config import MODELS, ConfigError
+from charlm.figures import check_output, gradient_flow_figure
+from charlm.gradflow import Flow, FlowConfig, check_length, fresh_model, measure
+from charlm.inference import LoadedModel
+from charlm.run import split_text
+from charlm.runtime import set_threads
+from charlm.textio import InputError, read_text
+from charlm.tokenizers import Tokenizer, describe_unknown, drop_unknown
+
+app = typer.Typer(
+    name="inspect",
+    help="Look inside trained models: gradient flow through time.",
+    no_args_is_help=True,
+)
+
+TABLE_LAGS = (0, 1, 2, 5, 10, 20, 50, 100, 200)
+
+
+@app.command("gradients")
+def gradients(
+    checkpoints: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[CHECKPOINT]...",
+            help="Checkpoint files or run directories, e.g. one run's before and after "
+            "[default: the newest best checkpoint under ./checkpoints].",
+            show_default=False,
+        ),
+    ] = None,
+    *,
+    file: Annotated[
+        str | None,
+        typer.Option(
+            "--file", help="Text to measure on; - reads stdin [default: the run's validation text]."
+        ),
+    ] = None,
+    max_lag: Annotated[int, typer.Option(min=0, help="Largest lag K: lags 0..K.")] = (
+        FlowConfig.max_lag
+    ),
+    positions: Annotated[int, typer.Option(min=1, help="Text positions averaged over.")] = (
+        FlowConfig.positions
+    ),
+    carry_in: Annotated[
+        int, typer.Option(min=0, help="Tokens read before each window to warm the state.")
+    ] = FlowConfig.carry_in,
+    compare: Annotated[
+        str,
+        typer.Option(
+            help="Fresh models of the same size beside it: a list of rnn,gru,lstm or none."
+        ),
+    ] = "rnn,gru,lstm",
+    init_scale: Annotated[
+        float, typer.Option(help="Multiply the fresh models' recurrent weights (explode past 1).")
+    ] = 1.0,
+    seed: Annotated[
+        int, typer.Option(help="Seed for the positions and the fresh models.")
+    ] = FlowConfig.seed,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="Write the plot (.png or .svg).")
+    ] = None,
+    width: Annotated[int, typer.Option(min=200, help="Plot width in pixels.")] = 900,
+    height: Annotated[int, typer.Option(min=150, help="Plot height in pixels.")] = 560,
+    json_out: JsonOpt = False,
+    device: DeviceOpt = "auto",
+    threads: ThreadsOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Mean |dL_t/dh_(t-k)| against lag k: how far back the loss's gradient reaches.
+
+    For the trained model (the top layer's h, and an LSTM's cell c) and freshly initialised
+    Elman RNN, GRU and LSTM models of the same size, on the run's validation text.
+    """
+    with user_errors():
+        if output is not None:
+            check_output(output)
+        kinds = _compare(compare)
+        cfg = FlowConfig(max_lag=max_lag, positions=positions, carry_in=carry_in, seed=seed)
+        if init_scale <= 0:
+            raise ConfigError(f"--init-scale must be greater than 0 (got {init_scale})")
+        set_threads(threads)
+        models = [load_checkpoint(c, device, quiet) for c in (checkpoints or [None])]
+        text, source = _text(file, models[0])
+        ids = _ids(models[0].tokenizer, text, quiet)
+        check_length(len(ids), cfg)  # before minutes of measuring, not after
+        flows = [
+            _measure_trained(lm, ids if i == 0 else _ids(lm.tokenizer, text, quiet), cfg, quiet)
+            for i, lm in enumerate(models)
+        ]
+        for kind in kinds:
+            name = f"fresh {kind}" + (f" x{init_scale:g}" if init_scale != 1 else "")
+            _say(quiet, f"measuring {name} ...")
+            on = next(models[0].model.parameters()).device
+            fresh = fresh_model(models[0].config.model, kind, init_scale, seed).to(on)
+            flow = measure(fresh, ids, cfg, name)
+            if flow.spectral_radius is not None:  # above 1 a tanh RNN's gradient can explode
+                flow.name += f" (radius {flow.spectral_radius:.2f})"
+            flows.append(flow)
+        if not quiet:
+            _print_table(_table(flows, max_lag))
+        if output is not None:
+            title = f"Gradient flow on {source}: mean over {positions} positions"
+            gradient_flow_figure(flows, output, width, height, title)
+            _say(quiet, f"wrote {output}")
+        if json_out:
+            write_json(_doc(flows, cfg, source, len(ids)))
+
+
+def _say(quiet: bool, message: str) -> None:
+    if not quiet:
+        info(message)
+
+
+def _compare(compare: str) -> list[str]:
+    if compare.strip().lower() == "none":
+        return []
+    kinds = [k.strip().lower() for k in compare.split(",") if k.strip()]
+    bad = [k for k in kinds if k not in MODELS]
+    if bad or not kinds:
+        raise ConfigError(
+            f"unknown --compare '{compare}': give a list of {', '.join(MODELS)}, or none"
+        )
+    return kinds
+
+
+def _text(file: str | None, lm: LoadedModel) -> tuple[str, str]:
+    """(text, its name): --file, else the validation split of the run's corpus."""
+    if file is not None:
+        return read_text(file), ("stdin" if file == "-" else Path(file).name)
+    corpus = str(lm.state.get("corpus", ""))
+    if corpus in ("", "-") or not Path(corpus).is_file():
+        where = "stdin" if corpus == "-" else (corpus or "an unrecorded corpus")
+        raise InputError(
+            f"this run's corpus ({where}) cannot be read here: give a text with --file PATH"
+        )
+    dc = lm.config.data
+    _, _, val = split_text(read_text(corpus, dc.encoding), dc.val_frac, dc.test_frac)
+    return val, f"the validation text of {Path(corpus).name}"
+
+
+def _ids(tokenizer: Tokenizer, text: str, quiet: bool) -> np.ndarray:
+    """The text's ids; characters the model never saw are dropped, as training drops them."""
+    unknown = tokenizer.unknown(text)
+    if unknown:
+        _say(quiet, f"warning: {describe_unknown(unknown)}; they are dropped")
+        text = drop_unknown(text, unknown)
+    return tokenizer.encode(text)
+
+
+def _measure_trained(lm: LoadedModel, ids: np.ndarray, cfg: FlowConfig, quiet: bool) -> Flow:
+    name = f"{_run_name(lm.path)} ({lm.config.model.model}, trained)"
+    _say(quiet, f"measuring {name} ...")
+    return measure(lm.model, ids, cfg, name)
+
+
+def _run_name(path: Path) -> str:
+    return path.parent.name if path.name.endswith(".safetensors") else path.name
+
+
+def _table(flows: list[Flow], max_lag: int) -> Table:
+    lags = [k for k in TABLE_LAGS if k <= max_lag]
+    table = Table(title="mean |dL_t/d state_(t-k)|, top layer", show_edge=False)
+    table.add_column("model")
+    table.add_column("state")
+    for k in lags:
+        table.add_column(f"k={k}", justify="right", no_wrap=True)
+    table.add_column("< 1e-3 x k=0 at", justify="right")
+    for flow in flows:
+        for state in ("h", "c") if flow.kind == "lstm" else ("h",):
+            curve = flow.curve(state)
+            at = curve.vanished_at()
+            cells = [_figure(curve.mean_norm[k]) for k in lags]
+            table.add_row(flow.name, state, *cells, "-" if at is None else f"k={at}")
+    return table
+
+
+def _figure(v: float) -> str:
+    return f"{v:.1e}" if v else "0"
+
+
+def _print_table(table: Table) -> None:
+    # A log file has no width: make it wide enough that no figure is cut.
+    console = err if err.is_terminal else Console(stderr=True, highlight=False, width=160)
+    console.print(table)
+
+
+def _doc(flows: list[Flow], cfg: FlowConfig, source: str, tokens: int) -> dict:
+    return {
+        "text": source,
+        "tokens": tokens,
+        "max_lag": cfg.max_lag,
+        "positions": cfg.positions,
+        "carry_in": cfg.carry_in,
+        "seed": cfg.seed,
+        "models": [f.to_dict() for f in flows],
+    }

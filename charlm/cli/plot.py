@@ -1,0 +1,78 @@
+"""`charlm plot`: training curves of one or more runs, as an image or in the terminal."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from typing import Annotated
+
+import typer
+
+from charlm.cli.common import QuietOpt, info, user_errors, write_data
+from charlm.figures import check_output, curves_figure
+from charlm.metrics import RunCurves, is_training, read_curves
+from charlm.textio import InputError
+from charlm.textplot import curves_text
+
+CLEAR = "\x1b[H\x1b[2J"  # cursor home, clear screen: --follow redraws in place
+
+
+def plot(
+    runs: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="RUN...", help="Run directories (or their metrics.jsonl).", show_default=False
+        ),
+    ],
+    *,
+    x: Annotated[str, typer.Option("--x", help="tokens (tokens seen) or time (seconds).")] = (
+        "tokens"
+    ),
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="Write an image (.png or .svg) instead."),
+    ] = None,
+    width: Annotated[int, typer.Option(min=200, help="Image width in pixels.")] = 1000,
+    height: Annotated[int, typer.Option(min=150, help="Image height in pixels.")] = 800,
+    follow: Annotated[
+        bool, typer.Option("--follow", help="Redraw every few seconds until the runs end.")
+    ] = False,
+    interval: Annotated[
+        float, typer.Option(min=0.5, help="Seconds between redraws with --follow.")
+    ] = 5.0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Validation bits/char and train loss against tokens seen (or time), with learning rate
+    and gradient norm below; several runs overlaid. A run still training can be plotted."""
+    with user_errors():
+        if output is not None:
+            check_output(output)
+        elif sys.stdout is None or not sys.stdout.isatty():
+            raise InputError(
+                "stdout is not a terminal: write an image with -o plot.png (or plot.svg)"
+            )
+        while True:
+            curves = [read_curves(run, x) for run in runs]
+            _draw(curves, output, width, height, follow, quiet)
+            if not (follow and any(is_training(run) for run in runs)):
+                break
+            time.sleep(interval)
+
+
+def _draw(
+    curves: list[RunCurves], output: str | None, width: int, height: int, follow: bool, quiet: bool
+) -> None:
+    for c in curves:
+        if not quiet and not any(s.x for s in c.series.values()):
+            info(f"warning: {c.name} has no metrics yet (its first row comes after a few steps)")
+    if output is not None:
+        curves_figure(curves, output, width, height)
+        if not quiet:
+            points = sum(len(c.series["val_bpc"].x) for c in curves)
+            runs = f"{len(curves)} run" + ("s" if len(curves) > 1 else "")
+            info(f"wrote {output} ({runs}, {points} evaluations)")
+        return
+    size = shutil.get_terminal_size()
+    text = curves_text(curves, size.columns, max(20, size.lines - 2))
+    write_data((CLEAR if follow else "") + text + "\n")
