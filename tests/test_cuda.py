@@ -17,9 +17,10 @@ from typer.testing import CliRunner
 from charlm import checkpoint as ckpt_io
 from charlm.cli import app
 from charlm.config import ConfigError
+from charlm.dataset import read_corpus
 from charlm.events import EvalEvent
 from charlm.precision import Precision
-from charlm.run import new_trainer, read_corpus, resume_trainer
+from charlm.runsetup import new_trainer, resume_trainer
 from tests.conftest import MICRO_ARGS, micro_config
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -12,7 +12,7 @@ from charlm import data, run
 from charlm.cli import app
 from charlm.config import DataConfig, RunConfig
 from charlm.data import text_chunks, token_file
-from charlm.run import prepare, read_corpus
+from charlm.dataset import prepare, read_corpus
 from charlm.textio import InputError
 from charlm.tokenizers import CharTokenizer
 from tests.conftest import MICRO_ARGS, VERSE
