@@ -64,7 +64,7 @@ def parse_max_time(text: str) -> float | None:
         return None
     if s.rstrip("hms").replace(".", "").strip("0") == "" and s[:1].isdigit():
         raise ConfigError(
-            f"--max-time {text} is no time at all: write --max-time none for no limit"
+            f"--max-time {text} is no time at all: write --max-time none for no time limit"
         )
     return parse_duration(text)
 
