@@ -1,4 +1,4 @@
-"""Run setup: configs are derived, never changed in place; a Trainer is built without side effects."""
+"""Run setup: configs are derived, not changed in place; a Trainer is built without side effects."""
 
 from __future__ import annotations
 
