@@ -50,6 +50,9 @@ FIELDS: dict[str, tuple[str, str]] = {
 }
 # Options that may change when resuming: how long to go on, not what is being trained.
 RESUME_BOUNDS = ("epochs", "max_steps", "max_time", "patience", "eval_every")
+# Where it runs may change too: a run started with --device cuda must be resumable elsewhere,
+# and a shared machine may need fewer --threads than when the run started.
+RESUME_PLACES = ("device", "threads")
 NO_LIMIT = ("none", "off")  # what --max-time takes for "no time limit"
 
 
@@ -135,9 +138,10 @@ def schedule_bound(tc: TrainConfig, steps_per_epoch: int) -> str:
 
 
 def resume_config(config: RunConfig, given: dict[str, Any]) -> tuple[RunConfig, list[str]]:
-    """The run's own config with only the bounds changed; other options are dropped, with a note."""
-    bounds = {FIELDS[k][1]: _value(k, v) for k, v in given.items() if k in RESUME_BOUNDS}
-    ignored = [k for k in given if k not in RESUME_BOUNDS]
+    """The run's own config with its bounds and place changed; other options are dropped, noted."""
+    allowed = RESUME_BOUNDS + RESUME_PLACES
+    bounds = {FIELDS[k][1]: _value(k, v) for k, v in given.items() if k in allowed}
+    ignored = [k for k in given if k not in allowed]
     notes = []
     if ignored:
         opts = ", ".join(flag(k) for k in sorted(ignored))

@@ -84,6 +84,6 @@ def test_a_cuda_run_resumes_on_the_cpu(corpus_file: Path, tmp_path: Path) -> Non
         micro_config(max_steps=6, eval_every=3), read_corpus(str(corpus_file)), tmp_path, seed=2
     )
     trainer.run()
-    resumed, _ = resume_trainer(tmp_path, bounds={"max_steps": 9, "device": "cpu"})
+    resumed, _ = resume_trainer(tmp_path, options={"max_steps": 9, "device": "cpu"})
     assert resumed.device.type == "cpu"
     assert resumed.run().state.step == 9

@@ -140,6 +140,12 @@ def test_resume_changes_bounds_only_and_names_what_it_ignores() -> None:
     assert notes == ["--lr ignored when resuming: the run keeps its own settings"]
 
 
+def test_resume_may_move_the_run_to_another_device_or_thread_count() -> None:
+    config, _ = resolve_config("small", {"device": "cuda", "threads": 4})
+    resumed, notes = resume_config(config, {"device": "cpu", "threads": 1})
+    assert (resumed.train.device, resumed.train.threads, notes) == ("cpu", 1, [])
+
+
 def test_resume_validates_the_new_bounds() -> None:
     with pytest.raises(ConfigError, match="--max-steps must be greater than 0"):
         resume_config(RunConfig(), {"max_steps": -1})
