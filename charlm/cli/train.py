@@ -1,4 +1,4 @@
-"""`charlm train`: options mapped onto the dataclass configs in one place, then the loop."""
+"""`charlm train`: options handed to the library's run setup (settings, runsetup), then the loop."""
 
 from __future__ import annotations
 
