@@ -31,7 +31,8 @@ import torch
 from bench.training import Shape, synthetic_text
 from charlm import distributed
 from charlm.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from charlm.run import Corpus, new_trainer
+from charlm.dataset import Corpus
+from charlm.runsetup import new_trainer
 
 SHAPES = (
     Shape(2, 128, 50, 50, steps=60),  # char-rnn's default

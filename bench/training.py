@@ -27,8 +27,9 @@ from torch import nn
 
 from charlm.cli.progress import TrainReporter
 from charlm.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from charlm.dataset import Corpus
 from charlm.events import StepEvent
-from charlm.run import Corpus, new_trainer
+from charlm.runsetup import new_trainer
 
 ALPHABET = (
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ \n.,;:!?'-&$3"  # 65, as Shakespeare

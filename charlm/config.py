@@ -1,6 +1,6 @@
 """Dataclass configs: the single source of every default.
 
-The CLI maps its options onto these in one place (``charlm.cli.train``); the resolved
+Options map onto these in one place (``charlm.settings``); the resolved
 config is saved with each run (``config.json``) and inside every checkpoint.
 """
 
@@ -114,6 +114,9 @@ class TrainConfig:
     eval_batch_size: int = 32
     patience: int | None = None  # evaluations without improvement before stopping
     sample_length: int = 200  # characters written to samples.txt at each evaluation
+    # Below `charlm sample`'s 1.0 on purpose: samples.txt is a glance at progress, and a
+    # cooler draw keeps an early, unsure model's samples from reading as noise.
+    sample_temperature: float = 0.8
     seed: int | None = None
     device: str = "auto"
     threads: int | None = None
@@ -123,7 +126,15 @@ class TrainConfig:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("amp", self.amp, ("off", "bf16", "fp16"))
         _choice("schedule", self.schedule, SCHEDULES)
-        for name in ("batch_size", "bptt", "lr", "epochs", "eval_every", "eval_batch_size"):
+        for name in (
+            "batch_size",
+            "bptt",
+            "lr",
+            "epochs",
+            "eval_every",
+            "eval_batch_size",
+            "sample_temperature",
+        ):
             _positive(name, getattr(self, name))
         for name in ("max_steps", "max_time", "patience", "threads"):
             _positive(name, getattr(self, name))
@@ -146,13 +157,13 @@ class RunConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
         return cls(
-            model=_build(ModelConfig, d.get("model", {})),
-            data=_build(DataConfig, d.get("data", {})),
-            train=_build(TrainConfig, d.get("train", {})),
+            model=from_known(ModelConfig, d.get("model", {})),
+            data=from_known(DataConfig, d.get("data", {})),
+            train=from_known(TrainConfig, d.get("train", {})),
         )
 
 
-def _build(cls: type, values: dict[str, Any]) -> Any:
+def from_known(cls: type, values: dict[str, Any]) -> Any:
     """Build a config from a dict, ignoring keys a newer version may have added."""
     names = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: v for k, v in values.items() if k in names})

@@ -1,4 +1,4 @@
-"""What a training run reports, and the progress it saves: plain dataclasses, no torch."""
+"""What a training run reports as it goes: plain dataclasses, no torch."""
 
 from __future__ import annotations
 
@@ -7,23 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
-@dataclass
-class TrainState:
-    """Progress that, with weights, optimizer, hidden and random state, makes a run resumable."""
-
-    seed: int
-    step: int = 0
-    epoch: int = 0
-    window: int = 0  # next window of the current epoch
-    tokens_seen: int = 0
-    elapsed: float = 0.0  # seconds of training so far, across resumes
-    best_val: float | None = None
-    evals_since_best: int = 0
-    lr_scale: float = 1.0  # lowered after a rollback from non-finite losses
-    corpus: str = ""
-    corpus_sha256: str = ""
-    world_size: int = 1  # data-parallel ranks; the checkpoint holds all their hidden state
+from charlm.trainstate import TrainState
 
 
 @dataclass

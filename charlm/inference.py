@@ -13,6 +13,10 @@ from charlm.runtime import resolve_device
 from charlm.tokenizers import Tokenizer, tokenizer_from_dict
 
 DEFAULT_ROOT = "checkpoints"
+# sample and prime default to the CPU, unlike train and evaluate ("auto"): one stream is a
+# chain of tiny steps that the exact NumPy step runs on the CPU anyway (README, "Speed"), so a
+# GPU would add start-up time and a copy per step. --device auto or cuda still asks for one.
+GENERATION_DEVICE = "cpu"
 
 
 @dataclass
@@ -26,7 +30,9 @@ class LoadedModel:
 
 
 def load_model(
-    checkpoint: str | Path | None = None, device: str = "cpu", root: str | Path = DEFAULT_ROOT
+    checkpoint: str | Path | None = None,
+    device: str = GENERATION_DEVICE,
+    root: str | Path = DEFAULT_ROOT,
 ) -> LoadedModel:
     """A model ready to score and sample from.
 

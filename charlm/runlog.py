@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from charlm.config import RunConfig
-from charlm.events import TrainState
+from charlm.trainstate import TrainState
 
 
 class Meter:

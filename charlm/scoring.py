@@ -13,11 +13,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from charlm.config import TrainConfig
 from charlm.data import eval_windows
 from charlm.fastpath import run_prime
 from charlm.model import RNNLM, detach_hidden
 from charlm.textio import InputError
 from charlm.tokenizers import Tokenizer, drop_unknown
+
+# Training's own defaults, so that scoring with no settings reproduces a default run's
+# validation loss (a different batch or bptt changes the figure; see evaluate --help).
+EVAL_BATCH_SIZE = TrainConfig.eval_batch_size
+BPTT = TrainConfig.bptt
 
 
 @dataclass
@@ -44,8 +50,8 @@ class Score:
 def score_tokens(
     model: RNNLM,
     tokens: np.ndarray,
-    batch_size: int = 32,
-    bptt: int = 256,
+    batch_size: int = EVAL_BATCH_SIZE,
+    bptt: int = BPTT,
     device: torch.device | str = "cpu",
 ) -> tuple[float, int]:
     """Total nats and count of every target token, hidden state carried along stripes."""
@@ -108,8 +114,8 @@ def score_text(
     tokenizer: Tokenizer,
     text: str,
     name: str = "",
-    batch_size: int = 32,
-    bptt: int = 256,
+    batch_size: int = EVAL_BATCH_SIZE,
+    bptt: int = BPTT,
     device: torch.device | str = "cpu",
 ) -> TextScore:
     """Score ``text`` as training scores its validation split: every token after the first.

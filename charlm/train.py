@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +19,7 @@ from charlm import checkpoint as ckpt_io
 from charlm import distributed
 from charlm.config import RunConfig
 from charlm.data import Splits, StripeBatcher
-from charlm.events import (
-    Callback,
-    EvalEvent,
-    FinishEvent,
-    InfoEvent,
-    StepEvent,
-    TrainState,
-    ignore,
-)
+from charlm.events import Callback, EvalEvent, FinishEvent, InfoEvent, StepEvent, ignore
 from charlm.model import RNNLM, detach_hidden, hidden_from_tensors, hidden_tensors
 from charlm.precision import Precision
 from charlm.runlog import Meter, RunLog
@@ -35,6 +27,7 @@ from charlm.runtime import resolve_device
 from charlm.sampling import sample_ids
 from charlm.scoring import Score, score_tokens
 from charlm.tokenizers import Tokenizer
+from charlm.trainstate import TrainState
 
 MAX_BAD_STEPS = 5  # consecutive non-finite steps before rolling back
 MAX_ROLLBACKS = 8  # then the learning rate is 1/256 of its start: give up, say what to change
@@ -42,6 +35,29 @@ MAX_ROLLBACKS = 8  # then the learning rate is 1/256 of its start: give up, say 
 
 class TrainingError(RuntimeError):
     """Training cannot go on; the message says what to change."""
+
+
+def build_trainer(
+    config: RunConfig,
+    tokenizer: Tokenizer,
+    splits: Splits,
+    val_chars: int,
+    run_dir: Path,
+    state: TrainState,
+) -> Trainer:
+    """Join the process group (under torchrun), seed, build the model, then the Trainer.
+
+    The process-wide side effects live here, so a Trainer can be built without them (tests).
+    """
+    device = distributed.setup(resolve_device(config.train.device))
+    torch.manual_seed(state.seed)  # the initial weights follow the run's seed
+    model = RNNLM(config.model).to(device)
+    net = distributed.data_parallel(model, device)
+    rank, world = distributed.rank(), distributed.world()
+    state = replace(state, world_size=world)
+    return Trainer(
+        config, tokenizer, splits, val_chars, run_dir, state, model, net, device, rank, world
+    )
 
 
 @dataclass
@@ -52,19 +68,17 @@ class Trainer:
     val_chars: int
     run_dir: Path
     state: TrainState
-    model: RNNLM = field(init=False)
+    model: RNNLM
+    net: torch.nn.Module  # the model, or its DistributedDataParallel wrapper
+    device: torch.device
+    rank: int = 0
+    world: int = 1
     stop_requested: bool = False
 
     def __post_init__(self) -> None:
         tc = self.config.train
-        self.device = distributed.setup(resolve_device(tc.device))
-        self.rank, self.world = distributed.rank(), distributed.world()
         self.main = self.rank == 0  # only rank 0 writes files and reports
         self.log = RunLog(self.run_dir, enabled=self.main)
-        self.state.world_size = self.world
-        torch.manual_seed(self.state.seed)
-        self.model = RNNLM(self.config.model).to(self.device)
-        self.net = distributed.data_parallel(self.model, self.device)
         self.optimizer = _make_optimizer(self.model, self.config)
         self.precision = Precision(tc.amp, self.device)
         self.batcher = StripeBatcher(
@@ -352,7 +366,7 @@ class Trainer:
         # A generator of its own, so sampling never disturbs the training random stream.
         gen = torch.Generator().manual_seed(self.state.seed + self.state.step)
         prime = [int(self.splits.val[0])]
-        ids = sample_ids(self.model, n, prime, 0.8, gen)
+        ids = sample_ids(self.model, n, prime, self.config.train.sample_temperature, gen)
         return self.tokenizer.decode(prime + ids)
 
     def _log_step(self, meter: Meter, lr: float, norm: float) -> None:

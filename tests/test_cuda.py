@@ -17,9 +17,10 @@ from typer.testing import CliRunner
 from charlm import checkpoint as ckpt_io
 from charlm.cli import app
 from charlm.config import ConfigError
+from charlm.dataset import read_corpus
 from charlm.events import EvalEvent
 from charlm.precision import Precision
-from charlm.run import new_trainer, read_corpus, resume_trainer
+from charlm.runsetup import new_trainer, resume_trainer
 from tests.conftest import MICRO_ARGS, micro_config
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -83,6 +84,6 @@ def test_a_cuda_run_resumes_on_the_cpu(corpus_file: Path, tmp_path: Path) -> Non
         micro_config(max_steps=6, eval_every=3), read_corpus(str(corpus_file)), tmp_path, seed=2
     )
     trainer.run()
-    resumed, _ = resume_trainer(tmp_path, bounds={"max_steps": 9, "device": "cpu"})
+    resumed, _ = resume_trainer(tmp_path, options={"max_steps": 9, "device": "cpu"})
     assert resumed.device.type == "cpu"
     assert resumed.run().state.step == 9

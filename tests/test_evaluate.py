@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 from charlm.checkpoint import load
 from charlm.cli import app
 from charlm.config import ModelConfig
+from charlm.dataset import split_text
 from charlm.inference import load_model
 from charlm.model import RNNLM
-from charlm.run import split_text
 from charlm.scoring import score_text, score_tokens
 from charlm.textio import InputError
 from charlm.tokenizers import CharTokenizer

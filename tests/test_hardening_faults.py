@@ -25,9 +25,10 @@ from charlm import checkpoint as ckpt_io
 from charlm import runlock
 from charlm.cli import app
 from charlm.cli.train import graceful_stop
+from charlm.dataset import read_corpus
 from charlm.events import InfoEvent
 from charlm.model import RNNLM
-from charlm.run import new_trainer, read_corpus
+from charlm.runsetup import new_trainer
 from charlm.train import MAX_BAD_STEPS, MAX_ROLLBACKS, Trainer
 from tests.conftest import MICRO_ARGS, micro_config
 

@@ -1,26 +1,34 @@
-"""Presets: each builds a valid config, and each description tells the truth about it."""
+"""Presets and options: how they reach the config, and what the user is told about it."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import fields
 
 import pytest
 
-from charlm.cli.train import resolve_config
-from charlm.config import ModelConfig, RunConfig, TrainConfig
+from charlm.config import ConfigError, RunConfig
 from charlm.presets import DESCRIPTIONS, PRESETS
+from charlm.settings import (
+    FIELDS,
+    parse_max_time,
+    resolve_config,
+    resume_config,
+    schedule_bound,
+)
 
 
-def test_every_preset_has_a_description_and_the_default_is_small() -> None:
-    assert list(DESCRIPTIONS) == list(PRESETS) == ["tiny", "small", "medium", "large"]
-    assert PRESETS["small"] == {}  # the dataclass defaults, so `charlm train` = --preset small
+def test_every_preset_has_a_description_and_the_default_is_the_dataclass_defaults() -> None:
+    assert list(DESCRIPTIONS) == list(PRESETS)
+    config, notes = resolve_config("small", {})
+    assert config == RunConfig() and notes == []  # `charlm train` alone = --preset small
     assert "default" in DESCRIPTIONS["small"]
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
-def test_preset_builds_a_valid_config(name: str) -> None:
+def test_a_presets_values_reach_the_config(name: str) -> None:
     config, notes = resolve_config(name, {})
-    assert isinstance(config, RunConfig) and notes == []
+    assert notes == []
     for section, values in PRESETS[name].items():
         for key, value in values.items():
             assert getattr(getattr(config, section), key) == value
@@ -48,14 +56,96 @@ def test_presets_grow_from_tiny_to_large() -> None:
     assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes)
 
 
-def test_explicit_options_override_a_preset() -> None:
-    config, notes = resolve_config("tiny", {"hidden_size": 24, "lr": 1e-3})
-    assert config.model.hidden_size == 24 and config.train.lr == 1e-3
-    assert notes == ["--hidden-size 24 overrides preset 'tiny'"]
+def test_every_option_names_a_real_field() -> None:
+    config = RunConfig()
+    sections = {f.name: {g.name for g in fields(getattr(config, f.name))} for f in fields(config)}
+    for option, (section, name) in FIELDS.items():
+        assert name in sections[section], option
 
 
-def test_default_run_is_bounded_by_ten_minutes() -> None:
-    # The defaults are tuned for a 10-minute run; the cosine schedule anneals over it.
-    assert TrainConfig().max_time == 600.0
-    assert TrainConfig().schedule == "cosine"
-    assert ModelConfig().model == "lstm"
+def _other_value(value: object) -> object:
+    if isinstance(value, bool):
+        return not value
+    return value * 2 if value is not None else 7
+
+
+@pytest.mark.parametrize("name", [p for p in PRESETS if PRESETS[p]])
+def test_an_explicit_option_beats_each_preset_value_and_says_so(name: str) -> None:
+    by_field = {v: k for k, v in FIELDS.items()}
+    for section, values in PRESETS[name].items():
+        for key, value in values.items():
+            option = by_field[(section, key)]
+            typed = "1h" if key == "max_time" else _other_value(value)
+            config, notes = resolve_config(name, {option: typed})
+            expected = 3600.0 if key == "max_time" else typed
+            assert getattr(getattr(config, section), key) == expected
+            flag = "--" + option.replace("_", "-")
+            assert any(n.startswith(flag) and f"preset '{name}'" in n for n in notes), notes
+
+
+def test_an_option_equal_to_the_preset_is_not_a_conflict() -> None:
+    hidden = PRESETS["tiny"]["model"]["hidden_size"]
+    assert resolve_config("tiny", {"hidden_size": hidden})[1] == []
+
+
+def test_notes_quote_the_option_as_typed() -> None:
+    """Not Python values: `--max-time None`, `--tie-weights True` mean nothing to a user."""
+    _, notes = resolve_config("tiny", {"max_time": "none"})
+    assert notes == ["--max-time none overrides preset 'tiny'"]
+    _, notes = resolve_config("medium", {"max_time": "10m"})
+    assert notes == ["--max-time 10m overrides preset 'medium'"]
+    _, notes = resolve_config("medium", {"dropout": 0.0})
+    assert notes == ["--dropout 0 overrides preset 'medium'"]
+
+
+@pytest.mark.parametrize("text", ["0", "0s", "0m", "0.0h", "00"])
+def test_a_zero_time_limit_is_refused_with_the_word_to_use(text: str) -> None:
+    with pytest.raises(ConfigError, match=r"is no time at all: write --max-time none"):
+        parse_max_time(text)
+
+
+def test_none_and_durations_parse() -> None:
+    assert parse_max_time("none") is None and parse_max_time("OFF") is None
+    assert parse_max_time("1h30m") == 5400.0 and parse_max_time("10") == 10.0
+
+
+def test_a_step_bound_replaces_the_presets_clock() -> None:
+    """A hidden time limit would end the run, and shape its schedule, by the wall clock."""
+    config, notes = resolve_config("tiny", {"max_steps": 50})
+    assert config.train.max_time is None and config.train.max_steps == 50
+    assert any("--max-steps replaces the preset 'tiny' time limit of 30s" in n for n in notes)
+    config, notes = resolve_config("small", {"epochs": 2})
+    assert config.train.max_time is None
+    assert any("--epochs replaces the default time limit of 600s" in n for n in notes)
+
+
+def test_an_explicit_clock_with_a_step_bound_is_kept() -> None:
+    config, notes = resolve_config("tiny", {"max_steps": 50, "max_time": "2m"})
+    assert config.train.max_time == 120.0 and not any("replaces" in n for n in notes)
+    assert "whichever comes first" in schedule_bound(config.train, steps_per_epoch=10)
+
+
+def test_schedule_bound_names_the_bound_that_comes_first() -> None:
+    steps, _ = resolve_config("tiny", {"max_steps": 50})
+    assert schedule_bound(steps.train, 100) == "the schedule follows --max-steps 50"
+    epochs, _ = resolve_config("tiny", {"epochs": 2, "max_steps": 500})
+    assert schedule_bound(epochs.train, 100) == "the schedule follows --epochs 2 (200 steps)"
+
+
+def test_resume_changes_bounds_only_and_names_what_it_ignores() -> None:
+    config, _ = resolve_config("tiny", {})
+    resumed, notes = resume_config(config, {"max_steps": 9, "max_time": "none", "lr": 1.0})
+    assert resumed.train.max_steps == 9 and resumed.train.max_time is None
+    assert resumed.train.lr == config.train.lr and config.train.max_steps is None
+    assert notes == ["--lr ignored when resuming: the run keeps its own settings"]
+
+
+def test_resume_may_move_the_run_to_another_device_or_thread_count() -> None:
+    config, _ = resolve_config("small", {"device": "cuda", "threads": 4})
+    resumed, notes = resume_config(config, {"device": "cpu", "threads": 1})
+    assert (resumed.train.device, resumed.train.threads, notes) == ("cpu", 1, [])
+
+
+def test_resume_validates_the_new_bounds() -> None:
+    with pytest.raises(ConfigError, match="--max-steps must be greater than 0"):
+        resume_config(RunConfig(), {"max_steps": -1})

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from charlm import data, run
+from charlm import data, dataset
 from charlm.cli import app
 from charlm.config import DataConfig, RunConfig
 from charlm.data import text_chunks, token_file
-from charlm.run import prepare, read_corpus
+from charlm.dataset import prepare, read_corpus
 from charlm.textio import InputError
 from charlm.tokenizers import CharTokenizer
 from tests.conftest import MICRO_ARGS, VERSE
@@ -114,10 +114,10 @@ def test_given_tokenizer_drops_unknown_characters(corpus: Path, text: str) -> No
 
 
 def test_large_files_stay_on_disk(corpus: Path, text: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(run, "STREAM_ABOVE_BYTES", 100)
+    monkeypatch.setattr(dataset, "STREAM_ABOVE_BYTES", 100)
     big = read_corpus(str(corpus))
     assert big.text is None
-    small_digest = run.Corpus(text, "-", "x").sha256
+    small_digest = dataset.Corpus(text, "-", "x").sha256
     assert big.sha256 == small_digest  # hashed in chunks, to the same value
     prep = prepare(config(cache="auto"), big)
     assert isinstance(prep.splits.train, np.memmap)

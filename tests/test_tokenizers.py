@@ -16,8 +16,8 @@ from charlm import model as model_module
 from charlm.checkpoint import load
 from charlm.cli import app
 from charlm.config import ConfigError, DataConfig, ModelConfig
+from charlm.dataset import prepare
 from charlm.model import RNNLM
-from charlm.run import prepare
 from charlm.scoring import Score, score_tokens
 from charlm.tokenizers import (
     _REGISTRY,

@@ -11,9 +11,10 @@ import torch
 
 from charlm import checkpoint as ckpt_io
 from charlm.config import RunConfig
+from charlm.dataset import read_corpus
 from charlm.events import EvalEvent, StepEvent
 from charlm.model import hidden_tensors
-from charlm.run import new_trainer, read_corpus, resume_trainer
+from charlm.runsetup import new_trainer, resume_trainer
 from charlm.train import Trainer
 from tests.conftest import micro_config
 

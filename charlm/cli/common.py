@@ -19,7 +19,7 @@ from rich.console import Console
 from charlm.checkpoint import CheckpointError
 from charlm.config import ConfigError
 from charlm.data import DataError
-from charlm.inference import LoadedModel, load_model
+from charlm.inference import GENERATION_DEVICE, LoadedModel, load_model
 from charlm.runlock import RunLockedError
 from charlm.textio import InputError
 from charlm.tokenizers import UnknownCharactersError
@@ -107,6 +107,10 @@ SeedOpt = Annotated[
     int | None, typer.Option("--seed", help="Random seed; a random one is chosen and recorded.")
 ]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu or cuda.")]
+# sample and prime: the default is charlm.inference.GENERATION_DEVICE, whose comment says why.
+GenerationDeviceOpt = Annotated[
+    str, typer.Option("--device", help="cpu, auto (CUDA when present) or cuda.")
+]
 ThreadsOpt = Annotated[
     int | None, typer.Option("--threads", min=1, help="CPU threads [default: all cores but one].")
 ]
@@ -208,7 +212,7 @@ def split_checkpoint(args: list[str]) -> tuple[str | None, list[str]]:
 
 
 def load_checkpoint(
-    checkpoint: str | None, device: str = "cpu", quiet: bool = False
+    checkpoint: str | None, device: str = GENERATION_DEVICE, quiet: bool = False
 ) -> LoadedModel:
     """The model for sample, prime and evaluate; names the checkpoint when it was found."""
     lm = load_model(checkpoint, device)

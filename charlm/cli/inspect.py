@@ -22,10 +22,10 @@ from charlm.cli.common import (
     write_json,
 )
 from charlm.config import MODELS, ConfigError
+from charlm.dataset import split_text
 from charlm.figures import check_output, gradient_flow_figure
 from charlm.gradflow import Flow, FlowConfig, check_length, fresh_model, measure
 from charlm.inference import LoadedModel
-from charlm.run import split_text
 from charlm.runtime import set_threads
 from charlm.textio import InputError, read_text
 from charlm.tokenizers import Tokenizer, describe_unknown, drop_unknown

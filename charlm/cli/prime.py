@@ -10,7 +10,7 @@ import typer
 
 from charlm.cli.common import (
     BiasOpt,
-    DeviceOpt,
+    GenerationDeviceOpt,
     GreedyOpt,
     JsonOpt,
     LengthOpt,
@@ -33,6 +33,7 @@ from charlm.cli.common import (
     write_json,
 )
 from charlm.cli.generation import Output, check_prime, generate_config, write_samples
+from charlm.inference import GENERATION_DEVICE
 from charlm.runtime import set_threads
 from charlm.scoring import token_report
 from charlm.textio import InputError, read_text
@@ -61,7 +62,7 @@ def prime(
         int, typer.Option(min=1, help="--json: the top next-token candidates per position.")
     ] = 5,
     seed: SeedOpt = None,
-    device: DeviceOpt = "cpu",
+    device: GenerationDeviceOpt = GENERATION_DEVICE,
     threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
 ) -> None:

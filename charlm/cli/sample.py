@@ -10,7 +10,7 @@ import typer
 from charlm.cli.common import (
     BiasOpt,
     CheckpointArg,
-    DeviceOpt,
+    GenerationDeviceOpt,
     GreedyOpt,
     LengthOpt,
     NumSamplesOpt,
@@ -28,6 +28,7 @@ from charlm.cli.common import (
     user_errors,
 )
 from charlm.cli.generation import Output, check_prime, generate_config, write_samples
+from charlm.inference import GENERATION_DEVICE
 from charlm.runtime import set_threads
 from charlm.textio import InputError, read_text
 
@@ -53,7 +54,7 @@ def sample(
     show_prime: ShowPrimeOpt = True,
     unknown: UnknownOpt = "error",
     seed: SeedOpt = None,
-    device: DeviceOpt = "cpu",
+    device: GenerationDeviceOpt = GENERATION_DEVICE,
     threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
 ) -> None:

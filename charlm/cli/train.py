@@ -1,4 +1,4 @@
-"""`charlm train`: options mapped onto the dataclass configs in one place, then the loop."""
+"""`charlm train`: options handed to the library's run setup (settings, runsetup), then the loop."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,85 +27,16 @@ from charlm.cli.common import (
     write_json,
 )
 from charlm.cli.progress import TrainReporter
-from charlm.config import ConfigError, DataConfig, ModelConfig, RunConfig, TrainConfig
-from charlm.config import parse_duration as _parse_duration
+from charlm.dataset import read_corpus
 from charlm.events import FinishEvent
-from charlm.presets import DESCRIPTIONS, PRESETS
-from charlm.run import choose_run_dir, describe, new_trainer, read_corpus, resume_trainer
+from charlm.presets import DESCRIPTIONS
 from charlm.runlock import run_lock
+from charlm.runsetup import choose_run_dir, describe, new_trainer, resume_trainer
 from charlm.runtime import set_threads
+from charlm.settings import FIELDS, resolve_config, schedule_bound
 from charlm.train import Trainer
 
-# CLI option name -> (config section, dataclass field). The one place options meet configs.
-FIELDS: dict[str, tuple[str, str]] = {
-    "model": ("model", "model"),
-    "layers": ("model", "num_layers"),
-    "hidden_size": ("model", "hidden_size"),
-    "embed_size": ("model", "embed_size"),
-    "dropout": ("model", "dropout"),
-    "tie_weights": ("model", "tie_weights"),
-    "tokenizer": ("data", "tokenizer"),
-    "encoding": ("data", "encoding"),
-    "val_frac": ("data", "val_frac"),
-    "test_frac": ("data", "test_frac"),
-    "min_freq": ("data", "min_freq"),
-    "max_vocab": ("data", "max_vocab"),
-    "vocab_size": ("data", "vocab_size"),
-    "sp_model": ("data", "sp_model"),
-    "token_cache": ("data", "token_cache"),
-    "batch_size": ("train", "batch_size"),
-    "bptt": ("train", "bptt"),
-    "optimizer": ("train", "optimizer"),
-    "lr": ("train", "lr"),
-    "weight_decay": ("train", "weight_decay"),
-    "schedule": ("train", "schedule"),
-    "warmup_steps": ("train", "warmup_steps"),
-    "grad_clip": ("train", "grad_clip"),
-    "epochs": ("train", "epochs"),
-    "max_steps": ("train", "max_steps"),
-    "max_time": ("train", "max_time"),
-    "eval_every": ("train", "eval_every"),
-    "patience": ("train", "patience"),
-    "sample_length": ("train", "sample_length"),
-    "device": ("train", "device"),
-    "threads": ("train", "threads"),
-    "amp": ("train", "amp"),
-}
-# Options that may change when resuming: how long to go on, not what is being trained.
-RESUME_BOUNDS = ("epochs", "max_steps", "max_time", "patience", "eval_every")
-_SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
 _PRESET_HELP = "; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items())
-
-
-def parse_max_time(text: str | None) -> float | str | None:
-    """Seconds, or 'none' for no time limit; None when the option was not given."""
-    if text is None:
-        return None
-    if text.strip().lower() in ("none", "0", "off"):
-        return "none"
-    return _parse_duration(text)
-
-
-def resolve_config(preset: str, given: dict[str, Any]) -> tuple[RunConfig, list[str]]:
-    """Defaults, then the preset, then explicit options (which win, with a note)."""
-    if preset not in PRESETS:
-        raise ConfigError(f"unknown --preset '{preset}': choose one of {', '.join(PRESETS)}")
-    values: dict[str, dict[str, Any]] = {s: {} for s in _SECTIONS}
-    for section, items in PRESETS[preset].items():
-        values[section].update(items)
-    notes = []
-    for option, value in given.items():
-        section, name = FIELDS[option]
-        if name in PRESETS[preset].get(section, {}) and PRESETS[preset][section][name] != value:
-            notes.append(f"--{option.replace('_', '-')} {value} overrides preset '{preset}'")
-        values[section][name] = value
-    for section, cls in _SECTIONS.items():
-        known = {f.name for f in fields(cls)}
-        try:
-            values[section] = cls(**{k: v for k, v in values[section].items() if k in known})
-        except ConfigError as e:  # name the flag the user typed, not the field
-            raise ConfigError(str(e).replace("--num-layers", "--layers")) from None
-    return RunConfig(**values), notes
 
 
 @contextmanager
@@ -204,13 +134,10 @@ def train(
     given = {k: v for k, v in locals().items() if k in FIELDS and v is not None}
     _data_parallel(nproc, corpus, resume)
     with user_errors():
-        if "max_time" in given:
-            mt = parse_max_time(given["max_time"])
-            given["max_time"] = None if mt == "none" else mt
         if device == "auto":
             given.pop("device", None)
         if resume is not None:
-            trainer, warnings = _resume(resume, corpus, given)
+            trainer, warnings = resume_trainer(resume, corpus, given)
         else:
             if corpus is None:
                 raise fail("give a corpus file (or - for stdin), or --resume RUN_DIR", code=2)
@@ -246,16 +173,6 @@ def _start(
     return trainer, notes + warnings
 
 
-def _resume(run_dir: Path, source: str | None, given: dict[str, Any]) -> tuple[Trainer, list[str]]:
-    bounds = {k: v for k, v in given.items() if k in RESUME_BOUNDS}
-    ignored = sorted(set(given) - set(bounds))
-    trainer, warnings = resume_trainer(run_dir, source, bounds)
-    if ignored:
-        opts = ", ".join("--" + k.replace("_", "-") for k in ignored)
-        warnings.append(f"{opts} ignored when resuming: the run keeps its own settings")
-    return trainer, warnings
-
-
 def _data_parallel(nproc: int, corpus: str | None, resume: Path | None) -> None:
     """Refuse what ranks cannot do; with --nproc N, run this command as N torchrun ranks."""
     under_torchrun = distributed.world_from_env() > 1
@@ -282,6 +199,7 @@ def _run(trainer: Trainer, threads: int, quiet: bool) -> None:
             f"{trainer.tokenizer.vocab_size}) on {_where(trainer, threads)}, "
             f"seed {st.seed}, into {run_dir}"
         )
+        info(schedule_bound(cfg.train, len(trainer.batcher)))
     with graceful_stop(trainer), TrainReporter(err, stderr_is_terminal(), quiet) as reporter:
         result = _out_of_memory_hint(trainer, reporter)
     if not quiet:

@@ -1,0 +1,123 @@
+"""Setting up a training run: its directory, a fresh start (maybe from other weights), a resume."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from charlm import checkpoint as ckpt_io
+from charlm.config import RunConfig
+from charlm.data import check_splits
+from charlm.dataset import Corpus, prepare, read_corpus
+from charlm.distributed import rank_zero_first, rebatch, world_from_env
+from charlm.model import count_parameters
+from charlm.runtime import new_seed
+from charlm.settings import resume_config
+from charlm.textio import InputError
+from charlm.tokenizers import tokenizer_from_dict
+from charlm.train import Trainer, build_trainer
+from charlm.trainstate import TrainState
+
+
+def choose_run_dir(out: str | None, corpus_name: str, model: str, force: bool) -> Path:
+    """``--out`` as given, or checkpoints/<corpus>-<model>[-N] that holds no run yet."""
+    if out is not None:
+        path = Path(out)
+        if _holds_run(path) and not force:
+            raise InputError(
+                f"{path} already holds a run: continue it with 'charlm train --resume {path}', "
+                "or pass --force to overwrite it"
+            )
+        return path
+    base = Path("checkpoints") / f"{corpus_name}-{model}"
+    path, n = base, 1
+    while _holds_run(path):
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+def _holds_run(path: Path) -> bool:
+    return path.is_dir() and any(
+        (path / f).exists() for f in (ckpt_io.LATEST, ckpt_io.BEST, "metrics.jsonl")
+    )
+
+
+def new_trainer(
+    config: RunConfig,
+    corpus: Corpus,
+    run_dir: Path,
+    seed: int | None = None,
+    init_from: str | None = None,
+) -> tuple[Trainer, list[str]]:
+    """A fresh run (optionally starting from another checkpoint's weights and vocabulary)."""
+    init = ckpt_io.load(ckpt_io.resolve(init_from)) if init_from else None
+    if init is not None:
+        # The architecture must match the weights; the data and training settings are ours.
+        data = replace(config.data, tokenizer=init.config.data.tokenizer)
+        config = replace(config, model=init.config.model, data=data)
+    tokenizer = tokenizer_from_dict(init.tokenizer) if init else None
+    with rank_zero_first(config.train.device):  # one rank builds a token cache
+        prep = prepare(config, corpus, tokenizer)
+    check_splits(prep.splits, config.train.batch_size * world_from_env(), config.train.bptt)
+    seed = new_seed() if seed is None else seed
+    config = replace(
+        config,
+        model=replace(config.model, vocab_size=prep.tokenizer.vocab_size),
+        train=replace(config.train, seed=seed),
+    )
+    state = TrainState(seed=seed, corpus=corpus.source, corpus_sha256=corpus.sha256)
+    trainer = build_trainer(config, prep.tokenizer, prep.splits, prep.val_chars, run_dir, state)
+    if init is not None:
+        trainer.load(init, weights_only=True)
+    return trainer, prep.warnings
+
+
+def resume_trainer(
+    run_dir: Path, corpus: Corpus | str | None = None, options: dict[str, Any] | None = None
+) -> tuple[Trainer, list[str]]:
+    """Continue a run exactly where its latest checkpoint left it.
+
+    ``corpus`` may be a path (or '-'), read with the run's own --encoding. Of ``options``
+    (as for ``settings.resolve_config``) only the bounds apply; the others come back as a note.
+    """
+    ck = ckpt_io.load(ckpt_io.resolve(run_dir, prefer=ckpt_io.LATEST))
+    if ck.optimizer is None:
+        raise InputError(f"{run_dir} has no resumable checkpoint ({ckpt_io.LATEST}); start anew")
+    state = TrainState(**ck.state)
+    if corpus is None:
+        if state.corpus in ("", "-"):
+            raise InputError(
+                "this run read its corpus from stdin: pipe it again with 'charlm train - --resume "
+                f"{run_dir}'"
+            )
+        corpus = state.corpus
+    if isinstance(corpus, str):
+        corpus = read_corpus(corpus, ck.config.data.encoding)
+    warnings = []
+    if corpus.sha256 != state.corpus_sha256:
+        warnings.append("the corpus changed since this run started: resuming on the new text")
+    config, notes = resume_config(ck.config, options or {})
+    batch_size, note = rebatch(config.train.batch_size, state.world_size, world_from_env())
+    config = replace(config, train=replace(config.train, batch_size=batch_size))
+    warnings += notes + ([note] if note else [])
+    with rank_zero_first(config.train.device):
+        prep = prepare(config, corpus, tokenizer_from_dict(ck.tokenizer))
+    trainer = build_trainer(config, prep.tokenizer, prep.splits, prep.val_chars, run_dir, state)
+    trainer.load(ck)
+    return trainer, warnings + prep.warnings
+
+
+def describe(trainer: Trainer) -> dict[str, Any]:
+    """What --dry-run prints: the resolved config and the sizes that follow from it."""
+    return {
+        "config": trainer.config.to_dict(),
+        "parameters": count_parameters(trainer.model),
+        "vocab_size": trainer.tokenizer.vocab_size,
+        "tokenizer": trainer.tokenizer.kind,
+        "tokens": {k: len(getattr(trainer.splits, k)) for k in ("train", "val", "test")},
+        "tokens_per_epoch": trainer.batcher.tokens_per_epoch,
+        "steps_per_epoch": len(trainer.batcher),
+        "run_dir": str(trainer.run_dir),
+    }

@@ -1,0 +1,149 @@
+"""A run's settings: defaults, then a preset, then the user's options; what a resume may change.
+
+The one place options meet the dataclass configs. Options arrive as ``{option: value}`` with
+the option's Python name (``hidden_size`` for ``--hidden-size``); ``max_time`` as the user
+typed it, so notes can quote it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from charlm.config import ConfigError, RunConfig, TrainConfig, parse_duration
+from charlm.presets import PRESETS
+
+# Option name -> (config section, dataclass field).
+FIELDS: dict[str, tuple[str, str]] = {
+    "model": ("model", "model"),
+    "layers": ("model", "num_layers"),
+    "hidden_size": ("model", "hidden_size"),
+    "embed_size": ("model", "embed_size"),
+    "dropout": ("model", "dropout"),
+    "tie_weights": ("model", "tie_weights"),
+    "tokenizer": ("data", "tokenizer"),
+    "encoding": ("data", "encoding"),
+    "val_frac": ("data", "val_frac"),
+    "test_frac": ("data", "test_frac"),
+    "min_freq": ("data", "min_freq"),
+    "max_vocab": ("data", "max_vocab"),
+    "vocab_size": ("data", "vocab_size"),
+    "sp_model": ("data", "sp_model"),
+    "token_cache": ("data", "token_cache"),
+    "batch_size": ("train", "batch_size"),
+    "bptt": ("train", "bptt"),
+    "optimizer": ("train", "optimizer"),
+    "lr": ("train", "lr"),
+    "weight_decay": ("train", "weight_decay"),
+    "schedule": ("train", "schedule"),
+    "warmup_steps": ("train", "warmup_steps"),
+    "grad_clip": ("train", "grad_clip"),
+    "epochs": ("train", "epochs"),
+    "max_steps": ("train", "max_steps"),
+    "max_time": ("train", "max_time"),
+    "eval_every": ("train", "eval_every"),
+    "patience": ("train", "patience"),
+    "sample_length": ("train", "sample_length"),
+    "device": ("train", "device"),
+    "threads": ("train", "threads"),
+    "amp": ("train", "amp"),
+}
+# Options that may change when resuming: how long to go on, not what is being trained.
+RESUME_BOUNDS = ("epochs", "max_steps", "max_time", "patience", "eval_every")
+# Where it runs may change too: a run started with --device cuda must be resumable elsewhere,
+# and a shared machine may need fewer --threads than when the run started.
+RESUME_PLACES = ("device", "threads")
+NO_LIMIT = ("none", "off")  # what --max-time takes for "no time limit"
+
+
+def flag(option: str) -> str:
+    return "--" + option.replace("_", "-")
+
+
+def parse_max_time(text: str) -> float | None:
+    """Seconds, or None for 'none' (no time limit). 0 is refused: it reads like 'stop at once'."""
+    s = text.strip().lower()
+    if s in NO_LIMIT:
+        return None
+    if s.rstrip("hms").replace(".", "").strip("0") == "" and s[:1].isdigit():
+        raise ConfigError(
+            f"--max-time {text} is no time at all: write --max-time none for no time limit"
+        )
+    return parse_duration(text)
+
+
+def resolve_config(preset: str, given: dict[str, Any]) -> tuple[RunConfig, list[str]]:
+    """Defaults, then the preset, then explicit options (which win, with a note)."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown --preset '{preset}': choose one of {', '.join(PRESETS)}")
+    values: dict[str, dict[str, Any]] = {s: dict(v) for s, v in PRESETS[preset].items()}
+    notes = []
+    for option, typed in given.items():
+        section, name = FIELDS[option]
+        value = _value(option, typed)
+        preset_value = PRESETS[preset].get(section, {}).get(name, value)
+        if preset_value != value:
+            notes.append(f"{_as_typed(option, typed)} overrides preset '{preset}'")
+        values.setdefault(section, {})[name] = value
+    notes += _repeatable_bounds(preset, given, values.setdefault("train", {}))
+    try:
+        return RunConfig.from_dict(values), notes
+    except ConfigError as e:  # name the flag the user typed, not the field
+        raise ConfigError(str(e).replace("--num-layers", "--layers")) from None
+
+
+def _value(option: str, typed: Any) -> Any:
+    return parse_max_time(typed) if option == "max_time" and isinstance(typed, str) else typed
+
+
+def _as_typed(option: str, typed: Any) -> str:
+    """The option as the user wrote it: a flag alone for booleans, the text for durations."""
+    if isinstance(typed, bool):
+        return flag(option) if typed else flag("no_" + option)
+    return f"{flag(option)} {typed:g}" if isinstance(typed, float) else f"{flag(option)} {typed}"
+
+
+def _repeatable_bounds(preset: str, given: dict[str, Any], train: dict[str, Any]) -> list[str]:
+    """A step or epoch bound the user gives makes the run repeatable: no hidden clock.
+
+    A preset's (or the default) time limit would otherwise end the run, and shape its cosine
+    schedule, by the wall clock, so the same seed would give different models.
+    """
+    bounds = [o for o in ("max_steps", "epochs") if o in given]
+    max_time = train.get("max_time", TrainConfig.max_time)
+    if not bounds or "max_time" in given or max_time is None:
+        return []
+    train["max_time"] = None
+    source = f"preset '{preset}'" if "max_time" in PRESETS[preset].get("train", {}) else "default"
+    return [
+        f"{' and '.join(flag(o) for o in bounds)} replaces the {source} time limit of "
+        f"{max_time:g}s, so the run is repeatable (add --max-time to keep a clock)"
+    ]
+
+
+def schedule_bound(tc: TrainConfig, steps_per_epoch: int) -> str:
+    """Which bound the learning-rate schedule anneals over, in words, for the user."""
+    steps = tc.epochs * steps_per_epoch
+    by_steps = (
+        f"--max-steps {tc.max_steps}"
+        if tc.max_steps and tc.max_steps < steps
+        else f"--epochs {tc.epochs} ({steps:,} steps)"
+    )
+    if tc.max_time is None:
+        return f"the schedule follows {by_steps}"
+    return (
+        f"the schedule follows {by_steps} or --max-time {tc.max_time:g}s, whichever comes "
+        "first (the clock makes the run unrepeatable)"
+    )
+
+
+def resume_config(config: RunConfig, given: dict[str, Any]) -> tuple[RunConfig, list[str]]:
+    """The run's own config with its bounds and place changed; other options are dropped, noted."""
+    allowed = RESUME_BOUNDS + RESUME_PLACES
+    bounds = {FIELDS[k][1]: _value(k, v) for k, v in given.items() if k in allowed}
+    ignored = [k for k in given if k not in allowed]
+    notes = []
+    if ignored:
+        opts = ", ".join(flag(k) for k in sorted(ignored))
+        notes.append(f"{opts} ignored when resuming: the run keeps its own settings")
+    return replace(config, train=replace(config.train, **bounds)), notes

@@ -1,0 +1,23 @@
+"""A run's saved progress: what, with the weights, optimizer and random state, resumes it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class TrainState:
+    """Progress that, with weights, optimizer, hidden and random state, makes a run resumable."""
+
+    seed: int
+    step: int = 0
+    epoch: int = 0
+    window: int = 0  # next window of the current epoch
+    tokens_seen: int = 0
+    elapsed: float = 0.0  # seconds of training so far, across resumes
+    best_val: float | None = None
+    evals_since_best: int = 0
+    lr_scale: float = 1.0  # lowered after a rollback from non-finite losses
+    corpus: str = ""
+    corpus_sha256: str = ""
+    world_size: int = 1  # data-parallel ranks; the checkpoint holds all their hidden state
