@@ -50,6 +50,7 @@ def decode(data: bytes, encoding: str, name: str) -> str:
     for magic, what in _BINARY_MAGIC.items():
         if data.startswith(magic):
             raise InputError(f"{name} looks like {what}, not text: decompress or convert it first")
+    codec = encoding  # the user's name for it goes into messages
     if encoding.lower().replace("-", "").replace("_", "") == "utf8":
         for bom, enc in _BOMS:
             if data.startswith(bom):
@@ -57,9 +58,9 @@ def decode(data: bytes, encoding: str, name: str) -> str:
                     f"{name} starts with a {enc.upper()} byte-order mark: "
                     f"pass --encoding {enc}, or convert it to UTF-8"
                 )
-        encoding = "utf-8-sig"  # a UTF-8 BOM is harmless: drop it
+        codec = "utf-8-sig"  # a UTF-8 BOM is harmless: drop it
     try:
-        text = data.decode(encoding)
+        text = data.decode(codec)
     except LookupError as e:
         raise InputError(f"unknown encoding '{encoding}': try utf-8 or latin-1") from e
     except UnicodeDecodeError as e:
@@ -73,6 +74,7 @@ def decode(data: bytes, encoding: str, name: str) -> str:
 
 
 def normalize_newlines(text: str) -> str:
+    """Windows (CRLF) and old Mac (CR) line ends as \\n: the one place charlm does this."""
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 

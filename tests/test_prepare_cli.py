@@ -61,7 +61,7 @@ def test_formatting_options(tmp_path: Path) -> None:
     play.write_text(MARKDOWN_PLAY)
     assert prepare(str(play), "--format", "play").stdout == MARKDOWN_EXPECTED
     assert prepare(str(play), "--format", "plain").stdout.startswith("# Macbeth")
-    kept = prepare(str(play), "--keep-directions").stdout
+    kept = prepare(str(play), "--format", "play", "--keep-directions").stdout
     assert "[Exit Sergeant, attended]" in kept
     lower = prepare(str(play), "--format", "play", "--lowercase", "--ascii").stdout
     assert lower == MARKDOWN_EXPECTED.lower()
