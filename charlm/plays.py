@@ -43,6 +43,10 @@ _INLINE_DIRECTION = re.compile(r"_*\[([^\]]*)\]_*")
 _DIRECTION_VERBS = re.compile(
     r"^(Enter|Exit|Exeunt|Re-enter|Flourish|Alarum|Sennet|Manet|Thunder|Hoboyes|Trumpets)\b"
 )
+# Folio directions inside a speech: a short line such as "Witches vanish." or "Knocke within."
+_SHORT_DIRECTION = re.compile(
+    r"^(\S+ ){0,4}(Enter|Exit|Exeunt|[Vv]anish\w*|[Dd]yes|[Dd]ies|[Kk]nock\w*)\b[^.]*\.$"
+)
 _EMPHASIS = re.compile(r"(?<!\w)[_*]+|[_*]+(?!\w)")
 _MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!])")
 MIN_SHARE = 0.02  # speech starts among non-blank lines for a text to be taken for a play
@@ -199,7 +203,7 @@ def _inline_line(play: Play, raw: str, line: str) -> None:
     elif speech := inline_speech(raw):
         play.flush(speech[0])
         play.spoken(speech[1])
-    elif play.speaker is None or _DIRECTION_VERBS.match(line):
+    elif play.speaker is None or _DIRECTION_VERBS.match(line) or _SHORT_DIRECTION.match(line):
         play.direction(line)  # outside a speech, the Folio prints only directions
     else:
         play.spoken(line)
