@@ -88,7 +88,8 @@ def _layout(text: str, opts: CleanOptions) -> Cleaned:
     """The text as speeches when it is (or is said to be) a play, else as it is."""
     if opts.format == PLAIN:
         return Cleaned(text)
-    if speeches := prepared_speeches(text):  # prepared before: nothing to do
+    speeches = prepared_speeches(text)
+    if speeches >= (2 if opts.format == "auto" else 1):  # prepared before: nothing to do
         return Cleaned(text, PREPARED, opts.format == "auto", speeches)
     layout = detect_layout(text)
     if layout is None and opts.format == "auto":

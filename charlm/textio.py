@@ -50,7 +50,7 @@ def decode(data: bytes, encoding: str, name: str) -> str:
     for magic, what in _BINARY_MAGIC.items():
         if data.startswith(magic):
             raise InputError(f"{name} looks like {what}, not text: decompress or convert it first")
-    codec = encoding  # the user's name for it goes into messages
+    skip = 0  # a UTF-8 byte-order mark is harmless: dropped
     if encoding.lower().replace("-", "").replace("_", "") == "utf8":
         for bom, enc in _BOMS:
             if data.startswith(bom):
@@ -58,15 +58,16 @@ def decode(data: bytes, encoding: str, name: str) -> str:
                     f"{name} starts with a {enc.upper()} byte-order mark: "
                     f"pass --encoding {enc}, or convert it to UTF-8"
                 )
-        codec = "utf-8-sig"  # a UTF-8 BOM is harmless: drop it
+        skip = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     try:
-        text = data.decode(codec)
+        text = data[skip:].decode(encoding)
     except LookupError as e:
         raise InputError(f"unknown encoding '{encoding}': try utf-8 or latin-1") from e
     except UnicodeDecodeError as e:
+        at = skip + e.start  # messages name the user's encoding and offsets in the file
         raise InputError(
-            f"{name} is not valid {encoding}: bad byte 0x{data[e.start]:02x} at byte offset "
-            f"{e.start}; pass the right --encoding (e.g. latin-1) or fix the file"
+            f"{name} is not valid {encoding}: bad byte 0x{data[at]:02x} at byte offset "
+            f"{at}; pass the right --encoding (e.g. latin-1) or fix the file"
         ) from e
     if "\x00" in text:
         raise InputError(f"{name} contains NUL bytes: it looks binary, not text")

@@ -279,3 +279,8 @@ def test_a_detected_play_whose_speeches_all_vanish_stays_prose() -> None:
     text = "PERSONS REPRESENTED\n\n" + "\n\n".join(["ADAM.\nYes.", "EVE.\nNo."] * 3) + "\n"
     cleaned = clean(text)
     assert cleaned.layout == "plain" and cleaned.text == text
+
+
+def test_a_letter_is_not_taken_for_a_prepared_play() -> None:
+    letter = "Dear Sir:\nI write to thank you for the parcel.\n"
+    assert clean(letter).layout == "plain"

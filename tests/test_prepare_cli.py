@@ -223,3 +223,6 @@ def test_encoding_error_names_the_users_encoding(tmp_path: Path) -> None:
     assert "is not valid utf-8: bad byte 0xe9 at byte offset 3" in result.stderr
     assert "utf-8-sig" not in result.stderr
     assert prepare(str(latin), "--encoding", "latin-1").stdout == "Caf\u00e9\n"
+    latin.write_bytes(b"\xef\xbb\xbf" + "Caf\u00e9\n".encode("latin-1"))  # behind a UTF-8 BOM
+    result = prepare(str(latin))
+    assert "bad byte 0xe9 at byte offset 6" in result.stderr  # an offset in the file
