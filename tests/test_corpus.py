@@ -251,3 +251,15 @@ def test_ascii_and_lowercase_together_are_idempotent() -> None:
     opts = CleanOptions(ascii=True, lowercase=True)
     once = clean_text("\U0001f130 \u00a8x\n", opts)  # a squared "A" folds to a capital
     assert once.startswith("a ") and clean_text(once, opts) == once
+
+
+def test_one_cap_for_files_and_plays() -> None:
+    from charlm.corpus import cap
+
+    pieces = ["A:\nOne.\n\nB:\nTwo.\n", "", "C:\nThree.\n"]
+    whole, n = cap(pieces, None)
+    assert whole == "A:\nOne.\n\nB:\nTwo.\n\nC:\nThree.\n" and n == 2  # the empty piece is no piece
+    assert cap(pieces, len(whole)) == (whole, 2)
+    assert cap(pieces, len(whole) - 1) == ("A:\nOne.\n\nB:\nTwo.\n", 1)  # at a speech end
+    assert cap(pieces, 12) == ("A:\nOne.\n", 1)
+    assert cap(["one two three four\n"], 8) == ("one two\n", 1)  # mid-line if need be
