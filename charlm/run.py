@@ -10,12 +10,13 @@ from typing import Any
 
 from charlm import checkpoint as ckpt_io
 from charlm.config import RunConfig
-from charlm.data import Splits, check_splits, check_text_file, split_sizes, text_chunks, token_file
+from charlm.data import Splits, check_splits, split_sizes
 from charlm.distributed import rank_zero_first, rebatch, world_from_env
 from charlm.events import TrainState
 from charlm.model import count_parameters
 from charlm.runtime import new_seed
 from charlm.textio import InputError, read_text
+from charlm.tokencache import check_text_file, text_chunks, token_file
 from charlm.tokenizers import (
     Tokenizer,
     build_tokenizer,
