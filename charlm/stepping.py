@@ -128,10 +128,14 @@ def make_stepper(model: RNNLM, fast: bool = True, record: bool = False) -> Stepp
         stepper = NumpyStepper(model, record)
         if _agrees(stepper, model):
             return stepper
-    return TorchStepper(model, record)
+    torch_stepper = TorchStepper(model, record)
+    if record and not _agrees(torch_stepper, model):
+        # Recording steps the layers through NumpyCells, which would not be this model.
+        raise ValueError("cannot record states: the model's forward pass is not the cells'")
+    return torch_stepper
 
 
-def _agrees(stepper: NumpyStepper, model: RNNLM, steps: int = 4) -> bool:
+def _agrees(stepper: Stepper, model: RNNLM, steps: int = 4) -> bool:
     """Guard against a model change the fast path does not know about: compare a few steps."""
     ids = np.arange(steps + 1) % model.embed.num_embeddings
     rows: list[torch.Tensor] = []

@@ -126,3 +126,19 @@ def test_recording_leaves_the_scores_alone(kind: str) -> None:
         np.testing.assert_array_equal(plain.step(ids[:, t]), recording.step(ids[:, t]))
     with pytest.raises(ValueError, match="record=True"):
         plain.states()
+
+
+class ShiftedLogits(RNNLM):
+    """The known layers under a forward pass the cells do not reproduce."""
+
+    def forward(self, x, hidden=None):  # type: ignore[no-untyped-def]
+        logits, hidden = super().forward(x, hidden)
+        return logits * 2.0, hidden
+
+
+def test_a_model_the_cells_do_not_reproduce_is_not_recorded() -> None:
+    torch.manual_seed(0)
+    model = ShiftedLogits(ModelConfig(vocab_size=V, embed_size=8, hidden_size=H)).eval()
+    assert isinstance(make_stepper(model), TorchStepper)  # it still samples
+    with pytest.raises(ValueError, match="cannot record"):
+        make_stepper(model, record=True)
