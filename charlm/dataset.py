@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from charlm.config import RunConfig
-from charlm.data import Splits, check_text_file, split_sizes, text_chunks, token_file
+from charlm.data import Splits, split_sizes
 from charlm.textio import InputError, read_text
+from charlm.tokencache import check_text_file, text_chunks, token_file
 from charlm.tokenizers import (
     Tokenizer,
     build_tokenizer,

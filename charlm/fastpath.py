@@ -1,121 +1,77 @@
-"""Stepping a model one token at a time, fast: the engine behind sampling.
+"""The NumPy fast path: LSTM, GRU and Elman RNN layers stepped with preallocated buffers.
 
 Calling ``nn.LSTM`` on one step costs 0.4 to 2 ms on a CPU (more with two threads or a busy
-host), nearly all of it per-call overhead.
-``NumpyStepper`` does the same arithmetic with preallocated NumPy buffers: layer 0's input
-projection becomes a table lookup (embedding @ W_ih0 + biases, one row per token), and each
-upper layer multiplies one matrix by the concatenated [input, hidden] vector. It applies
-only to a plain ``nn.Linear`` decoder over ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` layers, and
-checks itself against the model before it is used; ``TorchStepper`` covers anything else
-(e.g. an adaptive softmax) through ``RNNLM.log_probs``.
+host), nearly all of it per-call overhead. ``NumpyCells`` does the layers' arithmetic with
+preallocated NumPy buffers: layer 0's input projection becomes a table lookup
+(embedding @ W_ih0 + biases, one row per token), and each upper layer multiplies one matrix
+by the concatenated [input, hidden] vector. ``NumpyStepper`` adds a plain ``nn.Linear``
+decoder on top; ``charlm.stepping`` checks it against the model before use and falls back
+to the torch step for anything else.
 
-Both take a batch of token ids (B,) and return scores (B, V) whose softmax is the model's
-next-token distribution (logits, or log-probabilities for the torch path).
+It is also the one place the cells' internals are computed: with ``record=True`` it keeps
+each layer's gate activations, which ``states()`` returns with h and c after every step.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import Protocol
+from dataclasses import dataclass
 
 import numpy as np
-import torch
-from threadpoolctl import threadpool_limits
 from torch import nn
 
-from charlm.model import RNNLM, Hidden, hidden_from_tensors, hidden_tensors
+from charlm.model import RNNLM, Hidden, hidden_arrays
 
 F32 = np.float32
 
-
-class Stepper(Protocol):
-    def start(self, hidden: Hidden, batch: int) -> None:
-        """Begin ``batch`` streams from one (num_layers, 1, H) state, copied to each."""
-        ...
-
-    def step(self, ids: np.ndarray) -> np.ndarray:
-        """Feed one token per stream (B,); return next-token scores (B, V)."""
-        ...
+# The gate activations each cell leaves in its gate buffer, in column order (H columns each).
+GATES = {
+    "lstm": ("input", "forget", "output", "candidate"),  # sigmoid, sigmoid, sigmoid, tanh
+    "gru": ("reset", "update", "candidate"),  # sigmoid, sigmoid, tanh
+    "rnn": ("pre",),  # the pre-activation W_ih x + b_ih + W_hh h + b_hh
+}
 
 
-@contextmanager
-def blas_threads(n: int) -> Iterator[None]:
-    """Limit NumPy's BLAS to ``n`` threads for a while.
+@dataclass
+class StepStates:
+    """What the recurrent layers computed on the last step: per layer, (B, H) float32 copies."""
 
-    A one-row matrix product is memory-bound: a second BLAS thread only adds hand-off cost,
-    and on a busy 2-core machine it measured 5-10x slower than one thread.
-    """
-    with threadpool_limits(limits=n, user_api="blas"):
-        yield
-
-
-ChunkCallback = Callable[[int, torch.Tensor], None]
+    kind: str  # lstm, gru or rnn
+    h: list[np.ndarray]  # hidden state of each layer
+    c: list[np.ndarray]  # LSTM cell state of each layer; empty for GRU and RNN
+    gates: dict[str, list[np.ndarray]]  # gate name (GATES[kind]) -> one array per layer
 
 
-@torch.inference_mode()
-def run_prime(
-    model: RNNLM,
-    ids: np.ndarray | Sequence[int],
-    on_chunk: ChunkCallback | None = None,
-    chunk: int = 4096,
-) -> tuple[np.ndarray, Hidden]:
-    """Run ``ids`` (at least one) through the model: last log-probabilities (V,) and state.
-
-    Batched over time in chunks (so a long prime costs little and never holds a (T, V)
-    array); ``on_chunk(start, log_probs)`` sees each chunk's (t, V) log-probabilities.
-    """
-    if len(ids) == 0:
-        raise ValueError("run_prime needs at least one token")
-    model.eval()
-    device = next(model.parameters()).device
-    ids = torch.as_tensor(np.asarray(ids, dtype=np.int64), device=device)
-    hidden: Hidden | None = None
-    for start in range(0, len(ids), chunk):
-        log_probs, hidden = model.log_probs(ids[None, start : start + chunk], hidden)
-        log_probs = log_probs[0].float().cpu()
-        if on_chunk is not None:
-            on_chunk(start, log_probs)
-    return log_probs[-1].numpy(), hidden  # type: ignore[return-value]
+def supports_cells(model: nn.Module) -> bool:
+    """An embedding under a stack of unidirectional LSTM/GRU/RNN layers with biases."""
+    rnn = getattr(model, "rnn", None)
+    return (
+        type(rnn) in (nn.LSTM, nn.GRU, nn.RNN)
+        and type(getattr(model, "embed", None)) is nn.Embedding
+        and rnn.bias
+        and not rnn.bidirectional
+        and getattr(rnn, "proj_size", 0) == 0
+    )
 
 
-def _repeat(hidden: Hidden, batch: int) -> list[np.ndarray]:
-    tensors = hidden_tensors(hidden)
-    return [np.ascontiguousarray(h[:, :1].float().cpu().numpy().repeat(batch, 1)) for h in tensors]
+def supports_fast_path(model: nn.Module) -> bool:
+    """The cells above under a plain linear decoder."""
+    decoder = getattr(model, "decoder", None)
+    return supports_cells(model) and type(decoder) is nn.Linear and decoder.bias is not None
 
 
-class TorchStepper:
-    """The general path: the model itself, one step per call."""
-
-    def __init__(self, model: RNNLM) -> None:
-        self.model = model.eval()
-        self.device = next(model.parameters()).device
-        self.hidden: Hidden | None = None
-
-    def start(self, hidden: Hidden, batch: int) -> None:
-        self.hidden = hidden_from_tensors(
-            [torch.from_numpy(h).to(self.device) for h in _repeat(hidden, batch)]
-        )
-
-    @torch.inference_mode()
-    def step(self, ids: np.ndarray) -> np.ndarray:
-        x = torch.as_tensor(ids, dtype=torch.long, device=self.device)[:, None]
-        log_probs, self.hidden = self.model.log_probs(x, self.hidden)
-        return log_probs[:, -1].float().cpu().numpy()
-
-
-class NumpyStepper:
-    """The exact fast path for LSTM, GRU and tanh/ReLU RNN layers with a linear decoder.
+class NumpyCells:
+    """The recurrent layers of an LSTM, GRU or tanh/ReLU RNN model, one step per call.
 
     State per layer l lives in ``xh[l]`` = [input | hidden] (B, I + H), so an upper layer's
     gates are one matrix product; each layer writes its new hidden state straight into its
     own slot and into the next layer's input slot.
     """
 
-    def __init__(self, model: RNNLM) -> None:
+    def __init__(self, model: RNNLM, record: bool = False) -> None:
         rnn = model.rnn
         self.kind = {nn.LSTM: "lstm", nn.GRU: "gru", nn.RNN: "rnn"}[type(rnn)]
         self.relu = self.kind == "rnn" and rnn.nonlinearity == "relu"
+        self.record = record
         self.L, self.H = rnn.num_layers, rnn.hidden_size
         p = {k: v.detach().double().cpu().numpy() for k, v in rnn.named_parameters()}
         emb = model.embed.weight.detach().double().cpu().numpy()
@@ -131,9 +87,6 @@ class NumpyStepper:
                 w, b = w[w_ih.shape[1] :], np.zeros_like(b)
             self.W.append(np.ascontiguousarray(w, dtype=F32))
             self.b.append(b.astype(F32))
-        self.W_dec = np.ascontiguousarray(model.decoder.weight.detach().cpu().numpy().T, F32)
-        self.b_dec = model.decoder.bias.detach().cpu().numpy().astype(F32)
-        self.batch = 0
 
     def _prepare(
         self, w_ih: np.ndarray, w_hh: np.ndarray, b_ih: np.ndarray, b_hh: np.ndarray
@@ -161,9 +114,9 @@ class NumpyStepper:
         return w, b
 
     def start(self, hidden: Hidden, batch: int) -> None:
+        """Begin ``batch`` streams from one (num_layers, 1, H) state, copied to each."""
         L, H, B = self.L, self.H, batch
-        states = _repeat(hidden, batch)
-        self.batch = B
+        states = hidden_arrays(hidden, batch)
         self.xh = [np.zeros((B, (0 if k == 0 else H) + H), F32) for k in range(L)]
         for k in range(L):
             self.xh[k][:, -H:] = states[0][k]
@@ -173,9 +126,14 @@ class NumpyStepper:
         G = self.W[0].shape[1]
         self.g, self.tmp = np.empty((B, G), F32), np.empty((B, G), F32)
         self.t = np.empty((B, H), F32)
-        self.logits = np.empty((B, self.W_dec.shape[1]), F32)
+        # Each layer's gates, kept when recording: the gate buffer is reused by every layer.
+        self.kept = [np.zeros((B, G), F32) for _ in range(L)] if self.record else []
 
-    def step(self, ids: np.ndarray) -> np.ndarray:
+    def advance(self, ids: np.ndarray) -> np.ndarray:
+        """Feed one token per stream (B,); return the top layer's new hidden state (B, H).
+
+        The returned array is a view of the state buffer: read it before the next call.
+        """
         g, H = self.g, self.H
         np.take(self.table, ids, axis=0, out=g)
         np.dot(self.xh[0], self.W[0], out=self.tmp)
@@ -186,11 +144,23 @@ class NumpyStepper:
                 np.add(g, self.b[k], out=g)
             h_out = self.xh[k][:, -H:]
             self._cell(k, g, h_out)
+            if self.record:
+                np.copyto(self.kept[k], g)
             if k + 1 < self.L:
                 self.xh[k + 1][:, :H] = h_out
-        np.dot(self.xh[-1][:, -H:], self.W_dec, out=self.logits)
-        np.add(self.logits, self.b_dec, out=self.logits)
-        return self.logits
+        return self.xh[-1][:, -H:]
+
+    def states(self) -> StepStates:
+        """h, c and the gates of every layer after the last step (gates need ``record=True``)."""
+        if not self.record:
+            raise ValueError("gates are kept only by a stepper made with record=True")
+        H = self.H
+        gates = {
+            name: [kept[:, j * H : (j + 1) * H].copy() for kept in self.kept]
+            for j, name in enumerate(GATES[self.kind])
+        }
+        h = [xh[:, -H:].copy() for xh in self.xh]
+        return StepStates(self.kind, h, [c.copy() for c in self.c], gates)
 
     def _cell(self, layer: int, g: np.ndarray, h: np.ndarray) -> None:
         """Gate pre-activations ``g`` -> new hidden state written into ``h`` (in place)."""
@@ -226,39 +196,26 @@ class NumpyStepper:
             np.tanh(g, out=h)
 
 
-def supports_fast_path(model: nn.Module) -> bool:
-    """A plain linear decoder over a stack of unidirectional LSTM/GRU/RNN layers."""
-    rnn, decoder = getattr(model, "rnn", None), getattr(model, "decoder", None)
-    return (
-        type(rnn) in (nn.LSTM, nn.GRU, nn.RNN)
-        and type(decoder) is nn.Linear
-        and decoder.bias is not None
-        and type(getattr(model, "embed", None)) is nn.Embedding
-        and rnn.bias
-        and not rnn.bidirectional
-        and getattr(rnn, "proj_size", 0) == 0
-    )
+class NumpyStepper:
+    """The exact fast path: ``NumpyCells`` under a plain ``nn.Linear`` decoder.
 
+    ``step`` returns logits (B, V); ``states`` what the layers computed (with ``record``).
+    """
 
-def make_stepper(model: RNNLM, fast: bool = True) -> Stepper:
-    """The NumPy path when it applies and reproduces the model; otherwise the torch path."""
-    if fast and supports_fast_path(model):
-        stepper = NumpyStepper(model)
-        if _agrees(stepper, model):
-            return stepper
-    return TorchStepper(model)
+    def __init__(self, model: RNNLM, record: bool = False) -> None:
+        self.cells = NumpyCells(model, record)
+        self.W_dec = np.ascontiguousarray(model.decoder.weight.detach().cpu().numpy().T, F32)
+        self.b_dec = model.decoder.bias.detach().cpu().numpy().astype(F32)
 
+    def start(self, hidden: Hidden, batch: int) -> None:
+        self.cells.start(hidden, batch)
+        self.logits = np.empty((batch, self.W_dec.shape[1]), F32)
 
-def _agrees(stepper: NumpyStepper, model: RNNLM, steps: int = 4) -> bool:
-    """Guard against a model change the fast path does not know about: compare a few steps."""
-    ids = np.arange(steps + 1) % model.embed.num_embeddings
-    rows: list[torch.Tensor] = []
-    run_prime(model, ids, on_chunk=lambda _, lp: rows.append(lp))
-    log_probs = torch.cat(rows).numpy()
-    stepper.start(model.init_hidden(1, next(model.parameters()).device), 1)
-    for t in range(steps + 1):
-        logits = stepper.step(ids[t : t + 1]).astype(np.float64)
-        mine = logits - np.logaddexp.reduce(logits, axis=-1, keepdims=True)
-        if not np.allclose(mine[0], log_probs[t], atol=1e-3):
-            return False
-    return True
+    def step(self, ids: np.ndarray) -> np.ndarray:
+        h = self.cells.advance(ids)
+        np.dot(h, self.W_dec, out=self.logits)
+        np.add(self.logits, self.b_dec, out=self.logits)
+        return self.logits
+
+    def states(self) -> StepStates:
+        return self.cells.states()

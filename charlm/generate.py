@@ -1,21 +1,24 @@
-"""Generating text: run a prime through the network, then sample token after token.
+"""Generating: run a prime through the network, then sample token after token.
 
-``generate`` yields the new text of every stream after each step, so a caller can stream
-it as it is produced. K streams (``num_samples``) advance together as one batch.
+``generate_ids`` is the one generation loop, at the level of token ids; ``generate`` turns
+its ids into the new text of every stream after each step (so a caller can stream it as it
+is produced), and ``sample_ids`` into training's samples.txt. K streams (``num_samples``)
+advance together as one batch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from charlm.config import ConfigError
-from charlm.fastpath import blas_threads, make_stepper, run_prime
 from charlm.model import RNNLM
-from charlm.sampling import SamplingConfig, draw
+from charlm.sampling import SamplingConfig, choose
+from charlm.stepping import blas_threads, make_stepper, run_prime
 from charlm.tokenizers import Tokenizer
 
 DETOKENIZE_CONTEXT = 8  # tokens of left context when decoding one token of a word model
@@ -117,6 +120,25 @@ def start_context(tokenizer: Tokenizer) -> list[int]:
     return [0]
 
 
+def generate_ids(model: RNNLM, context: Sequence[int], cfg: GenerateConfig) -> Iterator[np.ndarray]:
+    """The ids (K,) each of ``cfg.length`` steps draws, every stream continuing ``context``
+    (at least one id); each step's ids are fed back into the model. A caller may stop early.
+    """
+    last, hidden = run_prime(model, context)
+    K = cfg.num_samples
+    stepper = make_stepper(model, cfg.fast)
+    stepper.start(hidden, K)
+    scores = np.repeat(last[None], K, axis=0)
+    rng = np.random.default_rng(cfg.seed)
+    # One row is memory-bound (one BLAS thread is fastest); a batch is a real matrix product.
+    with blas_threads(1 if K < 16 else torch.get_num_threads()):
+        for t in range(cfg.length):
+            ids = choose(scores, cfg.sampling, rng)
+            yield ids
+            if t + 1 < cfg.length:  # the last step's successor is never needed
+                scores = stepper.step(ids)
+
+
 def generate(
     model: RNNLM, tokenizer: Tokenizer, prime_ids: Sequence[int], cfg: GenerateConfig
 ) -> Iterator[list[str]]:
@@ -125,21 +147,32 @@ def generate(
     After the last step one more list flushes any text held back by the stop scanners.
     """
     context = [int(i) for i in prime_ids] or start_context(tokenizer)
-    last, hidden = run_prime(model, context)
-    K = cfg.num_samples
-    stepper = make_stepper(model, cfg.fast)
-    stepper.start(hidden, K)
-    scores = np.repeat(last[None], K, axis=0)
-    rng = np.random.default_rng(cfg.seed)
-    detoks = [Detokenizer(tokenizer, context) for _ in range(K)]
-    scanners = [StopScanner(cfg.stop) for _ in range(K)]
-    # One row is memory-bound (one BLAS thread is fastest); a batch is a real matrix product.
-    with blas_threads(1 if K < 16 else torch.get_num_threads()):
-        for ids in draw(stepper, scores, cfg.sampling, rng, cfg.length):
+    detoks = [Detokenizer(tokenizer, context) for _ in range(cfg.num_samples)]
+    scanners = [StopScanner(cfg.stop) for _ in range(cfg.num_samples)]
+    with closing(generate_ids(model, context, cfg)) as steps:
+        for ids in steps:
             yield [s.feed(d.push(int(i))) for s, d, i in zip(scanners, detoks, ids, strict=True)]
             if all(s.done for s in scanners):
                 return
     yield [s.flush() for s in scanners]
+
+
+def sample_ids(
+    model: RNNLM,
+    length: int,
+    prime: Sequence[int],
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> list[int]:
+    """``length`` new ids continuing ``prime`` (at least one id), one stream: training's
+    samples.txt. Seeded from ``generator``, so the global random streams stay untouched."""
+    was_training = model.training
+    seed = int(torch.randint(2**62, (1,), generator=generator))
+    cfg = GenerateConfig(length, seed=seed, sampling=SamplingConfig(temperature=temperature))
+    try:
+        return [int(ids[0]) for ids in generate_ids(model, prime, cfg)]
+    finally:
+        model.train(was_training)
 
 
 def generate_text(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -100,10 +101,20 @@ class RNNLM(nn.Module):
         """Next-token log-probabilities (B, T, V) over the whole vocabulary, for sampling."""
         if self.adaptive:
             out, hidden = self.features(x, hidden)
-            flat = self.decoder.log_prob(out.reshape(-1, out.size(-1)).float())
-            return flat.view(*out.shape[:2], -1), hidden
+            return self.output_log_probs(out), hidden
         logits, hidden = self(x, hidden)
         return torch.log_softmax(logits.float(), dim=-1), hidden
+
+    def output_log_probs(self, out: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities (B, T, V) from the top layer's output (B, T, H).
+
+        A stepper that runs the recurrent layers itself (recording their states) gets the
+        model's own output layer, whichever kind it is, through here.
+        """
+        if self.adaptive:
+            flat = self.decoder.log_prob(out.reshape(-1, out.size(-1)).float())
+            return flat.view(*out.shape[:2], -1)
+        return torch.log_softmax(self.decoder(out).float(), dim=-1)
 
     def init_hidden(self, batch_size: int, device: torch.device | str = "cpu") -> Hidden:
         shape = (self.cfg.num_layers, batch_size, self.cfg.hidden_size)
@@ -147,6 +158,15 @@ def hidden_tensors(hidden: Hidden) -> list[torch.Tensor]:
 
 def hidden_from_tensors(tensors: list[torch.Tensor]) -> Hidden:
     return (tensors[0], tensors[1]) if len(tensors) == 2 else tensors[0]
+
+
+def hidden_arrays(hidden: Hidden, batch: int) -> list[np.ndarray]:
+    """The first stream's state as float32 arrays (num_layers, batch, H), copied to ``batch``
+    streams: h, then c for an LSTM."""
+    return [
+        np.ascontiguousarray(h[:, :1].float().cpu().numpy().repeat(batch, 1))
+        for h in hidden_tensors(hidden)
+    ]
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -2,19 +2,16 @@
 
 Everything works on a batch of score rows (B, V) in NumPy, so one stream and 64 streams
 run the same code. Scores are logits or log-probabilities: only their softmax matters.
+Pure arithmetic: no model here (``charlm.generate`` drives one).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from charlm.config import ConfigError
-from charlm.fastpath import Stepper, blas_threads, make_stepper, run_prime
-from charlm.model import RNNLM
 
 
 @dataclass
@@ -108,43 +105,3 @@ def _inverse_cdf(w: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         last = w.shape[-1] - 1 - np.argmax(w[:, ::-1] > 0, axis=-1)
         ids = np.minimum(ids, last)
     return ids
-
-
-@torch.no_grad()
-def sample_ids(
-    model: RNNLM,
-    length: int,
-    prime: Sequence[int],
-    temperature: float = 1.0,
-    generator: torch.Generator | None = None,
-) -> list[int]:
-    """``length`` new ids continuing ``prime`` (at least one id): training's samples.txt."""
-    was_training = model.training
-    seed = int(torch.randint(2**62, (1,), generator=generator))
-    rng = np.random.default_rng(seed)
-    cfg = SamplingConfig(temperature=temperature)
-    log_probs, hidden = run_prime(model, list(prime))
-    stepper = make_stepper(model)
-    stepper.start(hidden, 1)
-    with blas_threads(1):
-        out = [int(ids[0]) for ids in draw(stepper, log_probs[None], cfg, rng, length)]
-    model.train(was_training)
-    return out
-
-
-def draw(
-    stepper: Stepper,
-    scores: np.ndarray,
-    cfg: SamplingConfig,
-    rng: np.random.Generator,
-    length: int,
-) -> Iterator[np.ndarray]:
-    """The ids of each of ``length`` steps (one per stream), each fed back into ``stepper``.
-
-    ``scores`` are the (K, V) scores for the first step; a caller may stop early.
-    """
-    for t in range(length):
-        ids = choose(scores, cfg, rng)
-        yield ids
-        if t + 1 < length:  # the last step's successor is never needed
-            scores = stepper.step(ids)

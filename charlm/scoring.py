@@ -15,8 +15,8 @@ import torch
 
 from charlm.config import TrainConfig
 from charlm.data import eval_windows
-from charlm.fastpath import run_prime
 from charlm.model import RNNLM, detach_hidden
+from charlm.stepping import run_prime
 from charlm.textio import InputError
 from charlm.tokenizers import Tokenizer, drop_unknown
 

@@ -20,11 +20,11 @@ from charlm import distributed
 from charlm.config import RunConfig
 from charlm.data import Splits, StripeBatcher
 from charlm.events import Callback, EvalEvent, FinishEvent, InfoEvent, StepEvent, ignore
+from charlm.generate import sample_ids
 from charlm.model import RNNLM, detach_hidden, hidden_from_tensors, hidden_tensors
 from charlm.precision import Precision
 from charlm.runlog import Meter, RunLog
 from charlm.runtime import resolve_device
-from charlm.sampling import sample_ids
 from charlm.scoring import Score, score_tokens
 from charlm.tokenizers import Tokenizer
 from charlm.trainstate import TrainState

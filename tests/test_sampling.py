@@ -7,10 +7,17 @@ import pytest
 import torch
 
 from charlm.config import ConfigError, ModelConfig
-from charlm.generate import Detokenizer, GenerateConfig, StopScanner, generate_text
+from charlm.generate import (
+    Detokenizer,
+    GenerateConfig,
+    StopScanner,
+    generate_ids,
+    generate_text,
+    sample_ids,
+)
 from charlm.model import RNNLM
-from charlm.sampling import SamplingConfig, choose, distribution, sample_ids
-from charlm.tokenizers import CharTokenizer
+from charlm.sampling import SamplingConfig, choose, distribution
+from charlm.tokenizers import CharTokenizer, WordTokenizer
 
 TEXT = "the quick brown fox jumps over the lazy dog. THE END\n"
 
@@ -134,14 +141,13 @@ def test_stop_scanner_holds_back_partial_matches() -> None:
 
 
 def test_word_detokenizer_rebuilds_the_text() -> None:
-    word = pytest.importorskip("charlm.tokenizers").__dict__.get("WordTokenizer")
-    if word is None:
-        pytest.skip("no word tokenizer in this tree")
     text = 'He said , " go home . "\nShe went .'
-    tok = word(["He", "said", ",", '"', "go", "home", ".", "She", "went"])
+    tok = WordTokenizer(["He", "said", ",", '"', "go", "home", ".", "She", "went"])
     ids = [int(i) for i in tok.encode(text)]
     d = Detokenizer(tok, ids[:2])
-    assert tok.decode(ids[:2]) + "".join(d.push(i) for i in ids[2:]) == tok.decode(ids)
+    pieces = [d.push(i) for i in ids[2:]]
+    assert tok.decode(ids[:2]) + "".join(pieces) == 'He said, "go home."\nShe went.'
+    assert pieces[:3] == [",", ' "', "go"]  # spacing from context, not token by token
 
 
 def test_options_are_checked() -> None:
@@ -157,3 +163,14 @@ def test_training_sample_ids_is_seeded(lm) -> None:  # type: ignore[no-untyped-d
     a = sample_ids(model, 50, [1, 2], 0.8, torch.Generator().manual_seed(4))
     assert a == sample_ids(model, 50, [1, 2], 0.8, torch.Generator().manual_seed(4))
     assert len(a) == 50 and all(0 <= i < tok.vocab_size for i in a)
+
+
+def test_training_samples_and_the_cli_share_one_loop(lm) -> None:  # type: ignore[no-untyped-def]
+    # sample_ids seeds the one generation loop from a torch generator; nothing else differs.
+    model, _ = lm
+    model.train()
+    a = sample_ids(model, 40, [1, 2], 0.8, torch.Generator().manual_seed(4))
+    assert model.training  # training mode comes back after sampling
+    seed = int(torch.randint(2**62, (1,), generator=torch.Generator().manual_seed(4)))
+    cfg = GenerateConfig(40, seed=seed, sampling=SamplingConfig(temperature=0.8))
+    assert a == [int(ids[0]) for ids in generate_ids(model, [1, 2], cfg)]

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from charlm import data, dataset
+from charlm import dataset, tokencache
 from charlm.cli import app
 from charlm.config import DataConfig, RunConfig
-from charlm.data import text_chunks, token_file
 from charlm.dataset import prepare, read_corpus
 from charlm.textio import InputError
+from charlm.tokencache import text_chunks, token_file
 from charlm.tokenizers import CharTokenizer
 from tests.conftest import MICRO_ARGS, VERSE
 
@@ -23,7 +23,7 @@ def small_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private cache, and chunks small enough that a tiny corpus spans many of them."""
     cache = tmp_path / "cache"
     monkeypatch.setenv("CHARLM_CACHE_DIR", str(cache))
-    monkeypatch.setattr(data, "CHUNK_CHARS", 97)
+    monkeypatch.setattr(tokencache, "CHUNK_CHARS", 97)
     return cache
 
 
@@ -94,7 +94,7 @@ def test_cache_is_reused_and_keyed_by_corpus_and_tokenizer(
         raise AssertionError("the cached token file should have been reused")
 
     with monkeypatch.context() as m:
-        m.setattr(data, "_write_tokens", fail)
+        m.setattr(tokencache, "_write_tokens", fail)
         again, tok = token_file(corpus, config().data)
         assert again == first and isinstance(tok, CharTokenizer)
 
