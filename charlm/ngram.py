@@ -30,9 +30,9 @@ class Order:
     """The n-grams of one order k, and the statistics of their (k-1)-token contexts."""
 
     keys: np.ndarray  # (G,) int64, sorted: context id * V + last token
-    counts: np.ndarray  # (G,) int64: raw counts at the top order, continuation counts below
+    counts: np.ndarray  # (G,) int32: raw counts at the top order, continuation counts below
     discounts: np.ndarray  # (4,) float64: D(0) = 0, D1, D2, D3+
-    totals: np.ndarray  # (C,) float64: sum of counts after each context
+    totals: np.ndarray  # (C,) int32: sum of counts after each context
     backoff_mass: np.ndarray  # (C,) float64: D1 N1 + D2 N2 + D3+ N3+ of each context
 
 
@@ -54,7 +54,8 @@ def discounts(counts: np.ndarray) -> np.ndarray:
 def make_order(keys: np.ndarray, counts: np.ndarray, n_contexts: int, vocab: int) -> Order:
     d = discounts(counts)
     ctx = keys // vocab
-    totals = np.bincount(ctx, weights=counts, minlength=n_contexts)
+    # Int32 halves the memory of the largest arrays: no count exceeds the corpus length.
+    totals = np.bincount(ctx, weights=counts, minlength=n_contexts).astype(np.int32)
     mass = d[np.minimum(counts, 3)]
     mass[counts == 0] = 0.0
     backoff = np.bincount(ctx, weights=mass, minlength=n_contexts)
@@ -67,8 +68,8 @@ class Counts:
 
     vocab: int
     keys: list[np.ndarray]  # keys[k - 1]: the sorted keys of order k
-    raw: list[np.ndarray]
-    continuation: list[np.ndarray]  # empty for the highest order counted
+    raw: list[np.ndarray | None]  # None below the top when only the top model was wanted
+    continuation: list[np.ndarray]  # none for the highest order counted
 
     @property
     def max_order(self) -> int:
@@ -76,8 +77,8 @@ class Counts:
 
     def model(self, order: int) -> NgramModel:
         """The order-``order`` model: raw counts on top, continuation counts below."""
-        if not 1 <= order <= self.max_order:
-            raise ValueError(f"order {order} is outside 1..{self.max_order}")
+        if not 1 <= order <= self.max_order or self.raw[order - 1] is None:
+            raise ValueError(f"order {order} was not counted for a model of its own")
         arrays = {}
         for k in range(1, order + 1):
             arrays[f"keys_{k}"] = self.keys[k - 1]
@@ -85,8 +86,14 @@ class Counts:
         return NgramModel.from_arrays(self.vocab, order, arrays)
 
 
-def count_ngrams(tokens: np.ndarray, vocab: int, max_order: int) -> Counts:
-    """Count orders 1..max_order of ``tokens`` (ids below ``vocab``)."""
+def count_ngrams(
+    tokens: np.ndarray, vocab: int, max_order: int, every_model: bool = True
+) -> Counts:
+    """Count orders 1..max_order of ``tokens`` (ids below ``vocab``).
+
+    ``every_model``: keep the raw counts of every order, so that the models of every order
+    up to max_order can be built (a search); otherwise only the top order's (less memory).
+    """
     x = np.asarray(tokens, dtype=np.int64)
     if len(x) == 0:
         raise ValueError("no tokens to count")
@@ -104,9 +111,11 @@ def count_ngrams(tokens: np.ndarray, vocab: int, max_order: int) -> Counts:
             # A distinct k-gram's suffix is the (k-1)-gram ending where it ends: count each
             # distinct k-gram once against its suffix, giving that suffix's continuations.
             suffix = prev_ids[first + 1]
-            cont.append(np.bincount(suffix, minlength=len(keys[-1])).astype(np.int64))
+            cont.append(np.bincount(suffix, minlength=len(keys[-1])).astype(np.int32))
+            if not every_model:
+                raw[-1] = None
         keys.append(uniq)
-        raw.append(n.astype(np.int64))
+        raw.append(n.astype(np.int32))
         prev_ids = ids.reshape(-1).astype(np.int64)
     return Counts(vocab, keys, raw, cont)
 
@@ -133,7 +142,7 @@ class NgramModel:
         orders, n_contexts = [], 1
         for k in range(1, order + 1):
             keys = np.asarray(arrays[f"keys_{k}"], dtype=np.int64)
-            counts = np.asarray(arrays[f"counts_{k}"], dtype=np.int64)
+            counts = np.asarray(arrays[f"counts_{k}"], dtype=np.int32)
             orders.append(make_order(keys, counts, n_contexts, vocab))
             n_contexts = len(keys)
         return cls(vocab, orders)
@@ -161,7 +170,7 @@ class NgramModel:
             total = np.where(known, o.totals[safe] if len(o.totals) else 0.0, 0.0)
             seen = total > 0  # an unseen context (or one never followed) backs off whole
             idx = _find(o.keys, safe, t, self.vocab)
-            c = np.where(idx >= 0, o.counts[np.maximum(idx, 0)], 0)
+            c = np.where(idx >= 0, o.counts[np.maximum(idx, 0)], 0).astype(np.int64)
             top = np.maximum(c - o.discounts[np.minimum(c, 3)], 0.0)
             denom = np.where(seen, total, 1.0)
             mixed = (top + o.backoff_mass[safe] * p) / denom

@@ -117,3 +117,12 @@ def test_round_trips_through_its_arrays() -> None:
     model = count_ngrams(np.array(TOY), V, 4).model(4)
     again = type(model).from_arrays(V, 4, model.to_arrays())
     np.testing.assert_array_equal(again.log_probs(np.array(TOY)), model.log_probs(np.array(TOY)))
+
+
+def test_top_only_counts_give_the_same_top_model_and_no_other() -> None:
+    corpus = np.random.default_rng(1).integers(0, V, size=400)
+    lean = count_ngrams(corpus, V, 4, every_model=False)
+    full = count_ngrams(corpus, V, 4)
+    np.testing.assert_array_equal(lean.model(4).log_probs(corpus), full.model(4).log_probs(corpus))
+    with pytest.raises(ValueError, match="not counted"):
+        lean.model(2)
