@@ -18,7 +18,6 @@ Run alone: ``python -m bench.ngram [--quick]``; a child: ``python -m bench.ngram
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 import os
@@ -29,8 +28,6 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from bench.memory import _LAUNCHER
 from bench.quality import CORPUS
@@ -65,6 +62,7 @@ def child(corpus: Path, order: int, score: bool, out: Path) -> None:
         "rss_after_fit_mb": round(after, 1),
     }
     result |= _cache_round_trip(model)
+    del model
     if score:
         t0 = time.perf_counter()
         bpc = {}
@@ -77,19 +75,24 @@ def child(corpus: Path, order: int, score: bool, out: Path) -> None:
 
 
 def _cache_round_trip(model: Any) -> dict[str, Any]:
-    """Size of the cached .npz and the time to read it back: a second call's cost."""
-    from charlm.ngram import NgramModel
+    """Save the model as `charlm evaluate` caches it, and read it back: a second call's cost."""
+    from charlm.baseline import load_model, save_model
 
-    buf = io.BytesIO()
-    np.savez(buf, **model.to_arrays())
-    t0 = time.perf_counter()
-    buf.seek(0)
-    with np.load(buf, allow_pickle=False) as f:
-        NgramModel.from_arrays(model.vocab, model.order, {k: f[k] for k in f.files})
-    return {
-        "cache_mb": round(buf.getbuffer().nbytes / 2**20, 1),
-        "cache_load_seconds": round(time.perf_counter() - t0, 2),
-    }
+    with tempfile.TemporaryDirectory(prefix="charlm-bench-ngram-") as tmp:
+        path = Path(tmp) / "model.npz"
+        t0 = time.perf_counter()
+        save_model(path, model)
+        save_s = time.perf_counter() - t0
+        after_save = _own_peak_mb()
+        t0 = time.perf_counter()
+        if load_model(path, model.order) is None:
+            raise RuntimeError(f"{path}: the cached model did not read back")
+        return {
+            "cache_mb": round(path.stat().st_size / 2**20, 1),
+            "cache_save_seconds": round(save_s, 2),
+            "cache_load_seconds": round(time.perf_counter() - t0, 2),
+            "rss_after_save_mb": round(after_save, 1),
+        }
 
 
 def _own_peak_mb() -> float:

@@ -152,15 +152,24 @@ def _load_search(run: RunData, key: str) -> dict[int, float] | None:
 
 
 def _save_model(run: RunData, key: str, model: NgramModel) -> None:
-    meta = {"format": FORMAT, "vocab": model.vocab, "order": model.order}
-    buf = io.BytesIO()
-    np.savez(buf, meta=np.array(json.dumps(meta)), **model.to_arrays())
-    # The buffer's own memory, not a copy: at order 20 on 4 MB of text it is some 400 MB.
-    write_atomic(_cache_path(run, key, str(model.order), ".npz"), buf.getbuffer())
+    save_model(_cache_path(run, key, str(model.order), ".npz"), model)
 
 
 def _load_model(run: RunData, key: str, order: int) -> NgramModel | None:
-    path = _cache_path(run, key, str(order), ".npz")
+    return load_model(_cache_path(run, key, str(order), ".npz"), order)
+
+
+def save_model(path: Path, model: NgramModel) -> None:
+    """The model's arrays and a JSON header as one .npz, written atomically."""
+    meta = {"format": FORMAT, "vocab": model.vocab, "order": model.order}
+    buf = io.BytesIO()
+    np.savez(buf, meta=np.array(json.dumps(meta)), **model.to_arrays())
+    # The buffer's own memory, not a copy: at order 20 on 4 MB of text it is some 550 MB.
+    write_atomic(path, buf.getbuffer())
+
+
+def load_model(path: Path, order: int) -> NgramModel | None:
+    """The model saved at ``path``, or None when it is absent, damaged or of another order."""
     try:
         with np.load(path, allow_pickle=False) as f:
             meta = json.loads(str(f["meta"]))
@@ -169,7 +178,7 @@ def _load_model(run: RunData, key: str, order: int) -> NgramModel | None:
             arrays = {k: f[k] for k in f.files if k != "meta"}
         return NgramModel.from_arrays(int(meta["vocab"]), order, arrays)
     except (OSError, ValueError, KeyError):
-        return None  # absent or damaged: fit again and overwrite it
+        return None  # absent or damaged: the caller fits again and overwrites it
 
 
 def _cache_path(run: RunData, key: str, what: str, suffix: str) -> Path:

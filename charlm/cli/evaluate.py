@@ -32,6 +32,7 @@ from charlm.cli.common import (
     user_errors,
     write_json,
 )
+from charlm.config import ConfigError
 from charlm.inference import LoadedModel
 from charlm.runtime import set_threads
 from charlm.scoring import TextScore, score_text, total_score
@@ -79,6 +80,8 @@ def evaluate(
     """
     with user_errors():
         spec = BaselineSpec.parse(baseline) if baseline else None
+        if corpus is not None and spec is None:
+            raise ConfigError("--corpus only serves --baseline: add --baseline ngram:N or drop it")
         checkpoint, files = split_checkpoint(args or [])
         if not files:
             if sys.stdin is None or sys.stdin.isatty():
