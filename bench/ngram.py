@@ -88,7 +88,7 @@ def _cache_round_trip(model: Any) -> dict[str, Any]:
         if load_model(path, model.order) is None:
             raise RuntimeError(f"{path}: the cached model did not read back")
         return {
-            "cache_mb": round(path.stat().st_size / 2**20, 1),
+            "cache_mb": round(path.stat().st_size / 2**20, 3),
             "cache_save_seconds": round(save_s, 2),
             "cache_load_seconds": round(time.perf_counter() - t0, 2),
             "rss_after_save_mb": round(after_save, 1),
