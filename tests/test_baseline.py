@@ -82,7 +82,7 @@ def test_cli_table_json_and_second_call_from_cache(trained_run: Path, corpus_fil
     base = doc["baseline"]
     assert base["order"] == 4 and base["kind"] == "ngram"
     rnn_bpc, ngram_bpc = doc["total"]["bits_per_char"], base["total"]["bits_per_char"]
-    assert base["bits_per_char_gain"] == pytest.approx(ngram_bpc - rnn_bpc)
+    assert base["ngram_minus_rnn_bits_per_char"] == pytest.approx(ngram_bpc - rnn_bpc)
     lm = load_model(trained_run)
     model = fit_baseline(run_data(trained_run), BaselineSpec(4)).model
     direct = score_ngram(model, lm.tokenizer, corpus_file.read_text())

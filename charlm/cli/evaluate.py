@@ -64,7 +64,7 @@ def evaluate(
     corpus: Annotated[
         str | None,
         typer.Option(
-            help="The run's training corpus, for --baseline [default: the path the run recorded].",
+            help="The run's training corpus, for --baseline (default: the path the run recorded).",
             show_default=False,
         ),
     ] = None,
@@ -148,7 +148,7 @@ def _baseline_doc(rnn: list[TextScore], ngram: list[TextScore], fit: Baseline) -
         "files": [s.to_dict() for s in ngram],
         "total": total_ngram.to_dict(),
         # Positive: the RNN needs fewer bits per character than the n-gram.
-        "bits_per_char_gain": total_ngram.bits_per_char - total_rnn.bits_per_char,
+        "ngram_minus_rnn_bits_per_char": total_ngram.bits_per_char - total_rnn.bits_per_char,
     }
 
 
