@@ -94,6 +94,12 @@ def fit_baseline(run: RunData, spec: BaselineSpec) -> Baseline:
         return Baseline(model, True, searched, warnings)
     # The run's own tokenizer and val/test fractions give exactly the run's training split.
     prep = prepare(run.config, corpus, run.tokenizer)
+    warnings += prep.warnings
+    if len(prep.splits.train) < 2 or len(prep.splits.val) < 1:
+        raise InputError(
+            f"{run.corpus} gives {len(prep.splits.train)} training token(s): too few to fit "
+            "an n-gram; give the run's own corpus with --corpus PATH"
+        )
     if spec.order is None:
         searched, model = _search(prep, run.tokenizer.vocab_size)
         doc = {"format": FORMAT, "val_bpc": {str(k): v for k, v in searched.items()}}

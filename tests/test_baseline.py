@@ -114,5 +114,10 @@ def test_errors_are_one_line(trained_run: Path, corpus_file: Path, tmp_path: Pat
                 "--corpus", missing)  # fmt: skip
     assert r.exit_code == 1 and r.stderr.count("\n") == 1
     assert "is not there: give it with --corpus PATH" in r.stderr
+    tiny = tmp_path / "tiny.txt"
+    tiny.write_text("F")
+    r = run_cli("evaluate", str(trained_run), str(corpus_file), "--baseline", "ngram:2",
+                "--corpus", str(tiny))  # fmt: skip
+    assert r.exit_code == 1 and "too few to fit an n-gram" in r.stderr
     r = run_cli("evaluate", str(trained_run), str(corpus_file), "--corpus", str(corpus_file))
     assert r.exit_code == 1 and "--corpus only serves --baseline" in r.stderr
