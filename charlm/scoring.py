@@ -124,6 +124,14 @@ def score_text(
     given vocabulary. Bits per character are normalised by the characters the scored tokens
     spell, so the figure equals training's ``val_bpc`` on the same text.
     """
+    score, ids = text_to_score(tokenizer, text, name)
+    score.nats, score.tokens = score_tokens(model, ids, batch_size, bptt, device)
+    return score
+
+
+def text_to_score(tokenizer: Tokenizer, text: str, name: str = "") -> tuple[TextScore, np.ndarray]:
+    """The ids every scorer (the RNN, the n-gram baseline) scores, and a TextScore awaiting
+    its nats: characters, tokens, out-of-vocabulary counts and the characters scored."""
     kept = drop_unknown(text, tokenizer.unknown(text))
     ids = tokenizer.encode(kept)
     score = TextScore(0.0, 0, 0, name, len(text), len(ids), len(text) - len(kept))
@@ -132,10 +140,9 @@ def score_text(
         score.oov_tokens = int(np.count_nonzero(ids == unk_id))
     if len(ids) < 2:
         raise InputError(f"{name or 'the text'} has {len(ids)} token(s): too little to score")
-    score.nats, score.tokens = score_tokens(model, ids, batch_size, bptt, device)
     first, last = tokenizer.spelled_span(kept)
     score.chars = last - first
-    return score
+    return score, ids
 
 
 def total_score(scores: list[TextScore]) -> TextScore:

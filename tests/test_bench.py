@@ -75,3 +75,15 @@ def test_memory_configs_train_the_speed_shapes(tmp_path: Path) -> None:
     assert (config["model"]["num_layers"], config["model"]["hidden_size"]) == (2, 16)
     assert config["model"]["model"] == "lstm" and config["model"]["embed_size"] == 4
     assert (config["train"]["bptt"], config["train"]["batch_size"]) == (8, 3)
+
+
+def test_ngram_child_fits_scores_and_reports_its_memory(tmp_path: Path) -> None:
+    from bench import ngram
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("to be or not to be, that is the question.\n" * 300)
+    result = ngram.measure(corpus, 3, score=True)
+    assert result["order"] == 3 and set(result["val_bpc"]) == {"1", "2", "3"}
+    assert result["val_bpc"]["3"] < result["val_bpc"]["1"]  # a repeated line is predictable
+    assert result["peak_rss_mb"] >= result["rss_before_fit_mb"] > 0
+    assert result["cache_mb"] > 0

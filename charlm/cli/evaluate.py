@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+import time
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from charlm.baseline import (
+    CACHE_DIR,
+    Baseline,
+    BaselineSpec,
+    RunData,
+    check_corpus,
+    fit_baseline,
+    score_ngram,
+)
 from charlm.cli.common import (
     DeviceOpt,
     JsonOpt,
@@ -16,11 +26,14 @@ from charlm.cli.common import (
     ThreadsOpt,
     checkpoint_then,
     err,
+    info,
     load_checkpoint,
     split_checkpoint,
     user_errors,
     write_json,
 )
+from charlm.config import ConfigError
+from charlm.inference import LoadedModel
 from charlm.runtime import set_threads
 from charlm.scoring import TextScore, score_text, total_score
 from charlm.textio import InputError, read_text
@@ -40,6 +53,21 @@ def evaluate(
         int | None, typer.Option(min=1, help="Steps per window [default: the run's bptt].")
     ] = None,
     encoding: Annotated[str, typer.Option(help="Encoding of the files.")] = "utf-8",
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            help="Also score with an n-gram model fitted on the run's training split: "
+            "ngram:N (order 1..20) or ngram:best (order chosen on the validation split).",
+            show_default=False,
+        ),
+    ] = None,
+    corpus: Annotated[
+        str | None,
+        typer.Option(
+            help="The run's training corpus, for --baseline (default: the path the run recorded).",
+            show_default=False,
+        ),
+    ] = None,
     json_out: JsonOpt = False,
     device: DeviceOpt = "auto",
     threads: ThreadsOpt = None,
@@ -51,6 +79,9 @@ def evaluate(
     validation split: the same text, batch size and bptt give the same loss.
     """
     with user_errors():
+        spec = BaselineSpec.parse(baseline) if baseline else None
+        if corpus is not None and spec is None:
+            raise ConfigError("--corpus only serves --baseline: add --baseline ngram:N or drop it")
         checkpoint, files = split_checkpoint(args or [])
         if not files:
             if sys.stdin is None or sys.stdin.isatty():
@@ -59,6 +90,9 @@ def evaluate(
         texts = [(("stdin" if f == "-" else f), read_text(f, encoding)) for f in files]
         set_threads(threads)
         lm = load_checkpoint(checkpoint, device, quiet)
+        run = _run_data(lm, corpus)
+        if spec is not None:
+            check_corpus(run)
         tc = lm.config.train
         b, t = batch_size or tc.eval_batch_size, bptt or tc.bptt
         device_used = next(lm.model.parameters()).device
@@ -66,6 +100,11 @@ def evaluate(
         total = total_score(scores)
         if not quiet:
             _print_table(scores, total, lm.tokenizer.kind)
+        if spec is not None:
+            fit = _fit(run, spec, quiet)
+            ngram = [score_ngram(fit.model, lm.tokenizer, x, n) for n, x in texts]
+            if not quiet:
+                _print_comparison(scores, ngram, fit.order)
         if json_out:
             doc = {
                 "checkpoint": str(lm.path),
@@ -74,17 +113,69 @@ def evaluate(
                 "files": [s.to_dict() for s in scores],
                 "total": total.to_dict(),
             }
+            if spec is not None:
+                doc["baseline"] = _baseline_doc(scores, ngram, fit)
             write_json(doc)
 
 
+def _run_data(lm: LoadedModel, corpus: str | None) -> RunData:
+    recorded = lm.state.get("corpus", "")
+    sha = lm.state.get("corpus_sha256", "")
+    return RunData(lm.path.parent, lm.config, lm.tokenizer, corpus or recorded, sha)
+
+
+def _fit(run: RunData, spec: BaselineSpec, quiet: bool) -> Baseline:
+    start = time.perf_counter()
+    fit = fit_baseline(run, spec)
+    if not quiet:
+        for w in fit.warnings:
+            info(f"warning: {w}")
+        how = (
+            "read from"
+            if fit.cached
+            else f"fitted in {time.perf_counter() - start:.1f} s, cached in"
+        )
+        info(f"{fit.order}-gram Kneser-Ney baseline {how} {run.run_dir / CACHE_DIR}")
+    return fit
+
+
+def _baseline_doc(rnn: list[TextScore], ngram: list[TextScore], fit: Baseline) -> dict[str, Any]:
+    total_rnn, total_ngram = total_score(rnn), total_score(ngram)
+    return {
+        "kind": "ngram",
+        "order": fit.order,
+        "val_bits_per_char": {str(k): v for k, v in fit.val_bpc.items()},
+        "files": [s.to_dict() for s in ngram],
+        "total": total_ngram.to_dict(),
+        # Positive: the RNN needs fewer bits per character than the n-gram.
+        "ngram_minus_rnn_bits_per_char": total_ngram.bits_per_char - total_rnn.bits_per_char,
+    }
+
+
+def _print_comparison(rnn: list[TextScore], ngram: list[TextScore], order: int) -> None:
+    table = Table(show_edge=False)
+    table.add_column("file", overflow="fold")
+    for name in ("RNN bits/char", f"{order}-gram bits/char", "n-gram - RNN"):
+        table.add_column(name, justify="right", no_wrap=True)
+    pairs = list(zip(rnn, ngram, strict=True))
+    if len(pairs) > 1:
+        pairs.append((total_score(rnn), total_score(ngram)))
+    for r, g in pairs:
+        diff = g.bits_per_char - r.bits_per_char
+        table.add_row(r.name, f"{r.bits_per_char:.4f}", f"{g.bits_per_char:.4f}", f"{diff:+.4f}")
+    _console_for([s.name for s in rnn]).print(table)
+
+
 def _print_table(scores: list[TextScore], total: TextScore, kind: str) -> None:
-    table = _table(scores, total, kind)
+    _console_for([s.name for s in scores]).print(_table(scores, total, kind))
+
+
+def _console_for(names: list[str]) -> Console:
     # A log file has no width: make it as wide as the table, so nothing is cut.
-    console = err
-    if not err.is_terminal:
-        width = max(80, 84 + max(len(s.name) for s in scores))
-        console = Console(stderr=True, highlight=False, width=width)
-    console.print(table)
+    if err.is_terminal:
+        return err
+    width = max(80, 84 + max(len(n) for n in names))
+    return Console(stderr=True, highlight=False, width=width)
 
 
 def _table(scores: list[TextScore], total: TextScore, kind: str) -> Table:
