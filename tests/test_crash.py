@@ -26,8 +26,9 @@ from charlm import atomic, recovery, runlock
 from charlm import checkpoint as ckpt_io
 
 KILLS = 12  # alternately during a checkpoint write and during a step
-FINAL_STEP, EVAL_EVERY = 120, 10  # eval_every 10 logs a training row at every step
-WRITE_DELAY = 0.4  # seconds each checkpoint write pauses halfway (atomic.DELAY_ENV)
+EVAL_EVERY = 10  # logs a training row at every step
+NEVER_DONE = 100_000  # --max-steps while killing: no launch finishes before its kill
+WRITE_DELAY = 0.3  # seconds each checkpoint write pauses halfway (atomic.DELAY_ENV)
 ARGS = [
     "--hidden-size", "16", "--embed-size", "8", "--layers", "1", "--batch-size", "4",
     "--bptt", "16", "--epochs", "1000", "--eval-every", str(EVAL_EVERY),
@@ -68,11 +69,11 @@ def _train_main(args: list[str], log: Path, delay: float) -> None:
     charlm.cli.main()
 
 
-def _train_args(corpus: Path, run: Path) -> list[str]:
+def _train_args(corpus: Path, run: Path, max_steps: int = NEVER_DONE) -> list[str]:
     """Resume when a checkpoint survived; before the first one, start again."""
     if (run / ckpt_io.LATEST).exists():
-        return ["--resume", str(run), "--max-steps", str(FINAL_STEP)]
-    return [str(corpus), "--out", str(run), "--force", *ARGS, "--max-steps", str(FINAL_STEP)]
+        return ["--resume", str(run), "--max-steps", str(max_steps)]
+    return [str(corpus), "--out", str(run), "--force", *ARGS, "--max-steps", str(max_steps)]
 
 
 def _wait_for(condition: Callable[[], bool], proc: Training, timeout: float = 60.0) -> None:
@@ -89,19 +90,35 @@ def _locked_by(run: Path, proc: Training) -> bool:
 
 
 def _kill_during_write(proc: Training, run: Path, rng: random.Random) -> None:
-    before = set(atomic.orphans(run))  # a previous kill's, which this run removes first
+    """Let a random number of checkpoint writes finish (progress), then land in the next."""
+    before, seen = set(atomic.orphans(run)), set()  # a previous kill's: this run removes them
+    target = rng.randint(1, 4)
 
     def writing() -> bool:
-        return any(p.name.endswith(".tmp") and ".safetensors." in p.name
-                   for p in set(atomic.orphans(run)) - before)  # fmt: skip
+        now = {p for p in atomic.orphans(run) if ".safetensors." in p.name} - before
+        seen.update(now)
+        return len(seen) >= target and bool(now)
 
     _wait_for(writing, proc)
     time.sleep(rng.uniform(0.0, WRITE_DELAY * 0.8))  # still inside the paused write
 
 
 def _kill_during_step(proc: Training, run: Path, rng: random.Random) -> None:
-    _wait_for(lambda: _locked_by(run, proc), proc)
-    time.sleep(rng.uniform(0.0, 0.6))
+    kept = _checkpoint_step(run)
+    _wait_for(lambda: _locked_by(run, proc) and _last_logged_step(run) > kept, proc)
+    time.sleep(rng.uniform(0.0, 1.0))  # training, some steps past the checkpoint
+
+
+def _checkpoint_step(run: Path) -> int:
+    latest = run / ckpt_io.LATEST
+    return ckpt_io.load(latest).state["step"] if latest.exists() else 0
+
+
+def _last_logged_step(run: Path) -> int:
+    try:
+        return json.loads((run / recovery.METRICS).read_text().splitlines()[-1])["step"]
+    except (OSError, IndexError, ValueError):  # not there yet, or a row half written
+        return -1
 
 
 def test_sigkill_at_random_moments_leaves_a_truthful_run_directory(
@@ -121,16 +138,17 @@ def test_sigkill_at_random_moments_leaves_a_truthful_run_directory(
         code, text = proc.finish(60)
         said.append(text)
         assert code == -signal.SIGKILL, text
-    final = Training(_train_args(corpus_file, run), tmp_path / "stderr-final.txt")
+    final_step = _checkpoint_step(run) + 2 * EVAL_EVERY  # the last resume trains to the end
+    final = Training(_train_args(corpus_file, run, final_step), tmp_path / "stderr-final.txt")
     code, text = final.finish(120)
     said.append(text)
     assert code == 0, text
 
-    assert ckpt_io.load(run / ckpt_io.LATEST).state["step"] == FINAL_STEP
+    assert ckpt_io.load(run / ckpt_io.LATEST).state["step"] == final_step
     assert [p.name for p in run.iterdir() if p.name.endswith(".tmp")] == []
     rows = [json.loads(line) for line in (run / recovery.METRICS).read_text().splitlines()]
-    assert [r["step"] for r in rows if "lr" in r] == list(range(1, FINAL_STEP + 1))
-    evals = list(range(EVAL_EVERY, FINAL_STEP + 1, EVAL_EVERY))
+    assert [r["step"] for r in rows if "lr" in r] == list(range(1, final_step + 1))
+    evals = list(range(EVAL_EVERY, final_step + 1, EVAL_EVERY))
     assert [r["step"] for r in rows if "val_loss" in r] == evals
     samples = (run / recovery.SAMPLES).read_text(encoding="utf-8")
     assert [int(s) for s in _SAMPLE_STEP.findall(samples)] == evals
