@@ -73,7 +73,8 @@ def identity(pid: int) -> dict:
 
 
 def is_ours(holder: dict) -> bool:
-    return holder.get("pid") == os.getpid() and not _another_process(holder)
+    mine = holder.get("pid") == os.getpid() and _same_host(holder)
+    return mine and not _another_process(holder)
 
 
 def live_owner(run_dir: Path) -> dict | None:
