@@ -119,6 +119,7 @@ class Trainer:
         if self.world > 1:  # each rank its own dropout masks, reproducibly on resume
             torch.manual_seed(self.state.seed + 1_000_003 * self.rank + self.state.step)
         self._prepare_run_dir()
+        self._say(on_event)  # what the clean-up after a crash did, before the first step
         self._good = self._good or self._snapshot()  # a rollback target before any evaluation
         self.model.train()
         self._started = time.monotonic() - self.state.elapsed
