@@ -28,11 +28,11 @@ def tidy(run_dir: Path, step: int) -> list[str]:
     if not run_dir.is_dir() or runlock.live_owner(run_dir) is not None:
         return []
     notes = [note for note in [remove_orphans(run_dir)] if note]
-    dropped = trim_metrics(run_dir / METRICS, step) + trim_samples(run_dir / SAMPLES, step)
-    if dropped:
+    rows, samples = trim_metrics(run_dir / METRICS, step), trim_samples(run_dir / SAMPLES, step)
+    if rows or samples:
         notes.append(
-            f"the logs went past the checkpoint (step {step}): dropped {dropped} row(s) of steps "
-            "that are trained again now"
+            f"the logs went past the checkpoint (step {step}): dropped {rows} row(s) of "
+            f"{METRICS} and {samples} of {SAMPLES}, for steps that are trained again now"
         )
     return notes
 

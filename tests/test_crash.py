@@ -181,8 +181,8 @@ def test_logs_are_cut_back_to_the_checkpoint_step(tmp_path: Path) -> None:
     (tmp_path / recovery.SAMPLES).write_text(samples)
     notes = recovery.tidy(tmp_path, step=4)
     assert notes == [
-        "the logs went past the checkpoint (step 4): dropped 3 row(s) of steps that are trained "
-        "again now"
+        "the logs went past the checkpoint (step 4): dropped 2 row(s) of metrics.jsonl and 1 of "
+        "samples.txt, for steps that are trained again now"
     ]  # rows 5 and the half-written 6, and the sample of step 6
     assert (tmp_path / recovery.METRICS).read_text() == _rows(1, 2, 3, 4)
     assert (tmp_path / recovery.SAMPLES).read_text() == samples[: samples.index("===== step 6")]
