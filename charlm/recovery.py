@@ -13,8 +13,8 @@ import re
 from pathlib import Path
 
 from charlm import atomic, runlock
+from charlm.runlog import METRICS, SAMPLES
 
-METRICS, SAMPLES = "metrics.jsonl", "samples.txt"
 # The header RunLog.sample writes before each sample.
 _SAMPLE_HEADER = re.compile(r"^===== step (\d+), val bpc \S+ =====$", re.MULTILINE)
 
