@@ -3,14 +3,12 @@
 One file holds the weights, the model/data/training config, the tokenizer, a format
 version and (for resumable checkpoints) the optimizer, hidden state, random state and
 training progress. Loading parses a JSON header and raw tensor bytes: no code runs.
-Writes are atomic: a temporary file in the same directory, fsynced, then renamed.
+Writes are atomic (``charlm.atomic``): a temporary file beside it, fsynced, then renamed.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from charlm.atomic import write_atomic
 from charlm.config import RunConfig
 
 FORMAT = "charlm"
@@ -48,24 +47,6 @@ class Checkpoint:
 def save(ckpt: Checkpoint, path: str | Path) -> None:
     tensors, meta = _flatten(ckpt)
     write_atomic(Path(path), st_save(tensors, metadata=meta))
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:  # disk full, permission denied: name the file the caller wanted
-        Path(tmp).unlink(missing_ok=True)
-        raise OSError(e.errno, e.strerror, str(path)) from e
-    except BaseException:  # a second Ctrl-C included: the old file stays, no temporary
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _flatten(ckpt: Checkpoint) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

@@ -10,6 +10,8 @@ from typing import Any
 from charlm.config import RunConfig
 from charlm.trainstate import TrainState
 
+METRICS, SAMPLES = "metrics.jsonl", "samples.txt"
+
 
 class Meter:
     """Running train loss and throughput since the last evaluation."""
@@ -57,12 +59,12 @@ class RunLog:
             "train_loss": meter.mean_loss(),
             "tokens_per_s": round(meter.rate(), 1),
         }
-        append_jsonl(self.run_dir / "metrics.jsonl", row | extra)
+        append_jsonl(self.run_dir / METRICS, row | extra)
 
     def sample(self, step: int, bpc: float, text: str) -> None:
         if not (self.enabled and text):
             return
-        with open(self.run_dir / "samples.txt", "a", encoding="utf-8") as f:
+        with open(self.run_dir / SAMPLES, "a", encoding="utf-8") as f:
             f.write(f"===== step {step}, val bpc {bpc:.3f} =====\n{text}\n\n")
 
     def config(self, config: RunConfig, state: TrainState) -> None:

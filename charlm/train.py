@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from charlm import checkpoint as ckpt_io
-from charlm import distributed
+from charlm import distributed, recovery
 from charlm.config import RunConfig
 from charlm.data import Splits, StripeBatcher
 from charlm.events import Callback, EvalEvent, FinishEvent, InfoEvent, StepEvent, ignore
@@ -141,6 +141,7 @@ class Trainer:
         if self.world > 1:  # each rank its own dropout masks, reproducibly on resume
             torch.manual_seed(self.state.seed + 1_000_003 * self.rank + self.state.step)
         self._prepare_run_dir()
+        self._say(on_event)  # what the clean-up after a crash did, before the first step
         self._good = self._good or self._snapshot()  # a rollback target before any evaluation
         self.model.train()
         self._started = time.monotonic() - self.state.elapsed
@@ -161,6 +162,8 @@ class Trainer:
         if self.state.step == 0:  # a fresh run: logs of an overwritten run must not linger
             for stale in ("metrics.jsonl", "samples.txt"):
                 (self.run_dir / stale).unlink(missing_ok=True)
+        # After a crash: no orphaned temporary files, no logged steps the checkpoint lacks.
+        self._notes += recovery.tidy(self.run_dir, self.state.step)
         self.write_config()
 
     def _run_epoch(self, on_event: Callback, total_steps: int) -> str:

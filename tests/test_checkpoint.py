@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from charlm import atomic
 from charlm import checkpoint as ckpt_io
 from charlm.checkpoint import Checkpoint, CheckpointError
 from charlm.model import RNNLM
@@ -66,7 +67,7 @@ def test_failed_write_leaves_the_previous_file_and_no_temporary(
     def boom(*args: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(ckpt_io.os, "fsync", boom)
+    monkeypatch.setattr(atomic.os, "fsync", boom)
     with pytest.raises(OSError):
         ckpt_io.save(_checkpoint(), path)
     assert path.read_bytes() == before

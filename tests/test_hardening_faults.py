@@ -21,8 +21,8 @@ import torch
 import typer
 from typer.testing import CliRunner
 
+from charlm import atomic, runlock
 from charlm import checkpoint as ckpt_io
-from charlm import runlock
 from charlm.cli import app
 from charlm.cli.train import graceful_stop
 from charlm.dataset import read_corpus
@@ -158,7 +158,7 @@ def test_a_failed_checkpoint_write_is_one_line_and_keeps_the_previous_one(
     error: OSError,
     phrase: str,
 ) -> None:
-    real, calls = getattr(ckpt_io.os, target), [0]
+    real, calls = getattr(atomic.os, target), [0]
 
     def fail_after_the_first_evaluation(*args: object) -> object:
         calls[0] += 1
@@ -166,7 +166,7 @@ def test_a_failed_checkpoint_write_is_one_line_and_keeps_the_previous_one(
             raise error
         return real(*args)
 
-    monkeypatch.setattr(ckpt_io.os, target, fail_after_the_first_evaluation)
+    monkeypatch.setattr(atomic.os, target, fail_after_the_first_evaluation)
     out = tmp_path / "run"
     result = train(str(corpus_file), "--out", str(out), *MICRO_ARGS, "--quiet")
     assert result.exit_code == 1 and result.stdout == ""
@@ -210,7 +210,7 @@ def test_interrupted_mid_write_keeps_the_old_checkpoint(
 ) -> None:
     """A second Ctrl-C that lands while a checkpoint is being written: exit 130, the files
     on disk are the complete ones from before, and no temporary or lock is left."""
-    real, calls = ckpt_io.os.fsync, [0]
+    real, calls = atomic.os.fsync, [0]
 
     def ctrl_c_on_the_third_write(fd: int) -> None:
         calls[0] += 1
@@ -218,7 +218,7 @@ def test_interrupted_mid_write_keeps_the_old_checkpoint(
             raise KeyboardInterrupt
         real(fd)
 
-    monkeypatch.setattr(ckpt_io.os, "fsync", ctrl_c_on_the_third_write)
+    monkeypatch.setattr(atomic.os, "fsync", ctrl_c_on_the_third_write)
     out = tmp_path / "run"
     result = train(str(corpus_file), "--out", str(out), *MICRO_ARGS, "--quiet")
     assert result.exit_code == 130 and result.stderr == "charlm: interrupted\n"
@@ -252,7 +252,7 @@ def test_sigterm_saves_and_a_second_training_is_refused_meanwhile(
     for r in (second, resume):
         assert r.exit_code == 1, r.output
         assert f"{out} is in use by another training (process {proc.pid} on" in r.stderr
-        assert "wait for it or stop it, or use another --out" in r.stderr
+        assert f"wait for it or stop it (kill {proc.pid}); if no training runs there" in r.stderr
     assert proc.returncode == 130, stderr.decode()
     assert stdout == b"" and b"Traceback" not in stderr and b"stopped (interrupted)" in stderr
     assert (out / "metrics.jsonl").exists()  # --force did not wipe the live run

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from charlm.checkpoint import write_atomic
+from charlm.atomic import write_atomic
 from charlm.cli.common import QuietOpt, fail, info, user_errors, write_data
 from charlm.corpus import (
     FORMATS,
@@ -92,8 +91,7 @@ def prepare(
         if output is None:
             write_data(text)
         else:
-            write_atomic(output, text.encode("utf-8"))
-            _readable(output)
+            write_atomic(output, text.encode("utf-8"))  # mode 0666 less the umask
         if not quiet:
             _report(text_in, text, output)
             if losses is not None:
@@ -121,13 +119,6 @@ def _from_files(
             info(_format_line(source, cleaned))
     text, _ = cap([c.text for c in done], max_chars)
     return "\n\n".join(texts), text, _merged([c.ascii for c in done])
-
-
-def _readable(path: Path) -> None:
-    """Give the file the usual permissions (the atomic write's temporary file is private)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    path.chmod(0o666 & ~umask)
 
 
 def _split(values: list[str] | None) -> list[str]:
