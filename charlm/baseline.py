@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from charlm.checkpoint import write_atomic
+from charlm.atomic import write_atomic
 from charlm.config import ConfigError, RunConfig
 from charlm.dataset import Prepared, prepare, read_corpus
 from charlm.ngram import NgramModel, count_ngrams
