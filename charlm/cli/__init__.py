@@ -16,6 +16,7 @@ except ImportError:  # pragma: no cover
 
 from charlm import __version__, distributed
 from charlm.cli import evaluate as _evaluate
+from charlm.cli import music as _music
 from charlm.cli import prepare as _prepare
 from charlm.cli import prime as _prime
 from charlm.cli import sample as _sample
@@ -84,6 +85,7 @@ app.command("sample")(_sample.sample)
 app.command("prime")(_prime.prime)
 app.command("evaluate")(_evaluate.evaluate)
 app.command("prepare")(_prepare.prepare)
+app.add_typer(_music.app, name="music")
 
 
 def main() -> None:
