@@ -17,7 +17,16 @@ from typing import Any
 
 from bench import report
 
-SECTIONS = ("training", "threads", "distributed", "generation", "memory", "quality", "ngram")
+SECTIONS = (
+    "training",
+    "threads",
+    "distributed",
+    "generation",
+    "memory",
+    "quality",
+    "ngram",
+    "music",
+)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

