@@ -64,16 +64,17 @@ def build_page(doc: dict[str, Any], cap_bytes: int = PAGE_CAP_BYTES) -> Page:
     units = _ranked(doc["units"], doc.get("feature"))
     payload = _fixed_payload(doc, tokens)
     blobs = [_encode_unit(u["values"], _scale(u)) for u in units]
-    skeleton = _json({**payload, "units": [_unit_meta(u, None) for u in units]})
-    fixed = len(template.encode()) + len(skeleton.encode())
-    _check_fixed_fits(fixed, len(tokens), cap_bytes, blobs)
+    bare_units = _json({"units": [_unit_meta(u, None) for u in units]})
+    constant = len(template.encode()) + len(bare_units.encode())  # the same for any length
+    fixed = constant + len(_json(payload).encode())
+    _check_fixed_fits(fixed, constant, len(tokens), cap_bytes, blobs)
     budget, kept = cap_bytes - fixed, 0
     for blob in blobs:
         if len(blob) + 3 > budget:  # 3: the quotes and comma around it
             break
         budget -= len(blob) + 3
         kept += 1
-    max_chars = _max_chars(len(tokens), fixed, blobs, cap_bytes)
+    max_chars = _max_chars(len(tokens), fixed + sum(len(b) + 3 for b in blobs), constant, cap_bytes)
     payload["max_chars_all"] = max_chars
     payload["units"] = [_unit_meta(u, blobs[i] if i < kept else None) for i, u in enumerate(units)]
     page = template.replace(_TITLE_MARK, html.escape(str(doc.get("title") or "charlm inspect")))
@@ -144,6 +145,7 @@ def _fixed_payload(doc: dict[str, Any], tokens: list[str]) -> dict[str, Any]:
             top_ids.append(vocab.setdefault(str(tok), len(vocab)))
             top_p.append(p)
     surprisal = np.asarray(doc["surprisal"], dtype=np.float32)
+    id_type = np.uint16 if len(vocab) <= 1 << 16 else np.uint32
     finite = surprisal[np.isfinite(surprisal)]
     return {
         "title": str(doc.get("title") or ""),
@@ -153,27 +155,31 @@ def _fixed_payload(doc: dict[str, Any], tokens: list[str]) -> dict[str, Any]:
         "surprisal_hi": float(max(1.0, np.percentile(finite, 99))) if finite.size else 1.0,
         "prob": _b64(np.asarray(doc["prob"], dtype=np.float32).tobytes()),
         "top_vocab": list(vocab),
-        "top_ids": _b64(np.asarray(top_ids, dtype=np.uint32).tobytes()),
+        "top_ids": _b64(np.asarray(top_ids, dtype=id_type).tobytes()),
+        "top_ids_bytes": np.dtype(id_type).itemsize,
         "top_p": _b64(np.asarray(top_p, dtype=np.float32).tobytes()),
         "max_chars_all": len(tokens),  # replaced once the units are sized; as many digits
     }
 
 
-def _check_fixed_fits(fixed: int, n: int, cap_bytes: int, blobs: list[str]) -> None:
-    first = len(blobs[0]) + 3 if blobs else 0
-    if fixed + first <= cap_bytes:
+def _check_fixed_fits(fixed: int, constant: int, n: int, cap_bytes: int, blobs: list[str]) -> None:
+    need = fixed + (len(blobs[0]) + 3 if blobs else 0)
+    if need <= cap_bytes:
         return
-    need = fixed + first
-    fit = max(1, int(n * cap_bytes / need * 0.95))
     raise ConfigError(
         f"the page for {n:,} tokens would be {need / 1e6:.1f} MB, over the "
-        f"{cap_bytes / 1e6:g} MB cap: pass --max-chars {fit} (or fewer)"
+        f"{cap_bytes / 1e6:g} MB cap: pass --max-chars {_max_chars(n, need, constant, cap_bytes)}"
+        " (or fewer)"
     )
 
 
-def _max_chars(n: int, fixed: int, blobs: list[str], cap_bytes: int) -> int:
-    total = fixed + sum(len(b) + 3 for b in blobs)
-    return n if total <= cap_bytes else int(n * cap_bytes / total * 0.95)
+def _max_chars(n: int, total: int, constant: int, cap_bytes: int) -> int:
+    """The length at which a page of `total` bytes for `n` tokens would fit (most of it grows
+    with the length; the template and the unit list do not)."""
+    if total <= cap_bytes:
+        return n
+    per_token = (total - constant) / max(n, 1)
+    return max(1, int((cap_bytes - constant) / per_token * 0.97))
 
 
 def _b64(data: bytes) -> str:

@@ -55,9 +55,23 @@ def random_doc_of_real_shape(n: int, hidden: int = 512, seed: int = 0) -> dict:
     for layer_kind, (kind, span) in zip("hcifog", kinds, strict=True):
         for i in range(hidden):
             values = rng.uniform(span[0], span[1], size=n).astype(np.float32)
-            units.append({"name": f"L0:{layer_kind}:{i}", "kind": kind, "range": span,
-                          "values": values, "r": None})
+            units.append(
+                {
+                    "name": f"L0:{layer_kind}:{i}",
+                    "kind": kind,
+                    "range": span,
+                    "values": values,
+                    "r": None,
+                }
+            )
     top = [[["a", 0.5], ["b", 0.2], ["c", 0.1], [" ", 0.05], ["\n", 0.01]]] * n
     p = rng.uniform(0.01, 1, size=n)
-    return {"tokens": list(text), "units": units, "surprisal": list(-np.log2(p)),
-            "top": top, "prob": list(p), "title": "random", "feature": None}
+    return {
+        "tokens": list(text),
+        "units": units,
+        "surprisal": list(-np.log2(p)),
+        "top": top,
+        "prob": list(p),
+        "title": "random",
+        "feature": None,
+    }

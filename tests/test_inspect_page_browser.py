@@ -54,8 +54,14 @@ def page(browser, tmp_path: Path):
     problems: list[str] = []
     pg.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
     pg.on("pageerror", lambda e: problems.append(str(e)))
-    pg.on("request", lambda r: None if r.url.startswith(("file:", "data:", "blob:")) else
-          problems.append(f"network request to {r.url}"))
+    pg.on(
+        "request",
+        lambda r: (
+            None
+            if r.url.startswith(("file:", "data:", "blob:"))
+            else problems.append(f"network request to {r.url}")
+        ),
+    )
     pg.goto(path.as_uri())
     pg.wait_for_function("document.body.dataset.shown !== undefined")
     pg.problems = problems
@@ -64,7 +70,9 @@ def page(browser, tmp_path: Path):
 
 
 def backgrounds(pg) -> list[str]:
-    return pg.eval_on_selector_all("#text .t", "els => els.map(e => getComputedStyle(e).backgroundColor)")
+    return pg.eval_on_selector_all(
+        "#text .t", "els => els.map(e => getComputedStyle(e).backgroundColor)"
+    )
 
 
 def test_page_loads_without_console_errors_or_network(page) -> None:
@@ -81,7 +89,9 @@ def test_page_loads_without_console_errors_or_network(page) -> None:
 def test_picking_a_unit_recolours_the_text(page) -> None:
     before = backgrounds(page)
     assert len(set(before)) > 3  # a real colour ramp, not one flat colour
-    page.select_option("#units", label=page.locator("#units option", has_text="L0:i:1").inner_text())
+    page.select_option(
+        "#units", label=page.locator("#units option", has_text="L0:i:1").inner_text()
+    )
     page.wait_for_function("document.body.dataset.shown === 'L0:i:1'")
     after = backgrounds(page)
     assert len(after) == len(before)
@@ -101,7 +111,8 @@ def test_hovering_a_character_shows_its_predictions(page) -> None:
     shown = tip.inner_text()
     assert f"p = {doc['prob'][i]:.4f}" in shown
     for tok, p in doc["top"][i]:
-        assert f"{p:.4f}" in shown
+        shown_tok = {" ": "\u00b7", "\n": "\u21b5", "\t": "\u2192"}.get(tok, tok)
+        assert f"{shown_tok}\t{p:.4f}" in shown  # one table row per prediction
     assert "top 5" in shown and "L0:h:2 = " in shown
     page.mouse.move(1090, 5)  # off the text: the tooltip goes away
     assert not tip.is_visible()
