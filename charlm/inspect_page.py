@@ -99,9 +99,12 @@ def _ranked(units: list[dict[str, Any]], feature: str | None) -> list[dict[str, 
 
 
 def _scale(unit: dict[str, Any]) -> tuple[str, float, float]:
-    """(kind of colour scale, lo, hi): gates and non-negative units sequential, else diverging."""
+    """(colour scale, lo, hi): sequential for non-negative units (gates on [0, 1]), diverging
+    around 0 otherwise (h, c, the tanh candidate)."""
     lo, hi = (float(x) for x in unit["range"])
-    if unit["kind"] == "gate" or lo >= 0:
+    if lo >= 0:
+        if unit["kind"] == "gate" and hi <= 1:
+            return "seq", 0.0, 1.0
         return "seq", lo, hi if hi > lo else lo + 1.0
     m = max(abs(lo), abs(hi)) or 1.0  # symmetric, so white means exactly 0
     return "div", -m, m

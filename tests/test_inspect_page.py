@@ -70,6 +70,9 @@ def test_scales_diverging_around_zero_and_sequential_for_gates() -> None:
     assert (h["scale"], h["lo"], h["hi"]) == ("div", -1.0, 1.0)
     assert c["scale"] == "div" and c["lo"] == -c["hi"]  # symmetric: white is exactly 0
     assert (gate["scale"], gate["lo"], gate["hi"]) == ("seq", 0.0, 1.0)
+    candidate = {"name": "L0:g:0", "kind": "gate", "range": [-1.0, 1.0], "values": [0.0], "r": None}
+    tokens_one = {**synthetic_doc("a"), "units": [candidate]}
+    assert embedded(render_page(tokens_one))["units"][0]["scale"] == "div"  # tanh candidate
     zero = np.zeros(9)
     doc = synthetic_doc()
     doc["units"][0]["values"] = list(zero) + doc["units"][0]["values"][9:]
