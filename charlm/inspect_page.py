@@ -56,6 +56,7 @@ def build_page(doc: dict[str, Any], cap_bytes: int = PAGE_CAP_BYTES) -> Page:
     `doc` holds "tokens" [str], "units" [{"name", "kind" ("h"|"c"|"gate"), "range" [lo, hi],
     "values" [float per token], "r" float|None}], "surprisal" [bits per token], "top"
     [[[token, prob] x5] per token], "prob" [p of the actual token], "title", "feature".
+    Any "values" may be a NumPy array: 61M values as Python floats would take about 2 GB.
     Raises ConfigError when the text is too long for a page under `cap_bytes`.
     """
     tokens = list(doc["tokens"])
@@ -95,13 +96,21 @@ def _ranked(units: list[dict[str, Any]], feature: str | None) -> list[dict[str, 
     """Units in list order: strongest |r| first when a feature was ranked, else as given."""
     if not feature:
         return list(units)
-    return sorted(units, key=lambda u: -abs(u["r"]) if u.get("r") is not None else math.inf)
+    return sorted(units, key=lambda u: -abs(r) if (r := _finite_r(u)) is not None else math.inf)
+
+
+def _finite_r(unit: dict[str, Any]) -> float | None:
+    """The unit's correlation, or None when it has none (a constant unit gives NaN)."""
+    r = unit.get("r")
+    return float(r) if r is not None and math.isfinite(r) else None
 
 
 def _scale(unit: dict[str, Any]) -> tuple[str, float, float]:
     """(colour scale, lo, hi): sequential for non-negative units (gates on [0, 1]), diverging
     around 0 otherwise (h, c, the tanh candidate)."""
     lo, hi = (float(x) for x in unit["range"])
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"unit {unit['name']} has range {unit['range']}: it must be finite")
     if lo >= 0:
         if unit["kind"] == "gate" and hi <= 1:
             return "seq", 0.0, 1.0
@@ -126,14 +135,14 @@ def _encode_unit(values: Any, scale: tuple[str, float, float]) -> str:
 
 def _unit_meta(unit: dict[str, Any], blob: str | None) -> dict[str, Any]:
     kind, lo, hi = _scale(unit)
-    r = unit.get("r")
+    r = _finite_r(unit)
     return {
         "name": unit["name"],
         "kind": unit["kind"],
         "scale": kind,
         "lo": lo,
         "hi": hi,
-        "r": None if r is None else round(float(r), 3),
+        "r": None if r is None else round(r, 3),
         "data": blob,
     }
 
@@ -191,7 +200,9 @@ def _b64(data: bytes) -> str:
 
 def _json(payload: dict[str, Any]) -> str:
     # "</" would end the <script> element early; "<\/" is the same string to JSON.
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
+    # allow_nan=False: JSON.parse would reject the page's NaN, so fail here instead.
+    text = json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return text.replace("</", "<\\/")
 
 
 def _template() -> str:

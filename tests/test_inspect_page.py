@@ -134,3 +134,10 @@ def test_twenty_thousand_chars_of_a_1x512_lstm_fit_under_10_mb() -> None:
     assert page.units_total == 3072
     # Every h unit at least, and with random data about a quarter of all units.
     assert page.units_embedded >= 512
+
+
+def test_a_constant_unit_has_no_r_and_sorts_last() -> None:
+    doc = synthetic_doc()
+    doc["units"][0]["r"] = float("nan")  # what np.corrcoef gives for a constant unit
+    data = embedded(render_page(doc))
+    assert data["units"][-1]["name"] == "L0:h:0" and data["units"][-1]["r"] is None

@@ -116,3 +116,25 @@ def test_hovering_a_character_shows_its_predictions(page) -> None:
     assert "top 5" in shown and "L0:h:2 = " in shown
     page.mouse.move(1090, 5)  # off the text: the tooltip goes away
     assert not tip.is_visible()
+
+
+def test_word_tokens_render_whole_with_visible_whitespace(browser, tmp_path: Path) -> None:
+    text = ["The", " cat", " sat", "\n", "on", " it", "."]
+    doc = synthetic_doc("x" * len(text), feature=None)
+    doc["tokens"] = text
+    path = tmp_path / "words.html"
+    path.write_text(render_page(doc), encoding="utf-8")
+    pg = browser.new_page()
+    pg.goto(path.as_uri())
+    pg.wait_for_function("document.body.dataset.shown !== undefined")
+    assert pg.locator("#text .t").all_inner_texts() == [
+        "The",
+        "\u00b7cat",
+        "\u00b7sat",
+        "\u21b5",
+        "on",
+        "\u00b7it",
+        ".",
+    ]
+    assert pg.locator("#text br").count() == 1
+    pg.close()
