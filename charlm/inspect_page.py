@@ -69,18 +69,25 @@ def build_page(doc: dict[str, Any], cap_bytes: int = PAGE_CAP_BYTES) -> Page:
     constant = len(template.encode()) + len(bare_units.encode())  # the same for any length
     fixed = constant + len(_json(payload).encode())
     _check_fixed_fits(fixed, constant, len(tokens), cap_bytes, blobs)
-    budget, kept = cap_bytes - fixed, 0
+    kept = _units_that_fit(blobs, cap_bytes - fixed)
+    max_chars = _max_chars(len(tokens), fixed + sum(len(b) + 3 for b in blobs), constant, cap_bytes)
+    payload["max_chars_all"] = max_chars
+    payload["units"] = [_unit_meta(u, blobs[i] if i < kept else None) for i, u in enumerate(units)]
+    head, tail = template.split(_DATA_MARK)  # split first: the title may hold any text
+    title = html.escape(str(doc.get("title") or "charlm inspect"))
+    page = head.replace(_TITLE_MARK, title, 1) + _json(payload) + tail
+    return Page(page, len(units), kept, max_chars)
+
+
+def _units_that_fit(blobs: list[str], budget: int) -> int:
+    """How many units, in list order, fit in `budget` bytes."""
+    kept = 0
     for blob in blobs:
         if len(blob) + 3 > budget:  # 3: the quotes and comma around it
             break
         budget -= len(blob) + 3
         kept += 1
-    max_chars = _max_chars(len(tokens), fixed + sum(len(b) + 3 for b in blobs), constant, cap_bytes)
-    payload["max_chars_all"] = max_chars
-    payload["units"] = [_unit_meta(u, blobs[i] if i < kept else None) for i, u in enumerate(units)]
-    page = template.replace(_TITLE_MARK, html.escape(str(doc.get("title") or "charlm inspect")))
-    page = page.replace(_DATA_MARK, _json(payload))
-    return Page(page, len(units), kept, max_chars)
+    return kept
 
 
 def _check_lengths(doc: dict[str, Any], n: int) -> None:

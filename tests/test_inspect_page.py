@@ -35,6 +35,8 @@ def test_page_is_self_contained() -> None:
     assert "@import" not in html and "url(http" not in html
     assert html.count("</script>") == 2  # the data block and the code; the text's is escaped
     assert "<title>synthetic &lt;doc&gt;</title>" in html
+    odd = render_page({**synthetic_doc(), "title": "/*DATA*/null __TITLE__"})
+    assert embedded(odd)["title"] == "/*DATA*/null __TITLE__"
 
 
 def test_embedded_data_round_trips() -> None:
