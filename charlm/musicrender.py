@@ -57,7 +57,7 @@ def find_soundfont(given: Path | None) -> Path:
         if path.is_file():
             return path
     raise InputError(
-        "no General MIDI soundfont found: install one (apt-get install fluid-soundfont-gm) "
+        "no General MIDI soundfont found: install one (apt-get install timgm6mb-soundfont) "
         "or pass --soundfont FILE.sf2"
     )
 

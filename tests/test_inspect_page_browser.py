@@ -1,6 +1,6 @@
 """The inspect page in a real headless browser: loads cleanly, recolours, shows predictions.
 
-Needs Debian's chromium and Playwright's Python package (`make install-browser`); without
+Needs Debian's chromium and Playwright's Python package (`make install-extras`); without
 them the tests skip and say so. Playwright drives the system chromium, never its own download.
 """
 
@@ -28,12 +28,12 @@ CHROMIUM_ARGS = [
 ]
 
 sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not installed: run `make install-browser`"
+    "playwright.sync_api", reason="playwright is not installed: run `make install-extras`"
 )
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(
-        not Path(CHROMIUM).exists(), reason="chromium is not installed: run `make install-browser`"
+        not Path(CHROMIUM).exists(), reason="chromium is not installed: run `make install-extras`"
     ),
 ]
 
