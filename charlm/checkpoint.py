@@ -21,16 +21,13 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from charlm.config import RunConfig
+from charlm.errors import CheckpointError
 
 FORMAT = "charlm"
 FORMAT_VERSION = 1
 BEST, LATEST = "best.safetensors", "latest.safetensors"
 # torch.save writes a zip archive (PK) or, in its legacy format, a bare pickle (0x80 + protocol).
 _PICKLE_MAGIC = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used; the message says what to do instead."""
 
 
 @dataclass

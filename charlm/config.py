@@ -11,15 +11,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from charlm.errors import ConfigError
+
 MODELS = ("lstm", "gru", "rnn")
 TOKENIZERS = ("char", "word", "sentencepiece")
 TOKEN_CACHE = ("auto", "always", "never")
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "constant")
-
-
-class ConfigError(ValueError):
-    """A setting that cannot work; the message says what to change."""
 
 
 def _positive(name: str, value: float | None) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from charlm.config import DataConfig
+from charlm.errors import DataError
 from charlm.textio import InputError, decode
 from charlm.tokenizers import (
     Tokenizer,
@@ -24,10 +25,6 @@ from charlm.tokenizers import (
     tokenizer_from_dict,
     trains_on_whole_text,
 )
-
-
-class DataError(ValueError):
-    """The corpus cannot feed the requested batches; the message says what to change."""
 
 
 @dataclass

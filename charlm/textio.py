@@ -6,10 +6,7 @@ import codecs
 import sys
 from pathlib import Path
 
-
-class InputError(ValueError):
-    """Input that cannot be used; the message names the problem and the fix."""
-
+from charlm.errors import InputError
 
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"),

@@ -16,27 +16,12 @@ import torch
 import typer
 from rich.console import Console
 
-from charlm.checkpoint import CheckpointError
-from charlm.config import ConfigError
-from charlm.data import DataError
+from charlm.errors import CharlmError, ConfigError, InputError
 from charlm.inference import LoadedModel, load_model
-from charlm.runlock import RunLockedError
-from charlm.textio import InputError
-from charlm.tokenizers import UnknownCharactersError
-from charlm.train import TrainingError
 
 # Everything but data goes to stderr; markup off so text in [brackets] prints as it is.
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-USER_ERRORS = (
-    CheckpointError,
-    ConfigError,
-    DataError,
-    InputError,
-    RunLockedError,
-    TrainingError,
-    UnknownCharactersError,
-)
 # Writing failures a user can fix, not bugs: what to do about each.
 _NO_SPACE = "free disk space or choose another place"
 _NO_RIGHTS = "fix the permissions or choose another place"
@@ -74,7 +59,7 @@ def user_errors() -> Iterator[None]:
     """Turn expected failures into one line on stderr and exit code 1; Ctrl-C into 130."""
     try:
         yield
-    except USER_ERRORS as e:
+    except CharlmError as e:
         raise fail(str(e)) from None
     except KeyboardInterrupt:
         err.print("charlm: interrupted", markup=False)

@@ -1,0 +1,52 @@
+"""Every error a user can fix derives from one class, `CharlmError`.
+
+The CLI catches that one type and prints its message as one `charlm: error:` line, so a
+new error needs no edit at the boundary: derive from the right class below. Foreign
+errors (torch, the OS, safetensors) are translated into these where they arise, with a
+message that names the problem and the fix. Anything else reaching the CLI is a bug and
+keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class CharlmError(Exception):
+    """A failure the user can fix; the message names the problem and what to do."""
+
+
+class ConfigError(CharlmError):
+    """A setting that cannot work; the message says what to change."""
+
+
+class InputError(CharlmError):
+    """Input that cannot be used; the message names the problem and the fix."""
+
+
+class DataError(CharlmError):
+    """The corpus cannot feed the requested batches; the message says what to change."""
+
+
+class CheckpointError(CharlmError):
+    """A checkpoint that cannot be used; the message says what to do instead."""
+
+
+class RunLockedError(CharlmError):
+    """Another live training owns the run directory; the message says what to do."""
+
+
+class TrainingError(CharlmError):
+    """Training cannot go on; the message says what to change."""
+
+
+class UnknownCharactersError(CharlmError):
+    """Text holds characters the vocabulary lacks; ``unknown`` lists (position, char)."""
+
+    def __init__(self, unknown: list[tuple[int, str]]) -> None:
+        self.unknown = unknown
+        super().__init__(describe_unknown(unknown))
+
+
+def describe_unknown(unknown: list[tuple[int, str]], limit: int = 5) -> str:
+    shown = ", ".join(f"{c!r} at {pos}" for pos, c in unknown[:limit])
+    more = f" and {len(unknown) - limit} more" if len(unknown) > limit else ""
+    return f"{len(unknown)} character(s) not in the model's vocabulary: {shown}{more}"
