@@ -21,7 +21,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from charlm.config import RunConfig
-from charlm.errors import CheckpointError
+from charlm.errors import CheckpointError, cannot_write
 
 FORMAT = "charlm"
 FORMAT_VERSION = 1
@@ -49,8 +49,11 @@ def save(ckpt: Checkpoint, path: str | Path) -> None:
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:  # no place to put it (a name too long, a file in the way)
+        raise _write_failure(path, e) from e
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -59,10 +62,16 @@ def write_atomic(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
     except OSError as e:  # disk full, permission denied: name the file the caller wanted
         Path(tmp).unlink(missing_ok=True)
-        raise OSError(e.errno, e.strerror, str(path)) from e
+        raise _write_failure(path, e) from e
     except BaseException:  # a second Ctrl-C included: the old file stays, no temporary
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _write_failure(path: Path, e: OSError) -> Exception:
+    """An OutputError naming the file the caller wanted; an OSError that is a bug stays one."""
+    named = OSError(e.errno, e.strerror, str(path))
+    return cannot_write(named) or named
 
 
 def _flatten(ckpt: Checkpoint) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -193,14 +202,18 @@ def _optimizer_state(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> 
 def resolve(path: str | Path, prefer: str = BEST) -> Path:
     """A checkpoint file from a file or run-directory path."""
     p = Path(path)
-    if p.is_dir():
+    try:
+        exists, is_dir = p.exists(), p.is_dir()
+    except OSError as e:  # a name too long, a loop of links: not a place we can read
+        raise CheckpointError(f"{p}: cannot read it ({e.strerror}); check the path") from None
+    if is_dir:
         for name in (prefer, BEST, LATEST):
             if (p / name).is_file():
                 return p / name
         raise CheckpointError(
             f"{p} holds no checkpoint ({BEST} or {LATEST}); train one with 'charlm train CORPUS'"
         )
-    if not p.exists():
+    if not exists:
         raise CheckpointError(f"{p}: no such checkpoint; train one with 'charlm train CORPUS'")
     return p
 

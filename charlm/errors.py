@@ -9,6 +9,8 @@ keeps its traceback.
 
 from __future__ import annotations
 
+import errno
+
 
 class CharlmError(Exception):
     """A failure the user can fix; the message names the problem and what to do."""
@@ -50,3 +52,35 @@ def describe_unknown(unknown: list[tuple[int, str]], limit: int = 5) -> str:
     shown = ", ".join(f"{c!r} at {pos}" for pos, c in unknown[:limit])
     more = f" and {len(unknown) - limit} more" if len(unknown) > limit else ""
     return f"{len(unknown)} character(s) not in the model's vocabulary: {shown}{more}"
+
+
+class OutputError(CharlmError):
+    """A file could not be written; the message names it and what to do."""
+
+
+# Writing failures a user can fix, not bugs: what to do about each.
+_NO_SPACE = "free disk space or choose another place"
+_NO_RIGHTS = "fix the permissions or choose another place"
+_IN_THE_WAY = "a file is in the way: choose another path"
+WRITE_FIXES = {
+    errno.ENOSPC: _NO_SPACE,
+    errno.EDQUOT: _NO_SPACE,
+    errno.EFBIG: _NO_SPACE,
+    errno.EACCES: _NO_RIGHTS,
+    errno.EPERM: _NO_RIGHTS,
+    errno.EROFS: _NO_RIGHTS,
+    errno.EEXIST: _IN_THE_WAY,
+    errno.ENOTDIR: _IN_THE_WAY,
+    errno.EISDIR: _IN_THE_WAY,
+    errno.ENAMETOOLONG: "the name is too long: choose a shorter path",
+}
+
+
+def cannot_write(e: OSError) -> OutputError | None:
+    """The OutputError for a writing failure a user can fix; None for one that is a bug."""
+    if e.errno not in WRITE_FIXES:
+        return None
+    return OutputError(
+        f"cannot write {e.filename or 'a file'} ({e.strerror}): {WRITE_FIXES[e.errno]}; "
+        "files written before are intact"
+    )

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from charlm import checkpoint as ckpt_io
-from charlm.config import RunConfig
+from charlm.config import RunConfig, check_seed
 from charlm.data import Splits, check_splits, check_text_file, split_sizes, text_chunks, token_file
 from charlm.distributed import rank_zero_first, rebatch, world_from_env
 from charlm.events import TrainState
@@ -68,7 +68,7 @@ class Prepared:
 def read_corpus(source: str, encoding: str = "utf-8") -> Corpus:
     """The corpus; a file over STREAM_ABOVE_BYTES is checked but left on disk, to stream."""
     path = Path(source)
-    if source != "-" and path.is_file() and path.stat().st_size > STREAM_ABOVE_BYTES:
+    if source != "-" and _file_size(path) > STREAM_ABOVE_BYTES:
         check_text_file(path, encoding)
         return Corpus(None, str(path.resolve()), path.stem or "corpus", encoding)
     text = read_text(source, encoding)
@@ -123,10 +123,18 @@ def _prepare_streamed(config: RunConfig, corpus: Corpus, tokenizer: Tokenizer | 
     return Prepared(tokenizer, tf.splits(), tf.val_chars, warnings)
 
 
+def _file_size(path: Path) -> int:
+    """A regular file's size; 0 when it is not one or cannot be looked at (read_text says why)."""
+    try:
+        return path.stat().st_size if path.is_file() else 0
+    except (OSError, ValueError):
+        return 0
+
+
 def choose_run_dir(out: str | None, corpus_name: str, model: str, force: bool) -> Path:
     """``--out`` as given, or checkpoints/<corpus>-<model>[-N] that holds no run yet."""
     if out is not None:
-        path = Path(out)
+        path = _usable_out(Path(out))
         if _holds_run(path) and not force:
             raise InputError(
                 f"{path} already holds a run: continue it with 'charlm train --resume {path}', "
@@ -138,6 +146,19 @@ def choose_run_dir(out: str | None, corpus_name: str, model: str, force: bool) -
     while _holds_run(path):
         n += 1
         path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+def _usable_out(path: Path) -> Path:
+    """``--out`` checked before any work: a name the system can make, not a file."""
+    if "\x00" in str(path):
+        raise InputError(f"{path!r}: a NUL byte cannot be in a file name; choose another --out")
+    try:
+        is_file = path.is_file()
+    except OSError as e:  # a name too long, a file where a directory should be
+        raise InputError(f"{path}: cannot use it ({e.strerror}); choose another --out") from None
+    if is_file:
+        raise InputError(f"{path} is a file: --out names a directory for the run")
     return path
 
 
@@ -155,6 +176,7 @@ def new_trainer(
     init_from: str | None = None,
 ) -> tuple[Trainer, list[str]]:
     """A fresh run (optionally starting from another checkpoint's weights and vocabulary)."""
+    check_seed(seed)
     init = ckpt_io.load(ckpt_io.resolve(init_from)) if init_from else None
     if init is not None:
         # The architecture must match the weights; the data and training settings are ours.

@@ -6,6 +6,7 @@ run the same code. Scores are logits or log-probabilities: only their softmax ma
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -28,13 +29,13 @@ class SamplingConfig:
     greedy: bool = False  # always the most likely token
 
     def __post_init__(self) -> None:
-        if not self.temperature > 0:
+        if not 0 < self.temperature < math.inf:
             raise ConfigError(
                 f"--temperature must be greater than 0 (got {self.temperature}); "
                 "use --greedy for the most likely token"
             )
-        if not self.bias >= 0:
-            raise ConfigError(f"--bias must be 0 or more (got {self.bias})")
+        if not 0 <= self.bias < math.inf:
+            raise ConfigError(f"--bias must be a finite number, 0 or more (got {self.bias})")
         if self.top_k is not None and self.top_k < 1:
             raise ConfigError(f"--top-k must be at least 1 (got {self.top_k})")
         if self.top_p is not None and not 0 < self.top_p <= 1:
