@@ -150,15 +150,14 @@ def choose_run_dir(out: str | None, corpus_name: str, model: str, force: bool) -
 
 
 def _usable_out(path: Path) -> Path:
-    """``--out`` checked before any work: a name the system can make, not a file."""
+    """``--out`` checked before any work: a name the system can look up. (A file in the
+    way is reported when the directory is made, as for every other write.)"""
     if "\x00" in str(path):
         raise InputError(f"{path!r}: a NUL byte cannot be in a file name; choose another --out")
     try:
-        is_file = path.is_file()
-    except OSError as e:  # a name too long, a file where a directory should be
+        path.exists()
+    except OSError as e:  # a name too long, a loop of links
         raise InputError(f"{path}: cannot use it ({e.strerror}); choose another --out") from None
-    if is_file:
-        raise InputError(f"{path} is a file: --out names a directory for the run")
     return path
 
 
