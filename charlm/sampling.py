@@ -35,7 +35,7 @@ class SamplingConfig:
                 "use --greedy for the most likely token"
             )
         if not 0 <= self.bias < math.inf:
-            raise ConfigError(f"--bias must be a finite number, 0 or more (got {self.bias})")
+            raise ConfigError(f"--bias must be 0 or more, and finite (got {self.bias})")
         if self.top_k is not None and self.top_k < 1:
             raise ConfigError(f"--top-k must be at least 1 (got {self.top_k})")
         if self.top_p is not None and not 0 < self.top_p <= 1:
