@@ -29,7 +29,9 @@ class SamplingConfig:
     greedy: bool = False  # always the most likely token
 
     def __post_init__(self) -> None:
-        if not 0 < self.temperature < math.inf:
+        if math.isinf(self.temperature):  # logits / inf: every token alike, not a model
+            raise ConfigError(f"--temperature must be finite (got {self.temperature})")
+        if not self.temperature > 0:
             raise ConfigError(
                 f"--temperature must be greater than 0 (got {self.temperature}); "
                 "use --greedy for the most likely token"
