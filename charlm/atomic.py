@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import BinaryIO
 
+from charlm.errors import cannot_write
+
 DELAY_ENV = "CHARLM_TEST_WRITE_DELAY"
 # mkstemp's random part: 8 characters from this alphabet (CPython's _RandomNameSequence).
 _RANDOM = r"[a-z0-9_]{8}"
@@ -30,8 +32,11 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o666) -> None:
     ``mode`` is masked by the umask, as ``open`` does: mkstemp's private 0600 would
     otherwise stay on the renamed file (a prepared corpus others cannot read).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:  # no place to put it (a name too long, a file in the way)
+        raise _write_failure(path, e) from e
     try:
         with os.fdopen(fd, "wb") as f:
             _write(f, data)
@@ -41,10 +46,16 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o666) -> None:
         os.replace(tmp, path)
     except OSError as e:  # disk full, permission denied: name the file the caller wanted
         Path(tmp).unlink(missing_ok=True)
-        raise OSError(e.errno, e.strerror, str(path)) from e
+        raise _write_failure(path, e) from e
     except BaseException:  # a second Ctrl-C included: the old file stays, no temporary
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _write_failure(path: Path, e: OSError) -> Exception:
+    """An OutputError naming the file the caller wanted; an OSError that is a bug stays one."""
+    named = OSError(e.errno, e.strerror, str(path))
+    return cannot_write(named) or named
 
 
 def _write(f: BinaryIO, data: bytes) -> None:

@@ -20,16 +20,13 @@ from safetensors.torch import save as st_save
 
 from charlm.atomic import write_atomic
 from charlm.config import RunConfig
+from charlm.errors import CheckpointError
 
 FORMAT = "charlm"
 FORMAT_VERSION = 1
 BEST, LATEST = "best.safetensors", "latest.safetensors"
 # torch.save writes a zip archive (PK) or, in its legacy format, a bare pickle (0x80 + protocol).
 _PICKLE_MAGIC = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used; the message says what to do instead."""
 
 
 @dataclass
@@ -177,14 +174,18 @@ def _optimizer_state(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> 
 def resolve(path: str | Path, prefer: str = BEST) -> Path:
     """A checkpoint file from a file or run-directory path."""
     p = Path(path)
-    if p.is_dir():
+    try:
+        exists, is_dir = p.exists(), p.is_dir()
+    except OSError as e:  # a name too long, a loop of links: not a place we can read
+        raise CheckpointError(f"{p}: cannot read it ({e.strerror}); check the path") from None
+    if is_dir:
         for name in (prefer, BEST, LATEST):
             if (p / name).is_file():
                 return p / name
         raise CheckpointError(
             f"{p} holds no checkpoint ({BEST} or {LATEST}); train one with 'charlm train CORPUS'"
         )
-    if not p.exists():
+    if not exists:
         raise CheckpointError(f"{p}: no such checkpoint; train one with 'charlm train CORPUS'")
     return p
 

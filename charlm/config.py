@@ -7,9 +7,12 @@ config is saved with each run (``config.json``) and inside every checkpoint.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from charlm.errors import ConfigError
 
 MODELS = ("lstm", "gru", "rnn")
 TOKENIZERS = ("char", "word", "sentencepiece")
@@ -18,13 +21,24 @@ OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "constant")
 
 
-class ConfigError(ValueError):
-    """A setting that cannot work; the message says what to change."""
+SEED_LIMIT = 2**32  # seeds in [0, 2**32): what NumPy, torch and Python's random all accept
 
 
 def _positive(name: str, value: float | None) -> None:
+    _finite(name, value)
     if value is not None and value <= 0:
         raise ConfigError(f"--{name.replace('_', '-')} must be greater than 0 (got {value})")
+
+
+def _finite(name: str, value: float | None) -> None:
+    # NaN passes every comparison check below unnoticed, and inf trains nothing.
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"--{name.replace('_', '-')} must be a finite number (got {value})")
+
+
+def check_seed(seed: int | None) -> None:
+    if seed is not None and not 0 <= seed < SEED_LIMIT:
+        raise ConfigError(f"--seed must be in [0, {SEED_LIMIT - 1}] (got {seed})")
 
 
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -138,6 +152,9 @@ class TrainConfig:
             _positive(name, getattr(self, name))
         for name in ("max_steps", "max_time", "patience", "threads"):
             _positive(name, getattr(self, name))
+        for name in ("weight_decay", "grad_clip", "min_lr_frac"):
+            _finite(name, getattr(self, name))
+        check_seed(self.seed)
         if self.grad_clip < 0:
             raise ConfigError(f"--grad-clip must be 0 (off) or positive (got {self.grad_clip})")
         if self.warmup_steps < 0 or self.weight_decay < 0 or self.sample_length < 0:

@@ -8,9 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-
-class DataError(ValueError):
-    """The corpus cannot feed the requested batches; the message says what to change."""
+from charlm.errors import DataError
 
 
 @dataclass

@@ -61,7 +61,7 @@ class Prepared:
 def read_corpus(source: str, encoding: str = "utf-8") -> Corpus:
     """The corpus; a file over STREAM_ABOVE_BYTES is checked but left on disk, to stream."""
     path = Path(source)
-    if source != "-" and path.is_file() and path.stat().st_size > STREAM_ABOVE_BYTES:
+    if source != "-" and _file_size(path) > STREAM_ABOVE_BYTES:
         check_text_file(path, encoding)
         return Corpus(None, str(path.resolve()), path.stem or "corpus", encoding)
     text = read_text(source, encoding)
@@ -69,6 +69,14 @@ def read_corpus(source: str, encoding: str = "utf-8") -> Corpus:
     if not text.strip():
         raise InputError(f"{'stdin' if source == '-' else source} holds no text: give a corpus")
     return Corpus(text, str(path.resolve()) if source != "-" else "-", name, encoding)
+
+
+def _file_size(path: Path) -> int:
+    """A regular file's size; 0 when it is not one or cannot be looked at (read_text says why)."""
+    try:
+        return path.stat().st_size if path.is_file() else 0
+    except (OSError, ValueError):
+        return 0
 
 
 def split_text(text: str, val_frac: float, test_frac: float) -> tuple[str, str, str]:

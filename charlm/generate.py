@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from charlm.config import ConfigError
+from charlm.config import ConfigError, check_seed
 from charlm.model import RNNLM
 from charlm.sampling import SamplingConfig, choose
 from charlm.stepping import blas_threads, make_stepper, run_prime
@@ -38,6 +38,7 @@ class GenerateConfig:
             raise ConfigError(f"--length must be 0 or more (got {self.length})")
         if self.num_samples < 1:
             raise ConfigError(f"--num-samples must be at least 1 (got {self.num_samples})")
+        check_seed(self.seed)
         if any(not s for s in self.stop):
             raise ConfigError("--stop needs a non-empty string")
 

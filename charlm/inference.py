@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from charlm import checkpoint as ckpt_io
-from charlm.config import ConfigError, RunConfig
+from charlm.config import RunConfig
+from charlm.errors import CharlmError
 from charlm.model import RNNLM
 from charlm.runtime import resolve_device
 from charlm.tokenizers import Tokenizer, tokenizer_from_dict
@@ -43,7 +44,7 @@ def load_model(
     ck = ckpt_io.load(path)
     try:
         tokenizer = tokenizer_from_dict(ck.tokenizer)
-    except (ValueError, KeyError) as e:
+    except (CharlmError, ValueError, KeyError) as e:
         raise ckpt_io.CheckpointError(
             f"{path}: cannot rebuild its tokenizer ({e}); upgrade charlm or retrain"
         ) from e
@@ -54,10 +55,5 @@ def load_model(
         )
     model = RNNLM(ck.config.model)
     ckpt_io.load_weights(model, ck)
-    try:
-        model.to(resolve_device(device)).eval()
-    except ValueError as e:  # CUDA asked for but absent
-        raise ConfigError(str(e)) from None
-    except RuntimeError:  # a device name torch does not know
-        raise ConfigError(f"unknown --device '{device}': use auto, cpu or cuda") from None
+    model.to(resolve_device(device)).eval()
     return LoadedModel(model, tokenizer, ck.config, path, checkpoint is None, ck.state)

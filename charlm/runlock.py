@@ -18,11 +18,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from charlm.errors import RunLockedError
+
 LOCK_NAME = ".charlm.lock"
-
-
-class RunLockedError(RuntimeError):
-    """Another live training owns the run directory; the message says what to do."""
 
 
 @contextmanager

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from charlm import checkpoint as ckpt_io
-from charlm.config import RunConfig
+from charlm.config import RunConfig, check_seed
 from charlm.data import check_splits
 from charlm.dataset import Corpus, prepare, read_corpus
 from charlm.distributed import rank_zero_first, rebatch, world_from_env
@@ -23,7 +23,7 @@ from charlm.trainstate import TrainState
 def choose_run_dir(out: str | None, corpus_name: str, model: str, force: bool) -> Path:
     """``--out`` as given, or checkpoints/<corpus>-<model>[-N] that holds no run yet."""
     if out is not None:
-        path = Path(out)
+        path = _usable_out(Path(out))
         if _holds_run(path) and not force:
             raise InputError(
                 f"{path} already holds a run: continue it with 'charlm train --resume {path}', "
@@ -35,6 +35,18 @@ def choose_run_dir(out: str | None, corpus_name: str, model: str, force: bool) -
     while _holds_run(path):
         n += 1
         path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+def _usable_out(path: Path) -> Path:
+    """``--out`` checked before any work: a name the system can look up. (A file in the
+    way is reported when the directory is made, as for every other write.)"""
+    if "\x00" in str(path):
+        raise InputError(f"{path!r}: a NUL byte cannot be in a file name; choose another --out")
+    try:
+        path.exists()
+    except OSError as e:  # a name too long, a loop of links
+        raise InputError(f"{path}: cannot use it ({e.strerror}); choose another --out") from None
     return path
 
 
@@ -52,6 +64,7 @@ def new_trainer(
     init_from: str | None = None,
 ) -> tuple[Trainer, list[str]]:
     """A fresh run (optionally starting from another checkpoint's weights and vocabulary)."""
+    check_seed(seed)
     init = ckpt_io.load(ckpt_io.resolve(init_from)) if init_from else None
     if init is not None:
         # The architecture must match the weights; the data and training settings are ours.

@@ -7,16 +7,27 @@ import secrets
 
 import torch
 
+from charlm.errors import ConfigError
+
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """'auto' picks CUDA when present, else the CPU."""
+    """'auto' picks CUDA when present, else the CPU; a device we cannot have is a ConfigError."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(
-            "--device cuda asked for, but no CUDA device is available: use --device cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:  # a name torch does not know ("tpu", "cuda:x")
+        raise ConfigError(f"unknown --device '{name}': use auto, cpu or cuda") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"--device {name} asked for, but no CUDA device is available: use --device cpu"
         )
-    return torch.device(name)
+    if device.type not in ("cpu", "cuda"):  # torch knows it (mps, xla, meta) but charlm does not
+        raise ConfigError(f"--device {name} is not supported: use auto, cpu or cuda")
+    count = torch.cuda.device_count() if device.type == "cuda" else 0
+    if device.index is not None and device.index >= count > 0:
+        raise ConfigError(f"--device {name}: there are {count} CUDA device(s); use --device cuda")
+    return device
 
 
 def set_threads(threads: int | None) -> int:

@@ -7,6 +7,7 @@ Pure arithmetic: no model here (``charlm.generate`` drives one).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,13 +26,15 @@ class SamplingConfig:
     greedy: bool = False  # always the most likely token
 
     def __post_init__(self) -> None:
+        if math.isinf(self.temperature):  # logits / inf: every token alike, not a model
+            raise ConfigError(f"--temperature must be finite (got {self.temperature})")
         if not self.temperature > 0:
             raise ConfigError(
                 f"--temperature must be greater than 0 (got {self.temperature}); "
                 "use --greedy for the most likely token"
             )
-        if not self.bias >= 0:
-            raise ConfigError(f"--bias must be 0 or more (got {self.bias})")
+        if not 0 <= self.bias < math.inf:
+            raise ConfigError(f"--bias must be 0 or more, and finite (got {self.bias})")
         if self.top_k is not None and self.top_k < 1:
             raise ConfigError(f"--top-k must be at least 1 (got {self.top_k})")
         if self.top_p is not None and not 0 < self.top_p <= 1:

@@ -6,10 +6,7 @@ import codecs
 import sys
 from pathlib import Path
 
-
-class InputError(ValueError):
-    """Input that cannot be used; the message names the problem and the fix."""
-
+from charlm.errors import InputError
 
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"),
@@ -35,14 +32,16 @@ def read_bytes(source: str | Path) -> bytes:
             raise InputError("stdin is closed: pipe text in, or give a file name")
         return sys.stdin.buffer.read()
     path = Path(source)
-    if not path.exists():
-        raise InputError(f"{path}: no such file; check the path")
-    if path.is_dir():
-        raise InputError(f"{path} is a directory: give a text file inside it")
     try:
         return path.read_bytes()
-    except OSError as e:
-        raise InputError(f"{path}: cannot read it ({e.strerror}); check its permissions") from e
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file; check the path") from None
+    except IsADirectoryError:
+        raise InputError(f"{path} is a directory: give a text file inside it") from None
+    except OSError as e:  # permissions, a name too long, a file where a directory should be
+        raise InputError(f"{path}: cannot read it ({e.strerror}); check the path") from None
+    except ValueError:  # a NUL byte in the name
+        raise InputError(f"{path!r} is not a possible file name; check the path") from None
 
 
 def is_utf8(encoding: str) -> bool:

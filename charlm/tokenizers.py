@@ -17,20 +17,7 @@ import numpy as np
 import sentencepiece as spm
 
 from charlm.config import ConfigError, DataConfig
-
-
-class UnknownCharactersError(ValueError):
-    """Text holds characters the vocabulary lacks; ``unknown`` lists (position, char)."""
-
-    def __init__(self, unknown: list[tuple[int, str]]) -> None:
-        self.unknown = unknown
-        super().__init__(describe_unknown(unknown))
-
-
-def describe_unknown(unknown: list[tuple[int, str]], limit: int = 5) -> str:
-    shown = ", ".join(f"{c!r} at {pos}" for pos, c in unknown[:limit])
-    more = f" and {len(unknown) - limit} more" if len(unknown) > limit else ""
-    return f"{len(unknown)} character(s) not in the model's vocabulary: {shown}{more}"
+from charlm.errors import UnknownCharactersError, describe_unknown  # noqa: F401 (run.py imports it here)
 
 
 def drop_unknown(text: str, unknown: list[tuple[int, str]]) -> str:

@@ -19,6 +19,7 @@ from charlm import checkpoint as ckpt_io
 from charlm import distributed, recovery
 from charlm.config import RunConfig
 from charlm.data import Splits, StripeBatcher
+from charlm.errors import TrainingError
 from charlm.events import Callback, EvalEvent, FinishEvent, InfoEvent, StepEvent, ignore
 from charlm.generate import sample_ids
 from charlm.model import RNNLM, detach_hidden, hidden_from_tensors, hidden_tensors
@@ -31,10 +32,6 @@ from charlm.trainstate import TrainState
 
 MAX_BAD_STEPS = 5  # consecutive non-finite steps before rolling back
 MAX_ROLLBACKS = 8  # then the learning rate is 1/256 of its start: give up, say what to change
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on; the message says what to change."""
 
 
 def build_trainer(

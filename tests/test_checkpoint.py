@@ -11,6 +11,7 @@ import torch
 from charlm import atomic
 from charlm import checkpoint as ckpt_io
 from charlm.checkpoint import Checkpoint, CheckpointError
+from charlm.errors import OutputError
 from charlm.model import RNNLM
 from charlm.tokenizers import CharTokenizer, tokenizer_from_dict
 from tests.conftest import micro_config
@@ -68,7 +69,7 @@ def test_failed_write_leaves_the_previous_file_and_no_temporary(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(atomic.os, "fsync", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(OutputError, match=f"cannot write {path} .*free disk space"):
         ckpt_io.save(_checkpoint(), path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["c.safetensors"]

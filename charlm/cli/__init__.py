@@ -9,11 +9,6 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-try:  # Typer 0.2x carries its own copy of Click; older Typer runs on Click itself.
-    from typer._click import exceptions as click_errors
-except ImportError:  # pragma: no cover
-    from click import exceptions as click_errors  # type: ignore[no-redef]
-
 from charlm import __version__, distributed
 from charlm.cli import evaluate as _evaluate
 from charlm.cli import inspect as _inspect
@@ -24,6 +19,7 @@ from charlm.cli import prime as _prime
 from charlm.cli import sample as _sample
 from charlm.cli import train as _train
 from charlm.cli.common import error
+from charlm.cli.usage import UsageFailure, usage_line
 
 
 class _OneLineUsageErrors(TyperGroup):
@@ -35,9 +31,10 @@ class _OneLineUsageErrors(TyperGroup):
             return super().main(*args, standalone_mode=False, **kwargs)
         try:
             result = super().main(*args, standalone_mode=False, **kwargs)
-        except click_errors.ClickException as e:
-            if type(e).__name__ != "NoArgsIsHelpError":
-                error(_usage_message(e))
+        except UsageFailure as e:
+            line = usage_line(e)
+            if line is not None:
+                error(line)
             elif e.format_message().strip():
                 # `charlm` alone: with Rich the help was printed while the error was made;
                 # plain Click carries it in the message.
@@ -49,12 +46,6 @@ class _OneLineUsageErrors(TyperGroup):
         # Non-standalone Click returns the exit code of an Exit, else the command's value,
         # which is None for every charlm command.
         sys.exit(result if isinstance(result, int) else 0)
-
-
-def _usage_message(e: click_errors.ClickException) -> str:
-    ctx = getattr(e, "ctx", None)
-    command = ctx.command_path if ctx is not None else "charlm"
-    return f"{' '.join(e.format_message().split())} (see '{command} --help')"
 
 
 app = typer.Typer(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import sys
@@ -16,42 +15,11 @@ import torch
 import typer
 from rich.console import Console
 
-from charlm.checkpoint import CheckpointError
-from charlm.config import ConfigError
-from charlm.data import DataError
+from charlm.errors import CharlmError, ConfigError, InputError, cannot_write
 from charlm.inference import GENERATION_DEVICE, LoadedModel, load_model
-from charlm.runlock import RunLockedError
-from charlm.textio import InputError
-from charlm.tokenizers import UnknownCharactersError
-from charlm.train import TrainingError
 
 # Everything but data goes to stderr; markup off so text in [brackets] prints as it is.
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-USER_ERRORS = (
-    CheckpointError,
-    ConfigError,
-    DataError,
-    InputError,
-    RunLockedError,
-    TrainingError,
-    UnknownCharactersError,
-)
-# Writing failures a user can fix, not bugs: what to do about each.
-_NO_SPACE = "free disk space or choose another place"
-_NO_RIGHTS = "fix the permissions or choose another place"
-_IN_THE_WAY = "a file is in the way: choose another path"
-WRITE_FIXES = {
-    errno.ENOSPC: _NO_SPACE,
-    errno.EDQUOT: _NO_SPACE,
-    errno.EFBIG: _NO_SPACE,
-    errno.EACCES: _NO_RIGHTS,
-    errno.EPERM: _NO_RIGHTS,
-    errno.EROFS: _NO_RIGHTS,
-    errno.EEXIST: _IN_THE_WAY,
-    errno.ENOTDIR: _IN_THE_WAY,
-    errno.EISDIR: _IN_THE_WAY,
-}
 
 
 def error(message: str) -> None:
@@ -74,7 +42,7 @@ def user_errors() -> Iterator[None]:
     """Turn expected failures into one line on stderr and exit code 1; Ctrl-C into 130."""
     try:
         yield
-    except USER_ERRORS as e:
+    except CharlmError as e:
         raise fail(str(e)) from None
     except KeyboardInterrupt:
         err.print("charlm: interrupted", markup=False)
@@ -84,12 +52,12 @@ def user_errors() -> Iterator[None]:
             raise
         raise fail("out of memory: lower --batch-size, --bptt or --num-samples") from None
     except OSError as e:
-        if e.errno not in WRITE_FIXES:
+        # A net for writers that do not translate yet (the run log, samples.txt, the lock);
+        # write_atomic raises OutputError itself.
+        translated = cannot_write(e)
+        if translated is None:
             raise
-        raise fail(
-            f"cannot write {e.filename or 'a file'} ({e.strerror}): {WRITE_FIXES[e.errno]}; "
-            "files written before are intact"
-        ) from None
+        raise fail(str(translated)) from None
 
 
 def is_out_of_memory(e: BaseException) -> bool:
