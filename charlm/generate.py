@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from charlm.config import ConfigError, check_seed
+from charlm.config import SEED_LIMIT, ConfigError, check_seed
 from charlm.model import RNNLM
 from charlm.sampling import SamplingConfig, choose
 from charlm.stepping import blas_threads, make_stepper, run_prime
@@ -168,7 +168,7 @@ def sample_ids(
     """``length`` new ids continuing ``prime`` (at least one id), one stream: training's
     samples.txt. Seeded from ``generator``, so the global random streams stay untouched."""
     was_training = model.training
-    seed = int(torch.randint(2**62, (1,), generator=generator))
+    seed = int(torch.randint(SEED_LIMIT, (1,), generator=generator))  # a valid --seed
     cfg = GenerateConfig(length, seed=seed, sampling=SamplingConfig(temperature=temperature))
     try:
         return [int(ids[0]) for ids in generate_ids(model, prime, cfg)]

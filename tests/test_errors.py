@@ -43,7 +43,15 @@ COMMANDS: dict[str, list[str]] = {
     "evaluate": ["evaluate", "{ckpt}", "{corpus}", "-q"],
     "prepare": ["prepare", "{corpus}", "-o", "{new}", "-q"],
     "prepare shakespeare": ["prepare", "shakespeare", "-o", "{new}", "-q"],
-}
+    "prepare abc": ["prepare", "abc", "{abc}", "-o", "{new}", "-q"],
+    "plot": ["plot", "{run}", "-o", "{png}", "-q"],
+    "inspect gradients": [
+        "inspect", "gradients", "{ckpt}", "--max-lag", "4", "--positions", "2",
+        "--compare", "none", "-o", "{png}", "-q",
+    ],
+    "music check": ["music", "check", "{abc}", "-q"],
+    "music render": ["music", "render", "{abc}", "-o", "{new}", "-q"],
+}  # fmt: skip
 
 # Impossible values by kind. Paths are filled in per test; "{unreadable}" needs a non-root user.
 DEVICES = ["cuda", "cuda:1", "tpu", "mps", "meta", ""]
@@ -123,6 +131,29 @@ BREAKS: dict[str, list[tuple[str, list[str]]]] = {
         ("--encoding", ["no-such-codec", ""]),
     ],
     "prepare shakespeare": [("--plays-dir", ["{missing}", "{corpus}", "{nul}", "{too_long}"])],
+    "prepare abc": [("{abc}", [*IN_PATHS, "{corpus}"]), ("--collections", ["nosuch"])],
+    "plot": [
+        ("{run}", ["{missing}", "{dir}", "{nul}", "{too_long}"]),
+        ("{png}", [*OUT_PATHS, "{new}.jpeg"]),
+        ("--x", ["steps", ""]),
+        ("--width", ["0", "-1", "nan"]),
+        ("--height", ["0", "-1", "nan"]),
+        ("--interval", ["0", "-1", "nan"]),
+    ],
+    "inspect gradients": [
+        ("{ckpt}", ["{missing}.safetensors", "{dir}", "{corpus_ckpt}"]),
+        ("{png}", OUT_PATHS),
+        ("--file", IN_PATHS),
+        ("--max-lag", ["-1", "nan"]),
+        ("--positions", ["0", "-1", "nan"]),
+        ("--carry-in", ["-1", "nan"]),
+        ("--compare", ["lstm,xyz", ""]),
+        ("--init-scale", ["nan", "inf", "x"]),
+        ("--seed", SEEDS),
+        ("--width", ["0", "-1", "nan"]),
+    ],
+    "music check": [("{abc}", [*IN_PATHS, "{corpus}"])],
+    "music render": [("{abc}", [*IN_PATHS, "{corpus}"]), ("{new}", OUT_PATHS)],
     "prepare": [
         ("{corpus}", IN_PATHS),
         ("{new}", [*OUT_PATHS, "{dir}"]),  # -o is a file: a directory is in the way
@@ -160,7 +191,12 @@ def _paths(tmp: Path, corpus: Path, ckpt: Path) -> dict[str, str]:
     unreadable.chmod(0)
     corpus_ckpt = tmp / "text.safetensors"  # a text file named like a checkpoint
     corpus_ckpt.write_text("not a checkpoint\n")
+    abc = tmp / "tunes.abc"
+    abc.write_text("X:1\nT:t\nM:4/4\nL:1/8\nK:C\nCDEF GABc|c8|]\n")
     return {
+        "abc": str(abc),
+        "run": str(ckpt.parent),
+        "png": str(tmp / "plot.png"),
         "corpus": str(corpus),
         "ckpt": str(ckpt),
         "new": str(tmp / "new-output"),
@@ -233,9 +269,15 @@ def test_impossible_values_fail_in_one_line(
 
 def test_every_command_is_in_the_table() -> None:
     """A new subcommand must join the table (and so get its impossible values tried)."""
-    names = set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+    root = typer.main.get_command(app)
+    names = set()
+    for name, command in root.commands.items():  # type: ignore[attr-defined]
+        subs = getattr(command, "commands", None)  # a group: each of its subcommands
+        names |= {f"{name} {sub}" for sub in subs} if subs else {name}
     assert set(COMMANDS) == set(BREAKS)
-    assert names == {label.split()[0] for label in COMMANDS}
+    assert names <= set(COMMANDS) and all(
+        label.split()[0] in {n.split()[0] for n in names} for label in COMMANDS
+    )
 
 
 def test_every_error_is_a_charlm_error() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -21,7 +22,7 @@ from charlm.cli.common import (
     user_errors,
     write_json,
 )
-from charlm.config import MODELS, ConfigError
+from charlm.config import MODELS, ConfigError, check_seed
 from charlm.dataset import split_text
 from charlm.figures import check_output, gradient_flow_figure
 from charlm.gradflow import Flow, FlowConfig, check_length, fresh_model, measure
@@ -98,8 +99,9 @@ def gradients(
             check_output(output)
         kinds = _compare(compare)
         cfg = FlowConfig(max_lag=max_lag, positions=positions, carry_in=carry_in, seed=seed)
-        if init_scale <= 0:
-            raise ConfigError(f"--init-scale must be greater than 0 (got {init_scale})")
+        if not 0 < init_scale < math.inf:  # NaN fails this too
+            raise ConfigError(f"--init-scale must be a finite number above 0 (got {init_scale})")
+        check_seed(seed)
         set_threads(threads)
         models = [load_checkpoint(c, device, quiet) for c in (checkpoints or [None])]
         text, source = _text(file, models[0])
