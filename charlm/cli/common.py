@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 
 from charlm.checkpoint import CheckpointError
+from charlm.cli.stderr import DroppingStderr
 from charlm.config import ConfigError
 from charlm.data import DataError
 from charlm.inference import GENERATION_DEVICE, LoadedModel, load_model
@@ -26,7 +27,8 @@ from charlm.tokenizers import UnknownCharactersError
 from charlm.train import TrainingError
 
 # Everything but data goes to stderr; markup off so text in [brackets] prints as it is.
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# A stderr whose reader went away (`2>&1 | head`) is dropped, not fatal: see cli/stderr.py.
+err = Console(file=DroppingStderr(), highlight=False, soft_wrap=True)
 
 USER_ERRORS = (
     CheckpointError,

@@ -83,7 +83,7 @@ def _print_table(scores: list[TextScore], total: TextScore, kind: str) -> None:
     console = err
     if not err.is_terminal:
         width = max(80, 84 + max(len(s.name) for s in scores))
-        console = Console(stderr=True, highlight=False, width=width)
+        console = Console(file=err.file, highlight=False, width=width)
     console.print(table)
 
 
