@@ -9,6 +9,7 @@ from pathlib import Path
 
 from charlm.config import RunConfig
 from charlm.data import Splits, split_sizes
+from charlm.sources import corpus_name, is_several, read_joined
 from charlm.textio import InputError, read_text
 from charlm.tokencache import check_text_file, text_chunks, token_file
 from charlm.tokenizers import (
@@ -26,10 +27,17 @@ STREAM_ABOVE_BYTES = 64 << 20
 @dataclass
 class Corpus:
     text: str | None  # None: too large to hold; read from ``source`` in chunks instead
-    source: str  # a path, or '-' for stdin
+    # A path, or '-' for stdin; or the files and directories joined (see charlm.sources).
+    source: str | list[str]
     name: str  # used to name the run directory
     encoding: str = "utf-8"
     digest: str | None = field(default=None, repr=False)
+    skipped: list[Path] = field(default_factory=list)  # in directories: not text, left out
+
+    @property
+    def one_file(self) -> Path | None:
+        """The corpus's file when it is one file (not stdin, not joined): it may stream."""
+        return Path(self.source) if isinstance(self.source, str) and self.source != "-" else None
 
     @property
     def sha256(self) -> str:
@@ -42,11 +50,13 @@ class Corpus:
         return self.digest
 
     def _chunks(self) -> Iterator[str]:
-        return text_chunks(Path(self.source), self.encoding)
+        assert self.one_file is not None, "only a single file is left on disk"
+        return text_chunks(self.one_file, self.encoding)
 
     def full_text(self) -> str:
         if self.text is None:
-            self.text = read_text(self.source, self.encoding)
+            assert self.one_file is not None, "only a single file is left on disk"
+            self.text = read_text(self.one_file, self.encoding)
         return self.text
 
 
@@ -58,8 +68,15 @@ class Prepared:
     warnings: list[str] = field(default_factory=list)
 
 
-def read_corpus(source: str, encoding: str = "utf-8") -> Corpus:
-    """The corpus; a file over STREAM_ABOVE_BYTES is checked but left on disk, to stream."""
+def read_corpus(source: str | list[str], encoding: str = "utf-8") -> Corpus:
+    """The corpus; a file over STREAM_ABOVE_BYTES is checked but left on disk, to stream.
+
+    Several sources, or a directory, are read and joined in memory (charlm.sources).
+    """
+    if isinstance(source, list):
+        if is_several(source):
+            return _read_joined(source, encoding)
+        source = source[0]
     path = Path(source)
     if source != "-" and path.is_file() and path.stat().st_size > STREAM_ABOVE_BYTES:
         check_text_file(path, encoding)
@@ -69,6 +86,14 @@ def read_corpus(source: str, encoding: str = "utf-8") -> Corpus:
     if not text.strip():
         raise InputError(f"{'stdin' if source == '-' else source} holds no text: give a corpus")
     return Corpus(text, str(path.resolve()) if source != "-" else "-", name, encoding)
+
+
+def _read_joined(sources: list[str], encoding: str) -> Corpus:
+    joined = read_joined(sources, encoding)
+    if not joined.text.strip():
+        raise InputError(f"{', '.join(sources)} hold no text: give a corpus")
+    resolved = [str(Path(s).resolve()) for s in sources]  # resume reads them from anywhere
+    return Corpus(joined.text, resolved, corpus_name(sources), encoding, skipped=joined.skipped)
 
 
 def split_text(text: str, val_frac: float, test_frac: float) -> tuple[str, str, str]:
@@ -85,7 +110,7 @@ def prepare(config: RunConfig, text: str | Corpus, tokenizer: Tokenizer | None =
     """
     dc = config.data
     if isinstance(text, Corpus):
-        streamed = text.source != "-" and dc.token_cache != "never"
+        streamed = text.one_file is not None and dc.token_cache != "never"
         if streamed and (text.text is None or dc.token_cache == "always"):
             return _prepare_streamed(config, text, tokenizer)
         text = text.full_text()
@@ -106,7 +131,8 @@ def prepare(config: RunConfig, text: str | Corpus, tokenizer: Tokenizer | None =
 
 
 def _prepare_streamed(config: RunConfig, corpus: Corpus, tokenizer: Tokenizer | None) -> Prepared:
-    tf, tokenizer = token_file(Path(corpus.source), config.data, tokenizer)
+    assert corpus.one_file is not None
+    tf, tokenizer = token_file(corpus.one_file, config.data, tokenizer)
     corpus.digest = tf.sha256
     warnings = []
     if tf.dropped:
