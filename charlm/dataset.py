@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from charlm.config import RunConfig
+from charlm.config import DataConfig, RunConfig
 from charlm.data import Splits, split_sizes
 from charlm.sources import corpus_name, is_several, read_joined
 from charlm.textio import InputError, read_text
@@ -100,6 +100,40 @@ def split_text(text: str, val_frac: float, test_frac: float) -> tuple[str, str, 
     """Contiguous (train, test, val) by characters, so every tokenizer scores the same text."""
     n_train, n_test, _ = split_sizes(len(text), val_frac, test_frac)
     return text[:n_train], text[n_train : n_train + n_test], text[n_train + n_test :]
+
+
+SPLITS = ("val", "test")
+
+
+def run_split(corpus: str | list[str], sha256: str, data: DataConfig, which: str) -> str:
+    """The text of a run's validation or test split, read again from its corpus.
+
+    ``corpus`` and ``sha256`` are what the run recorded (TrainState); the corpus must still
+    be there and unchanged, or the split would be some other text.
+    """
+    if which not in SPLITS:
+        raise InputError(f"unknown split '{which}': choose val or test")
+    if corpus in ("", "-"):
+        raise InputError(
+            "this run read its corpus from stdin: score that text's split as a file instead"
+        )
+    if which == "test" and data.test_frac == 0:
+        raise InputError("this run held out no test split (--test-frac 0): use --split val")
+    try:
+        text = read_corpus(corpus, data.encoding)
+    except InputError as e:
+        raise InputError(f"cannot read the run's corpus again: {e}") from None
+    if text.sha256 != sha256:
+        raise InputError(
+            f"the run's corpus ({_named(corpus)}) changed since training: its {which} split "
+            "is gone; score a file instead"
+        )
+    _, test, val = split_text(text.full_text(), data.val_frac, data.test_frac)
+    return val if which == "val" else test
+
+
+def _named(corpus: str | list[str]) -> str:
+    return corpus if isinstance(corpus, str) else ", ".join(corpus)
 
 
 def prepare(config: RunConfig, text: str | Corpus, tokenizer: Tokenizer | None = None) -> Prepared:

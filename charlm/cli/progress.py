@@ -16,9 +16,11 @@ from typing import Any
 
 from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.live import Live
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
 from charlm.events import EvalEvent, InfoEvent, StepEvent
+from charlm.scoring import Progress as OnProgress
 
 # Columns left free at the right of each live line. A line that fills the terminal leaves the
 # cursor in the last column, where the terminal's echo of ^C wraps onto a new line; the
@@ -153,3 +155,50 @@ class TrainReporter:
             f"step {e.step}: val loss {e.val_loss:.4f} nats/token, {e.val_bpc:.4f} bits/char{mark}",
             markup=False,
         )
+
+
+class ScoringProgress:
+    """evaluate's bar on stderr (a terminal only), one file at a time; erased at the end."""
+
+    def __init__(self, console: Console, live: bool) -> None:
+        self._progress: Progress | None = None
+        if live:
+            # redirect_stdout=False: the JSON on stdout must never be diverted.
+            self._progress = Progress(
+                TextColumn("scoring {task.description}"),
+                BarColumn(bar_width=30),
+                TaskProgressColumn(),
+                TimeRemainingColumn(),
+                console=console,
+                redirect_stdout=False,
+                redirect_stderr=False,
+                transient=True,
+            )
+
+    def __enter__(self) -> ScoringProgress:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def file(self, name: str) -> OnProgress | None:
+        """The callback for scoring ``name``; None when there is no display."""
+        progress = self._progress
+        if progress is None:
+            return None
+        for task in progress.task_ids:  # one bar at a time: the file being scored
+            progress.remove_task(task)
+        task = progress.add_task(_short(name), total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        return advance
+
+
+def _short(name: str, most: int = 30) -> str:
+    """A long path keeps its end, where the file's name is."""
+    return name if len(name) <= most else "…" + name[-(most - 1) :]
