@@ -29,6 +29,17 @@ def charlm_with_stderr_closed(*args: str) -> tuple[int, bytes]:
     return proc.wait(timeout=300), out
 
 
+def test_training_runs_with_stderr_closed_from_the_start(tmp_path: Path, corpus_file: Path) -> None:
+    run = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "charlm", "train", str(corpus_file), "--out", str(run), *MICRO_ARGS],
+        stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, preexec_fn=lambda: os.close(2),
+        env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300,
+    )  # fmt: skip  # 2>&-
+    assert proc.returncode == 0
+    assert (run / "latest.safetensors").is_file()
+
+
 def test_training_goes_on_when_stderr_goes_away(tmp_path: Path, corpus_file: Path) -> None:
     run = tmp_path / "run"
     code, out = charlm_with_stderr_closed("train", str(corpus_file), "--out", str(run), *MICRO_ARGS)

@@ -11,8 +11,9 @@ import os
 import sys
 from typing import IO, Any
 
-# What writing to a stream whose reader went away raises: EPIPE, or a file already closed.
-_GONE = (BrokenPipeError, ConnectionResetError, ValueError)
+# What writing to a stream that went away raises: EPIPE (reader gone), EBADF (descriptor
+# closed), EIO (terminal gone), ValueError (file object closed). Any of them ends the reports.
+_GONE = (OSError, ValueError)
 
 
 class DroppingStderr:
