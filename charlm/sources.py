@@ -65,13 +65,10 @@ def read_joined(sources: list[str], encoding: str = "utf-8") -> JoinedText:
 
 def _files_under(directory: Path) -> list[Path]:
     """Files below ``directory``, hidden ones and those in hidden directories left out."""
-    found = (p for p in directory.rglob("*") if p.is_file())
-    visible = (p for p in found if not any(part.startswith(".") for part in _parts(p, directory)))
-    return sorted(visible, key=lambda p: p.relative_to(directory).as_posix())
-
-
-def _parts(path: Path, directory: Path) -> tuple[str, ...]:
-    return path.relative_to(directory).parts
+    inside = {p.relative_to(directory): p for p in directory.rglob("*") if p.is_file()}
+    visible = [r for r in inside if not any(part.startswith(".") for part in r.parts)]
+    # Sorted by the path as text: the same order on every file system and every resume.
+    return [inside[r] for r in sorted(visible, key=lambda r: r.as_posix())]
 
 
 def _read_one(file: Path, encoding: str, named: bool) -> str | None:
