@@ -40,6 +40,7 @@ def evaluate(
     split: Annotated[
         str | None,
         typer.Option(
+            metavar="val|test",
             help="Score the run's own val or test split of its corpus, instead of files.",
             show_default=False,
         ),

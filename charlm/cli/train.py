@@ -63,6 +63,7 @@ def train(
     corpus: Annotated[
         list[str] | None,
         typer.Argument(
+            metavar="CORPUS",
             help="Text files or directories (every text file inside), joined in order; "
             "or - for stdin.",
             show_default=False,
