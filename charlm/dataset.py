@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from charlm.config import RunConfig
+from charlm.config import DataConfig, RunConfig
 from charlm.data import Splits, split_sizes
+from charlm.sources import corpus_name, is_several, read_joined
 from charlm.textio import InputError, read_text
 from charlm.tokencache import check_text_file, text_chunks, token_file
 from charlm.tokenizers import (
@@ -26,10 +27,17 @@ STREAM_ABOVE_BYTES = 64 << 20
 @dataclass
 class Corpus:
     text: str | None  # None: too large to hold; read from ``source`` in chunks instead
-    source: str  # a path, or '-' for stdin
+    # A path, or '-' for stdin; or the files and directories joined (see charlm.sources).
+    source: str | list[str]
     name: str  # used to name the run directory
     encoding: str = "utf-8"
     digest: str | None = field(default=None, repr=False)
+    skipped: list[Path] = field(default_factory=list)  # in directories: not text, left out
+
+    @property
+    def one_file(self) -> Path | None:
+        """The corpus's file when it is one file (not stdin, not joined): it may stream."""
+        return Path(self.source) if isinstance(self.source, str) and self.source != "-" else None
 
     @property
     def sha256(self) -> str:
@@ -42,11 +50,13 @@ class Corpus:
         return self.digest
 
     def _chunks(self) -> Iterator[str]:
-        return text_chunks(Path(self.source), self.encoding)
+        assert self.one_file is not None, "only a single file is left on disk"
+        return text_chunks(self.one_file, self.encoding)
 
     def full_text(self) -> str:
         if self.text is None:
-            self.text = read_text(self.source, self.encoding)
+            assert self.one_file is not None, "only a single file is left on disk"
+            self.text = read_text(self.one_file, self.encoding)
         return self.text
 
 
@@ -58,8 +68,15 @@ class Prepared:
     warnings: list[str] = field(default_factory=list)
 
 
-def read_corpus(source: str, encoding: str = "utf-8") -> Corpus:
-    """The corpus; a file over STREAM_ABOVE_BYTES is checked but left on disk, to stream."""
+def read_corpus(source: str | list[str], encoding: str = "utf-8") -> Corpus:
+    """The corpus; a file over STREAM_ABOVE_BYTES is checked but left on disk, to stream.
+
+    Several sources, or a directory, are read and joined in memory (charlm.sources).
+    """
+    if isinstance(source, list):
+        if is_several(source):
+            return _read_joined(source, encoding)
+        source = source[0]
     path = Path(source)
     if source != "-" and _file_size(path) > STREAM_ABOVE_BYTES:
         check_text_file(path, encoding)
@@ -79,10 +96,52 @@ def _file_size(path: Path) -> int:
         return 0
 
 
+def _read_joined(sources: list[str], encoding: str) -> Corpus:
+    joined = read_joined(sources, encoding)
+    if not joined.text.strip():
+        raise InputError(f"{', '.join(sources)} hold no text: give a corpus")
+    resolved = [str(Path(s).resolve()) for s in sources]  # resume reads them from anywhere
+    return Corpus(joined.text, resolved, corpus_name(sources), encoding, skipped=joined.skipped)
+
+
 def split_text(text: str, val_frac: float, test_frac: float) -> tuple[str, str, str]:
     """Contiguous (train, test, val) by characters, so every tokenizer scores the same text."""
     n_train, n_test, _ = split_sizes(len(text), val_frac, test_frac)
     return text[:n_train], text[n_train : n_train + n_test], text[n_train + n_test :]
+
+
+SPLITS = ("val", "test")
+
+
+def run_split(corpus: str | list[str], sha256: str, data: DataConfig, which: str) -> str:
+    """The text of a run's validation or test split, read again from its corpus.
+
+    ``corpus`` and ``sha256`` are what the run recorded (TrainState); the corpus must still
+    be there and unchanged, or the split would be some other text.
+    """
+    if which not in SPLITS:
+        raise InputError(f"unknown split '{which}': choose val or test")
+    if corpus in ("", "-"):
+        raise InputError(
+            "this run read its corpus from stdin: score that text's split as a file instead"
+        )
+    if which == "test" and data.test_frac == 0:
+        raise InputError("this run held out no test split (--test-frac 0): use --split val")
+    try:
+        text = read_corpus(corpus, data.encoding)
+    except InputError as e:
+        raise InputError(f"cannot read the run's corpus again: {e}") from None
+    if text.sha256 != sha256:
+        raise InputError(
+            f"the run's corpus ({_named(corpus)}) changed since training: its {which} split "
+            "is gone; score a file instead"
+        )
+    _, test, val = split_text(text.full_text(), data.val_frac, data.test_frac)
+    return val if which == "val" else test
+
+
+def _named(corpus: str | list[str]) -> str:
+    return corpus if isinstance(corpus, str) else ", ".join(corpus)
 
 
 def prepare(config: RunConfig, text: str | Corpus, tokenizer: Tokenizer | None = None) -> Prepared:
@@ -93,7 +152,7 @@ def prepare(config: RunConfig, text: str | Corpus, tokenizer: Tokenizer | None =
     """
     dc = config.data
     if isinstance(text, Corpus):
-        streamed = text.source != "-" and dc.token_cache != "never"
+        streamed = text.one_file is not None and dc.token_cache != "never"
         if streamed and (text.text is None or dc.token_cache == "always"):
             return _prepare_streamed(config, text, tokenizer)
         text = text.full_text()
@@ -114,7 +173,8 @@ def prepare(config: RunConfig, text: str | Corpus, tokenizer: Tokenizer | None =
 
 
 def _prepare_streamed(config: RunConfig, corpus: Corpus, tokenizer: Tokenizer | None) -> Prepared:
-    tf, tokenizer = token_file(Path(corpus.source), config.data, tokenizer)
+    assert corpus.one_file is not None
+    tf, tokenizer = token_file(corpus.one_file, config.data, tokenizer)
     corpus.digest = tf.sha256
     warnings = []
     if tf.dropped:

@@ -88,11 +88,13 @@ def new_trainer(
 
 
 def resume_trainer(
-    run_dir: Path, corpus: Corpus | str | None = None, options: dict[str, Any] | None = None
+    run_dir: Path,
+    corpus: Corpus | str | list[str] | None = None,
+    options: dict[str, Any] | None = None,
 ) -> tuple[Trainer, list[str]]:
     """Continue a run exactly where its latest checkpoint left it.
 
-    ``corpus`` may be a path (or '-'), read with the run's own --encoding. Of ``options``
+    ``corpus`` may be a path (or '-') or several, read with the run's own --encoding. Of ``options``
     (as for ``settings.resolve_config``) only the bounds apply; the others come back as a note.
     """
     ck = ckpt_io.load(ckpt_io.resolve(run_dir, prefer=ckpt_io.LATEST))
@@ -106,7 +108,7 @@ def resume_trainer(
                 f"{run_dir}'"
             )
         corpus = state.corpus
-    if isinstance(corpus, str):
+    if not isinstance(corpus, Corpus):
         corpus = read_corpus(corpus, ck.config.data.encoding)
     warnings = []
     if corpus.sha256 != state.corpus_sha256:

@@ -7,6 +7,7 @@ agree exactly on the same text and batch size.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,9 @@ from charlm.model import RNNLM, detach_hidden
 from charlm.stepping import run_prime
 from charlm.textio import InputError
 from charlm.tokenizers import Tokenizer, drop_unknown
+
+# Called after each window with (targets scored so far, targets in all): for a progress display.
+Progress = Callable[[int, int], None]
 
 # Training's own defaults, so that scoring with no settings reproduces a default run's
 # validation loss (a different batch or bptt changes the figure; see evaluate --help).
@@ -53,6 +57,7 @@ def score_tokens(
     batch_size: int = EVAL_BATCH_SIZE,
     bptt: int = BPTT,
     device: torch.device | str = "cpu",
+    on_progress: Progress | None = None,
 ) -> tuple[float, int]:
     """Total nats and count of every target token, hidden state carried along stripes."""
     was_training = model.training
@@ -64,6 +69,8 @@ def score_tokens(
         hidden = detach_hidden(hidden)
         total += float((nll * mask.reshape(-1)).sum())
         count += int(mask.sum())
+        if on_progress is not None:
+            on_progress(count, len(tokens) - 1)
     model.train(was_training)
     return total, count
 
@@ -117,6 +124,7 @@ def score_text(
     batch_size: int = EVAL_BATCH_SIZE,
     bptt: int = BPTT,
     device: torch.device | str = "cpu",
+    on_progress: Progress | None = None,
 ) -> TextScore:
     """Score ``text`` as training scores its validation split: every token after the first.
 
@@ -125,7 +133,7 @@ def score_text(
     spell, so the figure equals training's ``val_bpc`` on the same text.
     """
     score, ids = text_to_score(tokenizer, text, name)
-    score.nats, score.tokens = score_tokens(model, ids, batch_size, bptt, device)
+    score.nats, score.tokens = score_tokens(model, ids, batch_size, bptt, device, on_progress)
     return score
 
 

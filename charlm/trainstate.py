@@ -18,6 +18,6 @@ class TrainState:
     best_val: float | None = None
     evals_since_best: int = 0
     lr_scale: float = 1.0  # lowered after a rollback from non-finite losses
-    corpus: str = ""
+    corpus: str | list[str] = ""  # a file or '-'; or the sources joined (charlm.sources)
     corpus_sha256: str = ""
     world_size: int = 1  # data-parallel ranks; the checkpoint holds all their hidden state

@@ -62,8 +62,13 @@ def test_a_file_that_is_not_usable_text_is_refused(
     assert not (tmp_path / "run").exists()
 
 
-def test_a_directory_names_the_fix(tmp_path: Path) -> None:
-    one_line_error(train(tmp_path, tmp_path / "run"), "is a directory", "text file inside it")
+def test_a_directory_without_text_names_the_fix(tmp_path: Path) -> None:
+    # A directory is a corpus (every text file inside: see test_sources.py); one with none
+    # is refused.
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "x.png").write_bytes(b"\x89PNG\r\n")
+    result = train(tmp_path / "data", tmp_path / "run")
+    one_line_error(result, "no text files in", "1 file(s) skipped", "--encoding")
     assert not (tmp_path / "run").exists()
 
 

@@ -15,11 +15,13 @@ import torch
 import typer
 from rich.console import Console
 
+from charlm.cli.stderr import DroppingStderr
 from charlm.errors import CharlmError, ConfigError, InputError, cannot_write
 from charlm.inference import GENERATION_DEVICE, LoadedModel, load_model
 
 # Everything but data goes to stderr; markup off so text in [brackets] prints as it is.
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# A stderr whose reader went away (`2>&1 | head`) is dropped, not fatal: see cli/stderr.py.
+err = Console(file=DroppingStderr(), highlight=False, soft_wrap=True)
 
 
 def error(message: str) -> None:

@@ -32,10 +32,13 @@ from charlm.cli.common import (
     user_errors,
     write_json,
 )
+from charlm.cli.progress import ScoringProgress
 from charlm.config import ConfigError
+from charlm.dataset import run_split
 from charlm.inference import LoadedModel
 from charlm.runtime import set_threads
 from charlm.scoring import TextScore, score_text, total_score
+from charlm.sources import corpus_name
 from charlm.textio import InputError, read_text
 
 
@@ -45,6 +48,14 @@ def evaluate(
         checkpoint_then("[CHECKPOINT] FILE...|-", "text files; - or piped stdin reads stdin"),
     ] = None,
     *,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            metavar="val|test",
+            help="Score the run's own val or test split of its corpus, instead of files.",
+            show_default=False,
+        ),
+    ] = None,
     batch_size: Annotated[
         int | None,
         typer.Option(min=1, help="Parallel stripes [default: the run's eval batch size]."),
@@ -76,18 +87,20 @@ def evaluate(
     """Score texts: per file and in total, nats per token, bits per character, perplexity.
 
     The hidden state is carried through each file, in batches, as training scores its
-    validation split: the same text, batch size and bptt give the same loss.
+    validation split: the same text, batch size and bptt give the same loss. A file that
+    cannot be scored is reported and skipped; the exit code is 1 only if none could be.
     """
     with user_errors():
         spec = BaselineSpec.parse(baseline) if baseline else None
         if corpus is not None and spec is None:
             raise ConfigError("--corpus only serves --baseline: add --baseline ngram:N or drop it")
         checkpoint, files = split_checkpoint(args or [])
-        if not files:
+        if split is not None and files:
+            raise InputError("give text files or --split, not both")
+        if split is None and not files:
             if sys.stdin is None or sys.stdin.isatty():
-                raise InputError("give text files to score (or - for stdin)")
+                raise InputError("give text files to score (or - for stdin), or --split val")
             files = ["-"]
-        texts = [(("stdin" if f == "-" else f), read_text(f, encoding)) for f in files]
         set_threads(threads)
         lm = load_checkpoint(checkpoint, device, quiet)
         run = _run_data(lm, corpus)
@@ -95,8 +108,8 @@ def evaluate(
             check_corpus(run)
         tc = lm.config.train
         b, t = batch_size or tc.eval_batch_size, bptt or tc.bptt
-        device_used = next(lm.model.parameters()).device
-        scores = [score_text(lm.model, lm.tokenizer, x, n, b, t, device_used) for n, x in texts]
+        texts = [_split_text(lm, split)] if split else [_file_text(f, encoding) for f in files]
+        scores, skipped = _score_all(lm, texts, b, t, quiet)
         total = total_score(scores)
         if not quiet:
             _print_table(scores, total, lm.tokenizer.kind)
@@ -111,6 +124,7 @@ def evaluate(
                 "batch_size": b,
                 "bptt": t,
                 "files": [s.to_dict() for s in scores],
+                "skipped": [{"name": n, "reason": r} for n, r in skipped],
                 "total": total.to_dict(),
             }
             if spec is not None:
@@ -166,6 +180,53 @@ def _print_comparison(rnn: list[TextScore], ngram: list[TextScore], order: int) 
     _console_for([s.name for s in rnn]).print(table)
 
 
+# A text to score, or why it cannot be: (name, text or None, the reason it is None).
+Named = tuple[str, str | None, str]
+
+
+def _file_text(path: str, encoding: str) -> Named:
+    name = "stdin" if path == "-" else path
+    try:
+        return name, read_text(path, encoding), ""
+    except InputError as e:
+        return name, None, str(e)
+
+
+def _split_text(lm: LoadedModel, which: str) -> Named:
+    """The run's own split, named for the run; any problem ends the command (one line)."""
+    corpus = lm.state.get("corpus", "")
+    text = run_split(corpus, lm.state.get("corpus_sha256", ""), lm.config.data, which)
+    name = corpus_name(corpus if isinstance(corpus, list) else [corpus])
+    return f"{which} split of {name}", text, ""
+
+
+def _score_all(
+    lm: LoadedModel, texts: list[Named], batch: int, bptt: int, quiet: bool
+) -> tuple[list[TextScore], list[tuple[str, str]]]:
+    """Score each text; one that cannot be is reported and skipped. None scored: an error."""
+    device = next(lm.model.parameters()).device
+    scores: list[TextScore] = []
+    skipped: list[tuple[str, str]] = []
+    with ScoringProgress(err, live=err.is_terminal and not quiet) as progress:
+        for name, text, reason in texts:
+            try:
+                if text is None:
+                    raise InputError(reason)
+                args = (text, name, batch, bptt, device, progress.file(name))
+                scores.append(score_text(lm.model, lm.tokenizer, *args))
+            except InputError as e:
+                skipped.append((name, str(e)))
+                if len(texts) > 1 and not quiet:
+                    info(f"warning: {e}; skipped")
+    if not scores:
+        if len(texts) == 1:
+            raise InputError(skipped[0][1])
+        raise InputError(
+            f"none of the {len(texts)} files could be scored (the first: {skipped[0][1]})"
+        )
+    return scores, skipped
+
+
 def _print_table(scores: list[TextScore], total: TextScore, kind: str) -> None:
     _console_for([s.name for s in scores]).print(_table(scores, total, kind))
 
@@ -175,7 +236,7 @@ def _console_for(names: list[str]) -> Console:
     if err.is_terminal:
         return err
     width = max(80, 84 + max(len(n) for n in names))
-    return Console(stderr=True, highlight=False, width=width)
+    return Console(file=err.file, highlight=False, width=width)  # drops a closed stderr too
 
 
 def _table(scores: list[TextScore], total: TextScore, kind: str) -> Table:

@@ -204,7 +204,7 @@ def _figure(v: float) -> str:
 
 def _print_table(table: Table) -> None:
     # A log file has no width: make it wide enough that no figure is cut.
-    console = err if err.is_terminal else Console(stderr=True, highlight=False, width=160)
+    console = err if err.is_terminal else Console(file=err.file, highlight=False, width=160)
     console.print(table)
 
 

@@ -27,7 +27,7 @@ from charlm.cli.common import (
     write_json,
 )
 from charlm.cli.progress import TrainReporter
-from charlm.dataset import read_corpus
+from charlm.dataset import Corpus, read_corpus
 from charlm.events import FinishEvent
 from charlm.presets import DESCRIPTIONS
 from charlm.runlock import run_lock
@@ -61,8 +61,13 @@ def graceful_stop(trainer: Trainer) -> Iterator[None]:
 
 def train(
     corpus: Annotated[
-        str | None,
-        typer.Argument(help="Text file to train on, or - for stdin.", show_default=False),
+        list[str] | None,
+        typer.Argument(
+            metavar="CORPUS",
+            help="Text files or directories (every text file inside), joined in order; "
+            "or - for stdin.",
+            show_default=False,
+        ),
     ] = None,
     *,
     preset: Annotated[str, typer.Option(help=f"Settings bundle. {_PRESET_HELP}.")] = "small",
@@ -130,8 +135,9 @@ def train(
     ] = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Train a recurrent language model on a text file."""
+    """Train a recurrent language model on text files (or a directory of them)."""
     given = {k: v for k, v in locals().items() if k in FIELDS and v is not None}
+    corpus = corpus or None  # Typer gives [] for no argument
     _data_parallel(nproc, corpus, resume)
     with user_errors():
         if device == "auto":
@@ -157,7 +163,7 @@ def train(
 
 
 def _start(
-    source: str,
+    source: list[str],
     preset: str,
     given: dict[str, Any],
     seed: int | None,
@@ -170,13 +176,23 @@ def _start(
     corpus = read_corpus(source, config.data.encoding)
     run_dir = choose_run_dir(out, corpus.name, config.model.model, force)
     trainer, warnings = new_trainer(config, corpus, run_dir, seed, init_from)
-    return trainer, notes + warnings
+    return trainer, notes + _skipped_note(corpus) + warnings
 
 
-def _data_parallel(nproc: int, corpus: str | None, resume: Path | None) -> None:
+def _skipped_note(corpus: Corpus) -> list[str]:
+    if not corpus.skipped:
+        return []
+    example = corpus.skipped[0]
+    return [
+        f"skipped {len(corpus.skipped)} file(s) that are not {corpus.encoding} text "
+        f"(e.g. {example}); pass --encoding if they are text in another one"
+    ]
+
+
+def _data_parallel(nproc: int, corpus: list[str] | None, resume: Path | None) -> None:
     """Refuse what ranks cannot do; with --nproc N, run this command as N torchrun ranks."""
     under_torchrun = distributed.world_from_env() > 1
-    if (nproc > 1 or under_torchrun) and corpus == "-":
+    if (nproc > 1 or under_torchrun) and corpus and "-" in corpus:
         raise fail("data-parallel training needs a corpus file: ranks cannot share stdin", code=2)
     if nproc == 1:
         return
