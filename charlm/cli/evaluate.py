@@ -115,7 +115,8 @@ def evaluate(
             _print_table(scores, total, lm.tokenizer.kind)
         if spec is not None:
             fit = _fit(run, spec, quiet)
-            ngram = [score_ngram(fit.model, lm.tokenizer, x, n) for n, x in texts]
+            scored = {s.name for s in scores}  # the files the RNN scored, not the skipped
+            ngram = [score_ngram(fit.model, lm.tokenizer, x, n) for n, x, _ in texts if n in scored]
             if not quiet:
                 _print_comparison(scores, ngram, fit.order)
         if json_out:
