@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from charlm.cli.common import (
+    PLAIN_HELP,
     DeviceOpt,
     JsonOpt,
     QuietOpt,
@@ -35,6 +36,7 @@ app = typer.Typer(
     name="inspect",
     help="Look inside trained models: gradient flow through time.",
     no_args_is_help=True,
+    rich_markup_mode=PLAIN_HELP,
 )
 
 TABLE_LAGS = (0, 1, 2, 5, 10, 20, 50, 100, 200)

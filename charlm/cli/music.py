@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from charlm.abc import split_tunes
-from charlm.cli.common import JsonOpt, QuietOpt, fail, info, user_errors, write_json
+from charlm.cli.common import PLAIN_HELP, JsonOpt, QuietOpt, fail, info, user_errors, write_json
 from charlm.musiccheck import CheckSummary, TuneCheck, check_text
 from charlm.musiccorpus import read_abc
 from charlm.musicrender import render_tunes
@@ -16,6 +16,7 @@ from charlm.musicrender import render_tunes
 app = typer.Typer(
     help="Folk tunes in ABC notation: render them to MIDI/WAV, check they are well-formed.",
     no_args_is_help=True,
+    rich_markup_mode=PLAIN_HELP,
 )
 
 SourceArg = Annotated[
