@@ -78,7 +78,7 @@ def _root(
 
 
 # One line each in `charlm --help` (Click cuts a longer docstring with "..." at 80 columns).
-app.command("train", short_help="Train a model on a text file.")(_train.train)
+app.command("train", short_help="Train a model on a text file.", epilog=_train.EPILOG)(_train.train)
 app.command("sample", short_help="Generate text from a trained model.")(_sample.sample)
 app.command("prime", short_help="Continue a given text in the model's style.")(_prime.prime)
 app.command("evaluate", short_help="Score texts: bits per character, perplexity.")(

@@ -54,14 +54,17 @@ def prepare(
         str,
         typer.Option(
             "--format",
-            help="play: reformat speeches as 'Name:'; plain: never; auto: detect (and say so).",
+            metavar="FORMAT",
+            help="auto: detect plays (and say so); play: reformat speeches as 'Name:'; "
+            "plain: keep the text as it is.",
         ),
     ] = "auto",
     lowercase: Annotated[bool, typer.Option(help="Lowercase everything.")] = False,
     ascii_only: Annotated[
         bool,
         typer.Option(
-            "--ascii", help="ASCII only: transliterated (Straße -> Strasse); losses reported."
+            "--ascii/--no-ascii",
+            help="ASCII only: transliterated (Straße -> Strasse); losses reported.",
         ),
     ] = False,
     keep_directions: Annotated[

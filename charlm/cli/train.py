@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -14,7 +15,6 @@ import typer
 from charlm import checkpoint as ckpt_io
 from charlm import distributed
 from charlm.cli.common import (
-    DeviceOpt,
     QuietOpt,
     SeedOpt,
     ThreadsOpt,
@@ -33,10 +33,61 @@ from charlm.presets import DESCRIPTIONS
 from charlm.runlock import run_lock
 from charlm.runsetup import choose_run_dir, describe, new_trainer, resume_trainer
 from charlm.runtime import set_threads
-from charlm.settings import FIELDS, resolve_config, schedule_bound
+from charlm.settings import (
+    FIELDS,
+    TOKENIZER_OPTIONS,
+    check_tokenizer_options,
+    flag,
+    resolve_config,
+    schedule_bound,
+)
 from charlm.train import Trainer
 
 _PRESET_HELP = "; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items())
+DEFAULT_PRESET = "small"
+# Not settings of the model or its training: where it runs, and where data is read.
+_NOT_IN_PRESET_HELP = ("device", "threads", "encoding", "token_cache", "amp")
+
+
+def preset_settings(name: str) -> str:
+    """What a preset sets, as the options that would set it: '--model lstm --layers 1 ...'."""
+    config, _ = resolve_config(name, {})
+    parts = []
+    for option, (section, field) in FIELDS.items():
+        value = getattr(getattr(config, section), field)
+        skip = option in _NOT_IN_PRESET_HELP or option in TOKENIZER_OPTIONS  # not char's
+        if skip or value is None or value is False:
+            continue
+        if value is True:
+            parts.append(flag(option))
+        elif option == "max_time":
+            parts.append(f"{flag(option)} {_duration(value)}")
+        else:
+            parts.append(
+                f"{flag(option)} {value:g}"
+                if isinstance(value, float)
+                else f"{flag(option)} {value}"
+            )
+    return " ".join(parts)
+
+
+def _duration(seconds: float) -> str:
+    """600 -> '10m', 5400 -> '1h30m', 45 -> '45s': as --max-time takes it."""
+    s = round(seconds)
+    h, m, sec = s // 3600, s % 3600 // 60, s % 60
+    return "".join(f"{n}{unit}" for n, unit in ((h, "h"), (m, "m"), (sec, "s")) if n) or "0s"
+
+
+# The epilog of `charlm train --help`: the options left out take the default preset's values,
+# which the options' own help cannot show (each defaults to "the preset's"). Wrapped here, and
+# marked (\b) for Click to keep as it is: its own wrapping splits flags at their hyphens.
+EPILOG = "\b\n" + textwrap.fill(
+    f"Options left out take the preset's values. The default preset, {DEFAULT_PRESET}, "
+    f"sets: {preset_settings(DEFAULT_PRESET)}.",
+    width=76,
+    break_on_hyphens=False,
+    break_long_words=False,
+)
 
 
 @contextmanager
@@ -65,7 +116,9 @@ def train(
         typer.Argument(help="Text file to train on, or - for stdin.", show_default=False),
     ] = None,
     *,
-    preset: Annotated[str, typer.Option(help=f"Settings bundle. {_PRESET_HELP}.")] = "small",
+    preset: Annotated[
+        str, typer.Option(metavar="NAME", help=f"Settings bundle. {_PRESET_HELP}.")
+    ] = DEFAULT_PRESET,
     model: Annotated[str | None, typer.Option(help="lstm, gru or rnn (Elman, tanh).")] = None,
     layers: Annotated[int | None, typer.Option(help="Stacked recurrent layers.")] = None,
     hidden_size: Annotated[int | None, typer.Option(help="Units per layer.")] = None,
@@ -107,7 +160,13 @@ def train(
         int | None, typer.Option(help="Characters sampled into samples.txt per evaluation.")
     ] = None,
     seed: SeedOpt = None,
-    device: DeviceOpt = "auto",
+    device: Annotated[
+        str,
+        typer.Option(
+            metavar="DEVICE",
+            help="auto (CUDA when present), cpu or cuda; --resume keeps the run's unless given.",
+        ),
+    ] = "auto",
     threads: ThreadsOpt = None,
     amp: Annotated[
         str | None, typer.Option(help="CUDA mixed precision: bf16, fp16 (loss-scaled) or off.")
@@ -167,6 +226,8 @@ def _start(
     quiet: bool,
 ) -> tuple[Trainer, list[str]]:
     config, notes = resolve_config(preset, given)
+    if init_from is None:  # a fine-tune's tokenizer is the source's, checked by new_trainer
+        check_tokenizer_options(config.data.tokenizer, given)
     corpus = read_corpus(source, config.data.encoding)
     run_dir = choose_run_dir(out, corpus.name, config.model.model, force)
     trainer, warnings = new_trainer(config, corpus, run_dir, seed, init_from)
