@@ -14,6 +14,7 @@ from rich.table import Table
 from charlm.cli.common import (
     PLAIN_HELP,
     DeviceOpt,
+    EncodingOpt,
     JsonOpt,
     QuietOpt,
     ThreadsOpt,
@@ -87,6 +88,7 @@ def gradients(
     width: Annotated[int, typer.Option(min=200, help="Plot width in pixels.")] = 900,
     height: Annotated[int, typer.Option(min=150, help="Plot height in pixels.")] = 560,
     json_out: JsonOpt = False,
+    encoding: EncodingOpt = "utf-8",
     device: DeviceOpt = "auto",
     threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
@@ -106,7 +108,7 @@ def gradients(
         check_seed(seed)
         set_threads(threads)
         models = [load_checkpoint(c, device, quiet) for c in (checkpoints or [None])]
-        text, source = _text(file, models[0])
+        text, source = _text(file, encoding, models[0])
         ids = _ids(models[0].tokenizer, text, quiet)
         check_length(len(ids), cfg)  # before minutes of measuring, not after
         flows = [
@@ -149,10 +151,10 @@ def _compare(compare: str) -> list[str]:
     return kinds
 
 
-def _text(file: str | None, lm: LoadedModel) -> tuple[str, str]:
+def _text(file: str | None, encoding: str, lm: LoadedModel) -> tuple[str, str]:
     """(text, its name): --file, else the validation split of the run's corpus."""
     if file is not None:
-        return read_text(file), ("stdin" if file == "-" else Path(file).name)
+        return read_text(file, encoding), ("stdin" if file == "-" else Path(file).name)
     corpus = str(lm.state.get("corpus", ""))
     if corpus in ("", "-") or not Path(corpus).is_file():
         where = "stdin" if corpus == "-" else (corpus or "an unrecorded corpus")
