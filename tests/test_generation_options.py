@@ -140,3 +140,13 @@ def test_ctrl_c_during_sample_says_interrupted_on_a_line_of_its_own(trained_run:
         os.close(leader)
     lines = seen.decode("utf-8", "replace").replace("\r\n", "\n").split("\n")
     assert "charlm: interrupted" in lines, lines[-3:]
+
+
+def test_evaluate_table_shows_file_names_with_brackets_and_colons(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    odd = tmp_path / "[b]:x:.txt"
+    odd.write_text("All:\nSpeak, speak.\n", encoding="utf-8")
+    r = run("evaluate", str(trained_run), str(odd))
+    assert r.exit_code == 0, r.output
+    assert "[b]:x:.txt" in r.stderr

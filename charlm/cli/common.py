@@ -19,8 +19,14 @@ from charlm.errors import CharlmError, ConfigError, InputError, cannot_write
 from charlm.inference import GENERATION_DEVICE, LoadedModel, load_model
 
 # Everything but data goes to stderr; markup and emoji codes off so text in [brackets] or
-# like :x: (file names, model output) prints as it is.
-err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+# like :x: (file names, model output, table cells) prints as it is.
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False, markup=False)
+
+
+def wide_err(width: int) -> Console:
+    """A stderr console of a given width (a log file has none), as plain as ``err``."""
+    return Console(stderr=True, highlight=False, width=width, emoji=False, markup=False)
+
 
 # Help screens in Click's plain two-column layout rather than Rich's panels: at 80 columns the
 # panels squeezed each help text into 20 columns, showed <bool> for flags and read "[default:

@@ -30,6 +30,7 @@ from charlm.cli.common import (
     load_checkpoint,
     split_checkpoint,
     user_errors,
+    wide_err,
     write_json,
 )
 from charlm.config import ConfigError
@@ -175,7 +176,7 @@ def _console_for(names: list[str]) -> Console:
     if err.is_terminal:
         return err
     width = max(80, 84 + max(len(n) for n in names))
-    return Console(stderr=True, highlight=False, width=width)
+    return wide_err(width)
 
 
 def _table(scores: list[TextScore], total: TextScore, kind: str) -> Table:

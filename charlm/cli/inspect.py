@@ -8,7 +8,6 @@ from typing import Annotated
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from charlm.cli.common import (
@@ -22,6 +21,7 @@ from charlm.cli.common import (
     info,
     load_checkpoint,
     user_errors,
+    wide_err,
     write_json,
 )
 from charlm.config import MODELS, ConfigError, check_seed
@@ -208,7 +208,7 @@ def _figure(v: float) -> str:
 
 def _print_table(table: Table) -> None:
     # A log file has no width: make it wide enough that no figure is cut.
-    console = err if err.is_terminal else Console(stderr=True, highlight=False, width=160)
+    console = err if err.is_terminal else wide_err(160)
     console.print(table)
 
 
