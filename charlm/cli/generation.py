@@ -156,6 +156,7 @@ def _line_after_interrupt(data: DataOut) -> Iterator[None]:
         yield
     except KeyboardInterrupt:
         if not data.ends_line and shares_terminal(data.file, sys.stderr):
+            data.flush()  # the line's end, then the newline: not the newline mid-text
             err.file.write("\n")
         raise
 
