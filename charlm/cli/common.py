@@ -136,6 +136,7 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on 
 CheckpointArg = Annotated[
     str | None,
     typer.Argument(
+        metavar="CHECKPOINT",
         help="Checkpoint file or run directory [default: the newest best checkpoint under "
         "./checkpoints].",
         show_default=False,

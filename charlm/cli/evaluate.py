@@ -48,15 +48,19 @@ def evaluate(
     *,
     batch_size: Annotated[
         int | None,
-        typer.Option(min=1, help="Parallel stripes [default: the run's eval batch size]."),
+        typer.Option(
+            metavar="N", min=1, help="Parallel stripes [default: the run's eval batch size]."
+        ),
     ] = None,
     bptt: Annotated[
-        int | None, typer.Option(min=1, help="Steps per window [default: the run's bptt].")
+        int | None,
+        typer.Option(metavar="N", min=1, help="Steps per window [default: the run's bptt]."),
     ] = None,
-    encoding: Annotated[str, typer.Option(help="Encoding of the files.")] = "utf-8",
+    encoding: Annotated[str, typer.Option(metavar="NAME", help="Encoding of the files.")] = "utf-8",
     baseline: Annotated[
         str | None,
         typer.Option(
+            metavar="ngram:N",
             help="Also score with an n-gram model fitted on the run's training split: "
             "ngram:N (order 1..20) or ngram:best (order chosen on the validation split).",
             show_default=False,
@@ -65,6 +69,7 @@ def evaluate(
     corpus: Annotated[
         str | None,
         typer.Option(
+            metavar="PATH",
             help="The run's training corpus, for --baseline (default: the path the run recorded).",
             show_default=False,
         ),

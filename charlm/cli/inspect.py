@@ -58,35 +58,47 @@ def gradients(
     file: Annotated[
         str | None,
         typer.Option(
-            "--file", help="Text to measure on; - reads stdin [default: the run's validation text]."
+            "--file",
+            metavar="PATH",
+            help="Text to measure on; - reads stdin [default: the run's validation text].",
         ),
     ] = None,
-    max_lag: Annotated[int, typer.Option(min=0, help="Largest lag K: lags 0..K.")] = (
+    max_lag: Annotated[int, typer.Option(metavar="K", min=0, help="Largest lag K: lags 0..K.")] = (
         FlowConfig.max_lag
     ),
-    positions: Annotated[int, typer.Option(min=1, help="Text positions averaged over.")] = (
-        FlowConfig.positions
-    ),
+    positions: Annotated[
+        int, typer.Option(metavar="N", min=1, help="Text positions averaged over.")
+    ] = (FlowConfig.positions),
     carry_in: Annotated[
-        int, typer.Option(min=0, help="Tokens read before each window to warm the state.")
+        int,
+        typer.Option(metavar="N", min=0, help="Tokens read before each window to warm the state."),
     ] = FlowConfig.carry_in,
     compare: Annotated[
         str,
         typer.Option(
-            help="Fresh models of the same size beside it: a list of rnn,gru,lstm or none."
+            metavar="MODELS",
+            help="Fresh models of the same size beside it: a list of rnn,gru,lstm or none.",
         ),
     ] = "rnn,gru,lstm",
     init_scale: Annotated[
-        float, typer.Option(help="Multiply the fresh models' recurrent weights (explode past 1).")
+        float,
+        typer.Option(
+            metavar="X", help="Multiply the fresh models' recurrent weights (explode past 1)."
+        ),
     ] = 1.0,
     seed: Annotated[
-        int, typer.Option(help="Seed for the positions and the fresh models.")
+        int, typer.Option(metavar="N", help="Seed for the positions and the fresh models.")
     ] = FlowConfig.seed,
     output: Annotated[
-        str | None, typer.Option("--output", "-o", help="Write the plot (.png or .svg).")
+        str | None,
+        typer.Option("--output", "-o", metavar="PATH", help="Write the plot (.png or .svg)."),
     ] = None,
-    width: Annotated[int, typer.Option(min=200, help="Plot width in pixels.")] = 900,
-    height: Annotated[int, typer.Option(min=150, help="Plot height in pixels.")] = 560,
+    width: Annotated[
+        int, typer.Option(metavar="PIXELS", min=200, help="Plot width in pixels.")
+    ] = 900,
+    height: Annotated[
+        int, typer.Option(metavar="PIXELS", min=150, help="Plot height in pixels.")
+    ] = 560,
     json_out: JsonOpt = False,
     encoding: EncodingOpt = "utf-8",
     device: DeviceOpt = "auto",

@@ -36,9 +36,9 @@ def _tunes_text(source: str) -> str:
 def render(
     source: SourceArg = "-",
     *,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the files.")] = Path(
-        "tunes"
-    ),
+    out: Annotated[
+        Path, typer.Option("--out", "-o", metavar="DIR", help="Directory for the files.")
+    ] = Path("tunes"),
     wav: Annotated[
         bool, typer.Option("--wav", help="Also audio (FluidSynth, General MIDI).")
     ] = False,
@@ -46,7 +46,10 @@ def render(
         bool, typer.Option("--musicxml", help="Also MusicXML, for notation.")
     ] = False,
     soundfont: Annotated[
-        Path | None, typer.Option(help="A .sf2 soundfont for --wav [default: Debian's GM font].")
+        Path | None,
+        typer.Option(
+            metavar="PATH", help="A .sf2 soundfont for --wav [default: Debian's GM font]."
+        ),
     ] = None,
     quiet: QuietOpt = False,
 ) -> None:

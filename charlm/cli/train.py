@@ -113,51 +113,101 @@ def graceful_stop(trainer: Trainer) -> Iterator[None]:
 def train(
     corpus: Annotated[
         str | None,
-        typer.Argument(help="Text file to train on, or - for stdin.", show_default=False),
+        typer.Argument(
+            metavar="CORPUS", help="Text file to train on, or - for stdin.", show_default=False
+        ),
     ] = None,
     *,
     preset: Annotated[
         str, typer.Option(metavar="NAME", help=f"Settings bundle. {_PRESET_HELP}.")
     ] = DEFAULT_PRESET,
-    model: Annotated[str | None, typer.Option(help="lstm, gru or rnn (Elman, tanh).")] = None,
-    layers: Annotated[int | None, typer.Option(help="Stacked recurrent layers.")] = None,
-    hidden_size: Annotated[int | None, typer.Option(help="Units per layer.")] = None,
-    embed_size: Annotated[int | None, typer.Option(help="Embedding width.")] = None,
-    dropout: Annotated[float | None, typer.Option(help="Dropout between layers.")] = None,
+    model: Annotated[
+        str | None, typer.Option(metavar="MODEL", help="lstm, gru or rnn (Elman, tanh).")
+    ] = None,
+    layers: Annotated[
+        int | None, typer.Option(metavar="N", help="Stacked recurrent layers.")
+    ] = None,
+    hidden_size: Annotated[int | None, typer.Option(metavar="N", help="Units per layer.")] = None,
+    embed_size: Annotated[int | None, typer.Option(metavar="N", help="Embedding width.")] = None,
+    dropout: Annotated[
+        float | None, typer.Option(metavar="P", help="Dropout between layers.")
+    ] = None,
     tie_weights: Annotated[
         bool | None, typer.Option("--tie-weights/--no-tie-weights", help="Share in/out matrices.")
     ] = None,
-    tokenizer: Annotated[str | None, typer.Option(help="char, word or sentencepiece.")] = None,
-    encoding: Annotated[str | None, typer.Option(help="Corpus encoding [default: utf-8].")] = None,
-    val_frac: Annotated[float | None, typer.Option(help="Validation share, from the end.")] = None,
-    test_frac: Annotated[float | None, typer.Option(help="Test share, before validation.")] = None,
-    min_freq: Annotated[int | None, typer.Option(help="word: rarer words become <unk>.")] = None,
-    max_vocab: Annotated[int | None, typer.Option(help="word: keep the most frequent.")] = None,
-    vocab_size: Annotated[int | None, typer.Option(help="sentencepiece vocabulary.")] = None,
-    sp_model: Annotated[str | None, typer.Option(help="sentencepiece: bpe or unigram.")] = None,
+    tokenizer: Annotated[
+        str | None, typer.Option(metavar="KIND", help="char, word or sentencepiece.")
+    ] = None,
+    encoding: Annotated[
+        str | None, typer.Option(metavar="NAME", help="Corpus encoding [default: utf-8].")
+    ] = None,
+    val_frac: Annotated[
+        float | None, typer.Option(metavar="F", help="Validation share, from the end.")
+    ] = None,
+    test_frac: Annotated[
+        float | None, typer.Option(metavar="F", help="Test share, before validation.")
+    ] = None,
+    min_freq: Annotated[
+        int | None, typer.Option(metavar="N", help="word: rarer words become <unk>.")
+    ] = None,
+    max_vocab: Annotated[
+        int | None, typer.Option(metavar="N", help="word: keep the most frequent.")
+    ] = None,
+    vocab_size: Annotated[
+        int | None, typer.Option(metavar="N", help="sentencepiece vocabulary.")
+    ] = None,
+    sp_model: Annotated[
+        str | None, typer.Option(metavar="KIND", help="sentencepiece: bpe or unigram.")
+    ] = None,
     token_cache: Annotated[
         str | None,
-        typer.Option(help="auto (files over 64 MB), always or never: stream into a token file."),
+        typer.Option(
+            metavar="WHEN",
+            help="auto (files over 64 MB), always or never: stream into a token file.",
+        ),
     ] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Parallel stripes of the corpus.")] = None,
-    bptt: Annotated[int | None, typer.Option(help="Steps per truncated-BPTT window.")] = None,
-    optimizer: Annotated[str | None, typer.Option(help="adamw or sgd.")] = None,
-    lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
-    weight_decay: Annotated[float | None, typer.Option(help="Decoupled weight decay.")] = None,
-    schedule: Annotated[str | None, typer.Option(help="cosine or constant.")] = None,
-    warmup_steps: Annotated[int | None, typer.Option(help="Linear warm-up steps.")] = None,
-    grad_clip: Annotated[float | None, typer.Option(help="Global-norm clip; 0 = off.")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Passes over the training split.")] = None,
-    max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(metavar="N", help="Parallel stripes of the corpus.")
+    ] = None,
+    bptt: Annotated[
+        int | None, typer.Option(metavar="N", help="Steps per truncated-BPTT window.")
+    ] = None,
+    optimizer: Annotated[str | None, typer.Option(metavar="NAME", help="adamw or sgd.")] = None,
+    lr: Annotated[float | None, typer.Option(metavar="LR", help="Peak learning rate.")] = None,
+    weight_decay: Annotated[
+        float | None, typer.Option(metavar="X", help="Decoupled weight decay.")
+    ] = None,
+    schedule: Annotated[
+        str | None, typer.Option(metavar="NAME", help="cosine or constant.")
+    ] = None,
+    warmup_steps: Annotated[
+        int | None, typer.Option(metavar="N", help="Linear warm-up steps.")
+    ] = None,
+    grad_clip: Annotated[
+        float | None, typer.Option(metavar="NORM", help="Global-norm clip; 0 = off.")
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(metavar="N", help="Passes over the training split.")
+    ] = None,
+    max_steps: Annotated[
+        int | None, typer.Option(metavar="N", help="Stop after this many steps.")
+    ] = None,
     max_time: Annotated[
-        str | None, typer.Option(help="Stop after this long: 90s, 10m, 1h30m; 'none' for no limit.")
+        str | None,
+        typer.Option(
+            metavar="TIME", help="Stop after this long: 90s, 10m, 1h30m; 'none' for no limit."
+        ),
     ] = None,
-    eval_every: Annotated[int | None, typer.Option(help="Steps between evaluations.")] = None,
+    eval_every: Annotated[
+        int | None, typer.Option(metavar="N", help="Steps between evaluations.")
+    ] = None,
     patience: Annotated[
-        int | None, typer.Option(help="Stop after this many evaluations without improvement.")
+        int | None,
+        typer.Option(metavar="N", help="Stop after this many evaluations without improvement."),
     ] = None,
     sample_length: Annotated[
-        int | None, typer.Option(help="Characters sampled into samples.txt per evaluation.")
+        int | None,
+        typer.Option(metavar="N", help="Characters sampled into samples.txt per evaluation."),
     ] = None,
     seed: SeedOpt = None,
     device: Annotated[
@@ -169,20 +219,28 @@ def train(
     ] = "auto",
     threads: ThreadsOpt = None,
     amp: Annotated[
-        str | None, typer.Option(help="CUDA mixed precision: bf16, fp16 (loss-scaled) or off.")
+        str | None,
+        typer.Option(metavar="MODE", help="CUDA mixed precision: bf16, fp16 (loss-scaled) or off."),
     ] = None,
     nproc: Annotated[
-        int, typer.Option(min=1, help="Data-parallel processes on this machine (via torchrun).")
+        int,
+        typer.Option(
+            metavar="N", min=1, help="Data-parallel processes on this machine (via torchrun)."
+        ),
     ] = 1,
     out: Annotated[
-        str | None, typer.Option("--out", "-o", help="Run directory [default: checkpoints/NAME].")
+        str | None,
+        typer.Option(
+            "--out", "-o", metavar="DIR", help="Run directory [default: checkpoints/NAME]."
+        ),
     ] = None,
     force: Annotated[bool, typer.Option(help="Overwrite the run in --out.")] = False,
     resume: Annotated[
-        Path | None, typer.Option(help="Continue the run in this directory exactly.")
+        Path | None, typer.Option(metavar="DIR", help="Continue the run in this directory exactly.")
     ] = None,
     init_from: Annotated[
-        str | None, typer.Option(help="Start a new run from this checkpoint's weights.")
+        str | None,
+        typer.Option(metavar="CHECKPOINT", help="Start a new run from this checkpoint's weights."),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option(help="Print the resolved config and sizes as JSON, then exit.")
