@@ -154,7 +154,8 @@ def prepare(config: RunConfig, text: str | Corpus, tokenizer: Tokenizer | None =
     if isinstance(text, Corpus):
         streamed = text.one_file is not None and dc.token_cache != "never"
         if streamed and (text.text is None or dc.token_cache == "always"):
-            return _prepare_streamed(config, text, tokenizer)
+            prep = _prepare_streamed(config, text, tokenizer)
+            return _with_size_note(prep, dc) if tokenizer is None else prep
         text = text.full_text()
     warnings: list[str] = []
     train_text, test_text, val_text = split_text(text, dc.val_frac, dc.test_frac)
@@ -169,7 +170,19 @@ def prepare(config: RunConfig, text: str | Corpus, tokenizer: Tokenizer | None =
             )
     splits = Splits(*(tokenizer.encode(t) for t in (train_text, val_text, test_text)))
     first, last = tokenizer.spelled_span(val_text)
-    return Prepared(tokenizer, splits, last - first, warnings)
+    return _with_size_note(Prepared(tokenizer, splits, last - first, warnings), dc)
+
+
+def _with_size_note(prep: Prepared, dc: DataConfig) -> Prepared:
+    """Say when sentencepiece made fewer pieces than --vocab-size asked for: a small corpus
+    supports only so many, and it stops there (`--vocab-size 50000` gave 389 on one)."""
+    made = prep.tokenizer.vocab_size
+    if dc.tokenizer == "sentencepiece" and made < dc.vocab_size:
+        prep.warnings.append(
+            f"--vocab-size {dc.vocab_size}: this corpus supports only {made} sentencepiece "
+            f"pieces, so the vocabulary has {made}"
+        )
+    return prep
 
 
 def _prepare_streamed(config: RunConfig, corpus: Corpus, tokenizer: Tokenizer | None) -> Prepared:

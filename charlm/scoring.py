@@ -16,6 +16,7 @@ import torch
 
 from charlm.config import TrainConfig
 from charlm.data import eval_windows
+from charlm.generate import start_context
 from charlm.model import RNNLM, detach_hidden
 from charlm.stepping import run_prime
 from charlm.textio import InputError
@@ -188,6 +189,16 @@ def token_report(model: RNNLM, tokenizer: Tokenizer, text: str, top: int = 5) ->
 
     next_cands: list[dict[str, Any]] = []
     run_prime(model, ids, on_chunk=collect)
+    # The first token from the cold start `charlm sample` uses (the start context); it is
+    # left out of the totals below, which count what evaluate counts: every token after
+    # the first, each given the ones before it.
+    cold = torch.as_tensor(run_prime(model, start_context(tokenizer))[0])
+    rows[0]["log_prob"] = float(cold[rows[0]["id"]])
+    best = cold.topk(k)
+    rows[0]["top"] = [
+        _candidate(tokenizer, int(j), float(v))
+        for v, j in zip(best.values, best.indices, strict=True)
+    ]
     nats = -sum(r["log_prob"] for r in rows[1:])
     first, last = tokenizer.spelled_span(text)
     score = Score(nats, len(rows) - 1, last - first)

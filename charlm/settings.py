@@ -56,6 +56,30 @@ RESUME_PLACES = ("device", "threads")
 NO_LIMIT = ("none", "off")  # what --max-time takes for "no time limit"
 
 
+# Options that only one tokenizer reads, and which one.
+TOKENIZER_OPTIONS = {
+    "min_freq": "word",
+    "max_vocab": "word",
+    "vocab_size": "sentencepiece",
+    "sp_model": "sentencepiece",
+}
+
+
+def check_tokenizer_options(tokenizer: str, given: dict[str, Any]) -> None:
+    """Refuse an option meant for another tokenizer.
+
+    Refused rather than warned: the run would otherwise train for minutes on a vocabulary the
+    user did not ask for (--min-freq 5 with characters keeps every character), and the fix is
+    one word on the command line.
+    """
+    for option, kind in TOKENIZER_OPTIONS.items():
+        if option in given and kind != tokenizer:
+            raise ConfigError(
+                f"{flag(option)} applies to --tokenizer {kind} only, and this run uses "
+                f"{tokenizer}: drop {flag(option)} or add --tokenizer {kind}"
+            )
+
+
 def flag(option: str) -> str:
     return "--" + option.replace("_", "-")
 

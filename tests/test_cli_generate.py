@@ -9,11 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from rich.console import Console
 from typer.testing import CliRunner
 
 from charlm.cli import app
 from charlm.cli import generation as cli_generation
+from charlm.inference import load_model
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -117,12 +119,24 @@ def test_prime_json_gives_per_token_log_probs(trained_run: Path) -> None:
     doc = json.loads(r.stdout)
     tokens = doc["tokens"]
     assert "".join(t["token"] for t in tokens) == "Speak, speak."
-    assert tokens[0]["log_prob"] is None
-    assert all(t["log_prob"] <= 0 and len(t["top"]) == 3 for t in tokens[1:])
-    for t in tokens[1:]:  # the candidates are the most likely: none beats them
+    assert all(t["log_prob"] <= 0 and len(t["top"]) == 3 for t in tokens)
+    for t in tokens:  # the candidates are the most likely: none beats them
         assert t["top"][0]["log_prob"] >= t["log_prob"] - 1e-6
     assert len(doc["next"]) == 3
+    # The totals count what evaluate counts: every token after the first.
     assert doc["nats"] == pytest.approx(-sum(t["log_prob"] for t in tokens[1:]))
+
+
+def test_prime_json_scores_the_first_token_from_samples_cold_start(trained_run: Path) -> None:
+    """The first token is scored as `sample` would draw it: after a newline, from zero state."""
+    doc = json.loads(run("prime", str(trained_run), "Speak", "--json").stdout)
+    lm = load_model(trained_run)
+    newline = torch.as_tensor(lm.tokenizer.encode("\n"), dtype=torch.long)[None]
+    with torch.no_grad():
+        log_probs, _ = lm.model.log_probs(newline, None)
+    expected = float(log_probs[0, -1, lm.tokenizer.encode("S")[0]])
+    assert doc["tokens"][0]["log_prob"] == pytest.approx(expected, abs=1e-5)
+    assert doc["tokens"][0]["top"][0]["log_prob"] == pytest.approx(float(log_probs[0, -1].max()))
 
 
 def test_bad_options_are_one_line_errors(trained_run: Path) -> None:

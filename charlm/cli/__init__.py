@@ -18,7 +18,7 @@ from charlm.cli import prepare as _prepare
 from charlm.cli import prime as _prime
 from charlm.cli import sample as _sample
 from charlm.cli import train as _train
-from charlm.cli.common import error
+from charlm.cli.common import HELP_CONTEXT, PLAIN_HELP, error
 from charlm.cli.usage import UsageFailure, usage_line
 
 
@@ -48,13 +48,17 @@ class _OneLineUsageErrors(TyperGroup):
         sys.exit(result if isinstance(result, int) else 0)
 
 
+_HELP = "Character- and word-level recurrent language models, from corpus to samples."
+
 app = typer.Typer(
     cls=_OneLineUsageErrors,
     name="charlm",
-    help="Character- and word-level recurrent language models: train, sample, prime, evaluate.",
+    help=_HELP,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=PLAIN_HELP,
+    context_settings=HELP_CONTEXT,
 )
 
 
@@ -70,17 +74,20 @@ def _root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
 ) -> None:
-    """Character- and word-level recurrent language models: train, sample, prime, evaluate."""
+    """Character- and word-level recurrent language models, from corpus to samples."""
 
 
-app.command("train")(_train.train)
-app.command("sample")(_sample.sample)
-app.command("prime")(_prime.prime)
-app.command("evaluate")(_evaluate.evaluate)
-app.command("prepare")(_prepare.prepare)
-app.command("plot")(_plot.plot)
-app.add_typer(_inspect.app, name="inspect")
-app.add_typer(_music.app, name="music")
+# One line each in `charlm --help` (Click cuts a longer docstring with "..." at 80 columns).
+app.command("train", short_help="Train a model on a text file.", epilog=_train.EPILOG)(_train.train)
+app.command("sample", short_help="Generate text from a trained model.")(_sample.sample)
+app.command("prime", short_help="Continue a given text in the model's style.")(_prime.prime)
+app.command("evaluate", short_help="Score texts: bits per character, perplexity.")(
+    _evaluate.evaluate
+)
+app.command("prepare", short_help="Clean raw text into a training corpus.")(_prepare.prepare)
+app.command("plot", short_help="Plot the learning curves of runs.")(_plot.plot)
+app.add_typer(_inspect.app, name="inspect", short_help="Look inside trained models.")
+app.add_typer(_music.app, name="music", short_help="Check and render ABC folk tunes.")
 
 
 def main() -> None:

@@ -19,9 +19,23 @@ from charlm.cli.stderr import DroppingStderr
 from charlm.errors import CharlmError, ConfigError, InputError, cannot_write
 from charlm.inference import GENERATION_DEVICE, LoadedModel, load_model
 
-# Everything but data goes to stderr; markup off so text in [brackets] prints as it is.
-# A stderr whose reader went away (`2>&1 | head`) is dropped, not fatal: see cli/stderr.py.
-err = Console(file=DroppingStderr(), highlight=False, soft_wrap=True)
+# Everything but data goes to stderr; markup and emoji codes off so text in [brackets] or
+# like :x: (file names, model output, table cells) prints as it is. A stderr whose reader
+# went away (`2>&1 | head`) is dropped, not fatal: see cli/stderr.py.
+err = Console(file=DroppingStderr(), highlight=False, soft_wrap=True, emoji=False, markup=False)
+
+
+def wide_err(width: int) -> Console:
+    """A stderr console of a given width (a log file has none), as plain as ``err``."""
+    return Console(file=err.file, highlight=False, width=width, emoji=False, markup=False)
+
+
+# Help screens in Click's plain two-column layout rather than Rich's panels: at 80 columns the
+# panels squeezed each help text into 20 columns, showed <bool> for flags and read "[default:
+# all cores but one]" in a help text as markup and dropped it.
+PLAIN_HELP = None
+# -h as well as --help, on every command (Click passes it down to subcommands).
+HELP_CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 
 def error(message: str) -> None:
@@ -37,6 +51,12 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 def info(message: str) -> None:
     err.print(message, markup=False)
+
+
+def warn(warnings: list[str], quiet: bool = False) -> None:
+    """Each as a `warning:` line on stderr, unless --quiet."""
+    for w in [] if quiet else warnings:
+        info(f"warning: {w}")
 
 
 @contextmanager
@@ -69,20 +89,47 @@ def is_out_of_memory(e: BaseException) -> bool:
     )
 
 
+def given_options(ctx: typer.Context) -> set[str]:
+    """The parameters the user typed (not left at their defaults), by Python name."""
+    return {
+        name
+        for name in ctx.params
+        if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") != "DEFAULT"
+    }
+
+
+def shares_terminal(a: Any, b: Any) -> bool:
+    """Whether two streams write to the same terminal (so their lines interleave)."""
+    try:
+        if not (a.isatty() and b.isatty()):
+            return False
+        return os.fstat(a.fileno()).st_rdev == os.fstat(b.fileno()).st_rdev
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
 def stderr_is_terminal() -> bool:
     return sys.stderr is not None and sys.stderr.isatty()
 
 
 SeedOpt = Annotated[
-    int | None, typer.Option("--seed", help="Random seed; a random one is chosen and recorded.")
+    int | None,
+    typer.Option("--seed", metavar="N", help="Random seed; a random one is chosen and recorded."),
 ]
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu or cuda.")]
+DeviceOpt = Annotated[
+    str, typer.Option("--device", metavar="DEVICE", help="auto (CUDA when present), cpu or cuda.")
+]
 # sample and prime: the default is charlm.inference.GENERATION_DEVICE, whose comment says why.
 GenerationDeviceOpt = Annotated[
-    str, typer.Option("--device", help="cpu, auto (CUDA when present) or cuda.")
+    str,
+    typer.Option("--device", metavar="DEVICE", help="cpu, auto (CUDA when present) or cuda."),
 ]
 ThreadsOpt = Annotated[
-    int | None, typer.Option("--threads", min=1, help="CPU threads [default: all cores but one].")
+    int | None,
+    typer.Option("--threads", min=1, metavar="N", help="CPU threads [default: all cores but one]."),
+]
+EncodingOpt = Annotated[
+    str, typer.Option("--encoding", metavar="NAME", help="Encoding of text files read.")
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on stderr.")]
 
@@ -91,6 +138,7 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on 
 CheckpointArg = Annotated[
     str | None,
     typer.Argument(
+        metavar="CHECKPOINT",
         help="Checkpoint file or run directory [default: the newest best checkpoint under "
         "./checkpoints].",
         show_default=False,
@@ -108,32 +156,52 @@ def checkpoint_then(metavar: str, what: str) -> Any:
 
 
 LengthOpt = Annotated[
-    int, typer.Option("--length", "-n", min=0, help="New tokens per sample (characters).")
+    int,
+    typer.Option(
+        "--length",
+        "-n",
+        min=0,
+        metavar="N",
+        help="New tokens per sample: characters for a character model, else words or pieces.",
+    ),
 ]
 NumSamplesOpt = Annotated[
-    int, typer.Option("--num-samples", "-k", min=1, help="Samples, generated as one batch.")
+    int,
+    typer.Option(
+        "--num-samples", "-k", min=1, metavar="K", help="Samples, generated as one batch."
+    ),
 ]
 SeparatorOpt = Annotated[
-    str, typer.Option(help="Written between samples; escapes like \\n are understood.")
+    str,
+    typer.Option(metavar="TEXT", help="Written between samples; escapes like \\n are understood."),
 ]
 TemperatureOpt = Annotated[
     float,
     typer.Option(
-        "--temperature", "-t", help="Logits are divided by T (> 0): lower is safer, higher wilder."
+        "--temperature",
+        "-t",
+        metavar="T",
+        help="Logits are divided by T (> 0): lower is safer, higher wilder.",
     ),
 ]
 GreedyOpt = Annotated[bool, typer.Option("--greedy", help="Always take the most likely token.")]
 TopKOpt = Annotated[
-    int | None, typer.Option("--top-k", min=1, help="Sample only from the k most likely tokens.")
+    int | None,
+    typer.Option("--top-k", min=1, metavar="K", help="Sample only from the k most likely tokens."),
 ]
 TopPOpt = Annotated[
     float | None,
-    typer.Option("--top-p", help="Sample from the most likely tokens holding this probability."),
+    typer.Option(
+        "--top-p",
+        metavar="P",
+        help="Sample from the most likely tokens holding this probability.",
+    ),
 ]
 BiasOpt = Annotated[
     float,
     typer.Option(
         "--bias",
+        metavar="B",
         help="Graves' biased sampling (B >= 0): p ~ exp((1 + B) * logit), the same as "
         "temperature 1/(1+B). 0 samples the model; larger B reads easier, varies less.",
     ),
@@ -152,10 +220,28 @@ ShowPrimeOpt = Annotated[
 UnknownOpt = Annotated[
     str,
     typer.Option(
-        "--unknown", help="Prime characters the model never saw: error (stop) or skip (drop)."
+        "--unknown",
+        metavar="MODE",
+        help="Prime characters the model never saw: error (stop) or skip (drop).",
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+# The prime's file is `--prime-file` (-f) in both sample and prime; `--file`, prime's old name,
+# is taken too (hidden), so scripts and habits from either command work in the other.
+PrimeFileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--prime-file", "-f", metavar="PATH", help="Continue the text of this file; - is stdin."
+    ),
+]
+PrimeFileAliasOpt = Annotated[str | None, typer.Option("--file", hidden=True)]
+
+
+def prime_file_of(prime_file: str | None, alias: str | None) -> str | None:
+    """--prime-file, or --file (the same option under prime's old name)."""
+    if prime_file is not None and alias is not None:
+        raise InputError("--file and --prime-file name the same thing: give one")
+    return prime_file if prime_file is not None else alias
 
 
 def unescape(text: str) -> str:
@@ -205,11 +291,13 @@ class DataOut:
         self.file = sys.stdout
         self.every = every
         self._last = time.monotonic()
+        self.ends_line = True  # nothing written, or the last text ended with a newline
 
     def write(self, text: str) -> None:
         if not text:
             return
         self.file.write(text)
+        self.ends_line = text.endswith("\n")
         if time.monotonic() - self._last >= self.every:
             self.flush()
 

@@ -30,6 +30,7 @@ from charlm.cli.common import (
     load_checkpoint,
     split_checkpoint,
     user_errors,
+    wide_err,
     write_json,
 )
 from charlm.cli.progress import ScoringProgress
@@ -58,15 +59,19 @@ def evaluate(
     ] = None,
     batch_size: Annotated[
         int | None,
-        typer.Option(min=1, help="Parallel stripes [default: the run's eval batch size]."),
+        typer.Option(
+            metavar="N", min=1, help="Parallel stripes [default: the run's eval batch size]."
+        ),
     ] = None,
     bptt: Annotated[
-        int | None, typer.Option(min=1, help="Steps per window [default: the run's bptt].")
+        int | None,
+        typer.Option(metavar="N", min=1, help="Steps per window [default: the run's bptt]."),
     ] = None,
-    encoding: Annotated[str, typer.Option(help="Encoding of the files.")] = "utf-8",
+    encoding: Annotated[str, typer.Option(metavar="NAME", help="Encoding of the files.")] = "utf-8",
     baseline: Annotated[
         str | None,
         typer.Option(
+            metavar="ngram:N",
             help="Also score with an n-gram model fitted on the run's training split: "
             "ngram:N (order 1..20) or ngram:best (order chosen on the validation split).",
             show_default=False,
@@ -75,6 +80,7 @@ def evaluate(
     corpus: Annotated[
         str | None,
         typer.Option(
+            metavar="PATH",
             help="The run's training corpus, for --baseline (default: the path the run recorded).",
             show_default=False,
         ),
@@ -237,7 +243,7 @@ def _console_for(names: list[str]) -> Console:
     if err.is_terminal:
         return err
     width = max(80, 84 + max(len(n) for n in names))
-    return Console(file=err.file, highlight=False, width=width)  # drops a closed stderr too
+    return wide_err(width)
 
 
 def _table(scores: list[TextScore], total: TextScore, kind: str) -> Table:

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from charlm.cli.common import DataOut, closed_pipe_ok, err, info, stderr_is_terminal, unescape
+from charlm.cli.common import (
+    DataOut,
+    closed_pipe_ok,
+    err,
+    info,
+    shares_terminal,
+    stderr_is_terminal,
+    unescape,
+)
 from charlm.config import ConfigError
 from charlm.generate import GenerateConfig, generate
 from charlm.inference import LoadedModel
 from charlm.runtime import new_seed
 from charlm.sampling import SamplingConfig
+from charlm.settings import flag
 from charlm.textio import InputError
 from charlm.tokenizers import Tokenizer, describe_unknown, drop_unknown
 
@@ -29,6 +40,10 @@ class Output:
     separator: str = "\n\n"
     quiet: bool = False
     seed_chosen: bool = False  # no --seed given: name the chosen one, so it can be repeated
+
+
+# Options that shape the distribution a token is drawn from: --greedy takes its top token anyway.
+DRAWING = ("temperature", "top_k", "top_p", "bias")
 
 
 def generate_config(
@@ -50,6 +65,43 @@ def generate_config(
     seed = new_seed() if seed is None else seed
     stops = tuple(unescape(s) for s in stop or ())
     return GenerateConfig(length, num_samples, stops, seed, sampling)
+
+
+def sampling_notes(cfg: SamplingConfig, given: set[str]) -> list[str]:
+    """Warnings for options that do nothing, or not what they seem, beside the others.
+
+    Warned rather than refused: each combination has one clear meaning (greedy ignores the
+    rest; bias and temperature multiply), and a script switching modes by adding a flag
+    should keep working.
+    """
+    notes = []
+    if cfg.greedy:
+        unused = [flag(o) for o in (*DRAWING, "seed") if o in given]
+        if unused:
+            notes.append(
+                f"{', '.join(unused)} {'does' if len(unused) == 1 else 'do'} nothing with "
+                "--greedy: the most likely token is always taken"
+            )
+    elif {"bias", "temperature"} <= given and cfg.bias > 0:
+        notes.append(
+            f"--bias {cfg.bias:g} and --temperature {cfg.temperature:g} both scale the logits: "
+            f"together they act as --temperature {1 / cfg.scale:.4g}; give one of them"
+        )
+    return notes
+
+
+_JSON_UNUSED = ("length", "num_samples", "seed", "separator", "stop", "greedy", *DRAWING)
+
+
+def json_notes(given: set[str]) -> list[str]:
+    """prime --json scores the prime and lists the next candidates; it samples nothing."""
+    unused = [flag(o) for o in _JSON_UNUSED if o in given]
+    if not unused:
+        return []
+    return [
+        f"{', '.join(unused)} only shape sampling, and --json samples nothing (it scores the "
+        "prime and lists the next candidates): ignored"
+    ]
 
 
 def check_prime(tokenizer: Tokenizer, text: str, mode: str, quiet: bool) -> str:
@@ -77,11 +129,11 @@ def write_samples(lm: LoadedModel, prime: str, cfg: GenerateConfig, out: Output)
     ids = lm.tokenizer.encode(prime) if prime else []
     separator = unescape(out.separator)
     data = DataOut()
-    if out.seed_chosen and not out.quiet:
+    if out.seed_chosen and not out.quiet and not cfg.sampling.greedy:  # greedy draws nothing
         info(f"seed {cfg.seed} (repeat this sample with --seed {cfg.seed})")
     head = prime if out.show_prime else ""
     held: list[list[str]] = [[] for _ in range(cfg.num_samples)]
-    with closed_pipe_ok(), _progress(cfg, data, out.quiet) as advance:
+    with closed_pipe_ok(), _line_after_interrupt(data), _progress(cfg, data, out.quiet) as advance:
         data.write(head)
         for step, pieces in enumerate(generate(lm.model, lm.tokenizer, ids, cfg)):
             data.write(pieces[0])
@@ -94,6 +146,19 @@ def write_samples(lm: LoadedModel, prime: str, cfg: GenerateConfig, out: Output)
         if data.is_terminal():
             data.write("\n")  # leave the shell prompt on a line of its own
         data.flush()
+
+
+@contextmanager
+def _line_after_interrupt(data: DataOut) -> Iterator[None]:
+    """On Ctrl-C, end the text's line first when stderr shares its terminal, so the
+    `charlm: interrupted` that follows starts a line of its own."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if not data.ends_line and shares_terminal(data.file, sys.stderr):
+            data.flush()  # the line's end, then the newline: not the newline mid-text
+            err.file.write("\n")
+        raise
 
 
 def _progress(cfg: GenerateConfig, data: DataOut, quiet: bool) -> Any:

@@ -8,11 +8,12 @@ from typing import Annotated
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from charlm.cli.common import (
+    PLAIN_HELP,
     DeviceOpt,
+    EncodingOpt,
     JsonOpt,
     QuietOpt,
     ThreadsOpt,
@@ -20,6 +21,7 @@ from charlm.cli.common import (
     info,
     load_checkpoint,
     user_errors,
+    wide_err,
     write_json,
 )
 from charlm.config import MODELS, ConfigError, check_seed
@@ -35,6 +37,7 @@ app = typer.Typer(
     name="inspect",
     help="Look inside trained models: gradient flow through time.",
     no_args_is_help=True,
+    rich_markup_mode=PLAIN_HELP,
 )
 
 TABLE_LAGS = (0, 1, 2, 5, 10, 20, 50, 100, 200)
@@ -55,36 +58,49 @@ def gradients(
     file: Annotated[
         str | None,
         typer.Option(
-            "--file", help="Text to measure on; - reads stdin [default: the run's validation text]."
+            "--file",
+            metavar="PATH",
+            help="Text to measure on; - reads stdin [default: the run's validation text].",
         ),
     ] = None,
-    max_lag: Annotated[int, typer.Option(min=0, help="Largest lag K: lags 0..K.")] = (
+    max_lag: Annotated[int, typer.Option(metavar="K", min=0, help="Largest lag K: lags 0..K.")] = (
         FlowConfig.max_lag
     ),
-    positions: Annotated[int, typer.Option(min=1, help="Text positions averaged over.")] = (
-        FlowConfig.positions
-    ),
+    positions: Annotated[
+        int, typer.Option(metavar="N", min=1, help="Text positions averaged over.")
+    ] = (FlowConfig.positions),
     carry_in: Annotated[
-        int, typer.Option(min=0, help="Tokens read before each window to warm the state.")
+        int,
+        typer.Option(metavar="N", min=0, help="Tokens read before each window to warm the state."),
     ] = FlowConfig.carry_in,
     compare: Annotated[
         str,
         typer.Option(
-            help="Fresh models of the same size beside it: a list of rnn,gru,lstm or none."
+            metavar="MODELS",
+            help="Fresh models of the same size beside it: a list of rnn,gru,lstm or none.",
         ),
     ] = "rnn,gru,lstm",
     init_scale: Annotated[
-        float, typer.Option(help="Multiply the fresh models' recurrent weights (explode past 1).")
+        float,
+        typer.Option(
+            metavar="X", help="Multiply the fresh models' recurrent weights (explode past 1)."
+        ),
     ] = 1.0,
     seed: Annotated[
-        int, typer.Option(help="Seed for the positions and the fresh models.")
+        int, typer.Option(metavar="N", help="Seed for the positions and the fresh models.")
     ] = FlowConfig.seed,
     output: Annotated[
-        str | None, typer.Option("--output", "-o", help="Write the plot (.png or .svg).")
+        str | None,
+        typer.Option("--output", "-o", metavar="PATH", help="Write the plot (.png or .svg)."),
     ] = None,
-    width: Annotated[int, typer.Option(min=200, help="Plot width in pixels.")] = 900,
-    height: Annotated[int, typer.Option(min=150, help="Plot height in pixels.")] = 560,
+    width: Annotated[
+        int, typer.Option(metavar="PIXELS", min=200, help="Plot width in pixels.")
+    ] = 900,
+    height: Annotated[
+        int, typer.Option(metavar="PIXELS", min=150, help="Plot height in pixels.")
+    ] = 560,
     json_out: JsonOpt = False,
+    encoding: EncodingOpt = "utf-8",
     device: DeviceOpt = "auto",
     threads: ThreadsOpt = None,
     quiet: QuietOpt = False,
@@ -104,7 +120,7 @@ def gradients(
         check_seed(seed)
         set_threads(threads)
         models = [load_checkpoint(c, device, quiet) for c in (checkpoints or [None])]
-        text, source = _text(file, models[0])
+        text, source = _text(file, encoding, models[0])
         ids = _ids(models[0].tokenizer, text, quiet)
         check_length(len(ids), cfg)  # before minutes of measuring, not after
         flows = [
@@ -147,10 +163,10 @@ def _compare(compare: str) -> list[str]:
     return kinds
 
 
-def _text(file: str | None, lm: LoadedModel) -> tuple[str, str]:
+def _text(file: str | None, encoding: str, lm: LoadedModel) -> tuple[str, str]:
     """(text, its name): --file, else the validation split of the run's corpus."""
     if file is not None:
-        return read_text(file), ("stdin" if file == "-" else Path(file).name)
+        return read_text(file, encoding), ("stdin" if file == "-" else Path(file).name)
     corpus = str(lm.state.get("corpus", ""))
     if corpus in ("", "-") or not Path(corpus).is_file():
         where = "stdin" if corpus == "-" else (corpus or "an unrecorded corpus")
@@ -204,7 +220,7 @@ def _figure(v: float) -> str:
 
 def _print_table(table: Table) -> None:
     # A log file has no width: make it wide enough that no figure is cut.
-    console = err if err.is_terminal else Console(file=err.file, highlight=False, width=160)
+    console = err if err.is_terminal else wide_err(160)
     console.print(table)
 
 

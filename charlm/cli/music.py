@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from charlm.abc import split_tunes
-from charlm.cli.common import JsonOpt, QuietOpt, fail, info, user_errors, write_json
+from charlm.cli.common import PLAIN_HELP, JsonOpt, QuietOpt, fail, info, user_errors, write_json
 from charlm.musiccheck import CheckSummary, TuneCheck, check_text
 from charlm.musiccorpus import read_abc
 from charlm.musicrender import render_tunes
@@ -16,6 +16,7 @@ from charlm.musicrender import render_tunes
 app = typer.Typer(
     help="Folk tunes in ABC notation: render them to MIDI/WAV, check they are well-formed.",
     no_args_is_help=True,
+    rich_markup_mode=PLAIN_HELP,
 )
 
 SourceArg = Annotated[
@@ -35,9 +36,9 @@ def _tunes_text(source: str) -> str:
 def render(
     source: SourceArg = "-",
     *,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the files.")] = Path(
-        "tunes"
-    ),
+    out: Annotated[
+        Path, typer.Option("--out", "-o", metavar="DIR", help="Directory for the files.")
+    ] = Path("tunes"),
     wav: Annotated[
         bool, typer.Option("--wav", help="Also audio (FluidSynth, General MIDI).")
     ] = False,
@@ -45,7 +46,10 @@ def render(
         bool, typer.Option("--musicxml", help="Also MusicXML, for notation.")
     ] = False,
     soundfont: Annotated[
-        Path | None, typer.Option(help="A .sf2 soundfont for --wav [default: Debian's GM font].")
+        Path | None,
+        typer.Option(
+            metavar="PATH", help="A .sf2 soundfont for --wav [default: Debian's GM font]."
+        ),
     ] = None,
     quiet: QuietOpt = False,
 ) -> None:

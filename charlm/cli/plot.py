@@ -26,20 +26,27 @@ def plot(
         ),
     ],
     *,
-    x: Annotated[str, typer.Option("--x", help="tokens (tokens seen) or time (seconds).")] = (
-        "tokens"
-    ),
+    x: Annotated[
+        str, typer.Option("--x", metavar="AXIS", help="tokens (tokens seen) or time (seconds).")
+    ] = ("tokens"),
     output: Annotated[
         str | None,
-        typer.Option("--output", "-o", help="Write an image (.png or .svg) instead."),
+        typer.Option(
+            "--output", "-o", metavar="PATH", help="Write an image (.png or .svg) instead."
+        ),
     ] = None,
-    width: Annotated[int, typer.Option(min=200, help="Image width in pixels.")] = 1000,
-    height: Annotated[int, typer.Option(min=150, help="Image height in pixels.")] = 800,
+    width: Annotated[
+        int, typer.Option(metavar="PIXELS", min=200, help="Image width in pixels.")
+    ] = 1000,
+    height: Annotated[
+        int, typer.Option(metavar="PIXELS", min=150, help="Image height in pixels.")
+    ] = 800,
     follow: Annotated[
         bool, typer.Option("--follow", help="Redraw every few seconds until the runs end.")
     ] = False,
     interval: Annotated[
-        float, typer.Option(min=0.5, help="Seconds between redraws with --follow.")
+        float,
+        typer.Option(metavar="SECONDS", min=0.5, help="Seconds between redraws with --follow."),
     ] = 5.0,
     quiet: QuietOpt = False,
 ) -> None:

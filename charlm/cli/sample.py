@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,10 +9,13 @@ import typer
 from charlm.cli.common import (
     BiasOpt,
     CheckpointArg,
+    EncodingOpt,
     GenerationDeviceOpt,
     GreedyOpt,
     LengthOpt,
     NumSamplesOpt,
+    PrimeFileAliasOpt,
+    PrimeFileOpt,
     QuietOpt,
     SeedOpt,
     SeparatorOpt,
@@ -24,16 +26,26 @@ from charlm.cli.common import (
     TopKOpt,
     TopPOpt,
     UnknownOpt,
+    given_options,
     load_checkpoint,
+    prime_file_of,
     user_errors,
+    warn,
 )
-from charlm.cli.generation import Output, check_prime, generate_config, write_samples
+from charlm.cli.generation import (
+    Output,
+    check_prime,
+    generate_config,
+    sampling_notes,
+    write_samples,
+)
 from charlm.inference import GENERATION_DEVICE
 from charlm.runtime import set_threads
 from charlm.textio import InputError, read_text
 
 
 def sample(
+    ctx: typer.Context,
     checkpoint: CheckpointArg = None,
     *,
     length: LengthOpt = 500,
@@ -46,11 +58,12 @@ def sample(
     bias: BiasOpt = 0.0,
     stop: StopOpt = None,
     prime: Annotated[
-        str | None, typer.Option(help="Continue this text (as 'charlm prime' does).")
+        str | None,
+        typer.Option(metavar="TEXT", help="Continue this text (as 'charlm prime' does)."),
     ] = None,
-    prime_file: Annotated[
-        Path | None, typer.Option(help="Continue the text of this file, or - for stdin.")
-    ] = None,
+    prime_file: PrimeFileOpt = None,
+    file_alias: PrimeFileAliasOpt = None,
+    encoding: EncodingOpt = "utf-8",
     show_prime: ShowPrimeOpt = True,
     unknown: UnknownOpt = "error",
     seed: SeedOpt = None,
@@ -60,12 +73,14 @@ def sample(
 ) -> None:
     """Generate text from a trained model, streamed to stdout as it is produced."""
     with user_errors():
+        prime_file = prime_file_of(prime_file, file_alias)
         if prime is not None and prime_file is not None:
             raise InputError("give --prime or --prime-file, not both")
-        text = read_text(prime_file) if prime_file is not None else prime or ""
+        text = read_text(prime_file, encoding) if prime_file is not None else prime or ""
         cfg = generate_config(
             length, num_samples, temperature, greedy, top_k, top_p, bias, stop, seed
         )
+        warn(sampling_notes(cfg.sampling, given_options(ctx)), quiet)
         set_threads(threads)
         lm = load_checkpoint(checkpoint, device, quiet)
         text = check_prime(lm.tokenizer, text, unknown, quiet)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -14,7 +15,6 @@ import typer
 from charlm import checkpoint as ckpt_io
 from charlm import distributed
 from charlm.cli.common import (
-    DeviceOpt,
     QuietOpt,
     SeedOpt,
     ThreadsOpt,
@@ -33,10 +33,61 @@ from charlm.presets import DESCRIPTIONS
 from charlm.runlock import run_lock
 from charlm.runsetup import choose_run_dir, describe, new_trainer, resume_trainer
 from charlm.runtime import set_threads
-from charlm.settings import FIELDS, resolve_config, schedule_bound
+from charlm.settings import (
+    FIELDS,
+    TOKENIZER_OPTIONS,
+    check_tokenizer_options,
+    flag,
+    resolve_config,
+    schedule_bound,
+)
 from charlm.train import Trainer
 
 _PRESET_HELP = "; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items())
+DEFAULT_PRESET = "small"
+# Not settings of the model or its training: where it runs, and where data is read.
+_NOT_IN_PRESET_HELP = ("device", "threads", "encoding", "token_cache", "amp")
+
+
+def preset_settings(name: str) -> str:
+    """What a preset sets, as the options that would set it: '--model lstm --layers 1 ...'."""
+    config, _ = resolve_config(name, {})
+    parts = []
+    for option, (section, field) in FIELDS.items():
+        value = getattr(getattr(config, section), field)
+        skip = option in _NOT_IN_PRESET_HELP or option in TOKENIZER_OPTIONS  # not char's
+        if skip or value is None or value is False:
+            continue
+        if value is True:
+            parts.append(flag(option))
+        elif option == "max_time":
+            parts.append(f"{flag(option)} {_duration(value)}")
+        else:
+            parts.append(
+                f"{flag(option)} {value:g}"
+                if isinstance(value, float)
+                else f"{flag(option)} {value}"
+            )
+    return " ".join(parts)
+
+
+def _duration(seconds: float) -> str:
+    """600 -> '10m', 5400 -> '1h30m', 45 -> '45s': as --max-time takes it."""
+    s = round(seconds)
+    h, m, sec = s // 3600, s % 3600 // 60, s % 60
+    return "".join(f"{n}{unit}" for n, unit in ((h, "h"), (m, "m"), (sec, "s")) if n) or "0s"
+
+
+# The epilog of `charlm train --help`: the options left out take the default preset's values,
+# which the options' own help cannot show (each defaults to "the preset's"). Wrapped here, and
+# marked (\b) for Click to keep as it is: its own wrapping splits flags at their hyphens.
+EPILOG = "\b\n" + textwrap.fill(
+    f"Options left out take the preset's values. The default preset, {DEFAULT_PRESET}, "
+    f"sets: {preset_settings(DEFAULT_PRESET)}.",
+    width=76,
+    break_on_hyphens=False,
+    break_long_words=False,
+)
 
 
 @contextmanager
@@ -70,65 +121,129 @@ def train(
         ),
     ] = None,
     *,
-    preset: Annotated[str, typer.Option(help=f"Settings bundle. {_PRESET_HELP}.")] = "small",
-    model: Annotated[str | None, typer.Option(help="lstm, gru or rnn (Elman, tanh).")] = None,
-    layers: Annotated[int | None, typer.Option(help="Stacked recurrent layers.")] = None,
-    hidden_size: Annotated[int | None, typer.Option(help="Units per layer.")] = None,
-    embed_size: Annotated[int | None, typer.Option(help="Embedding width.")] = None,
-    dropout: Annotated[float | None, typer.Option(help="Dropout between layers.")] = None,
+    preset: Annotated[
+        str, typer.Option(metavar="NAME", help=f"Settings bundle. {_PRESET_HELP}.")
+    ] = DEFAULT_PRESET,
+    model: Annotated[
+        str | None, typer.Option(metavar="MODEL", help="lstm, gru or rnn (Elman, tanh).")
+    ] = None,
+    layers: Annotated[
+        int | None, typer.Option(metavar="N", help="Stacked recurrent layers.")
+    ] = None,
+    hidden_size: Annotated[int | None, typer.Option(metavar="N", help="Units per layer.")] = None,
+    embed_size: Annotated[int | None, typer.Option(metavar="N", help="Embedding width.")] = None,
+    dropout: Annotated[
+        float | None, typer.Option(metavar="P", help="Dropout between layers.")
+    ] = None,
     tie_weights: Annotated[
         bool | None, typer.Option("--tie-weights/--no-tie-weights", help="Share in/out matrices.")
     ] = None,
-    tokenizer: Annotated[str | None, typer.Option(help="char, word or sentencepiece.")] = None,
-    encoding: Annotated[str | None, typer.Option(help="Corpus encoding [default: utf-8].")] = None,
-    val_frac: Annotated[float | None, typer.Option(help="Validation share, from the end.")] = None,
-    test_frac: Annotated[float | None, typer.Option(help="Test share, before validation.")] = None,
-    min_freq: Annotated[int | None, typer.Option(help="word: rarer words become <unk>.")] = None,
-    max_vocab: Annotated[int | None, typer.Option(help="word: keep the most frequent.")] = None,
-    vocab_size: Annotated[int | None, typer.Option(help="sentencepiece vocabulary.")] = None,
-    sp_model: Annotated[str | None, typer.Option(help="sentencepiece: bpe or unigram.")] = None,
+    tokenizer: Annotated[
+        str | None, typer.Option(metavar="KIND", help="char, word or sentencepiece.")
+    ] = None,
+    encoding: Annotated[
+        str | None, typer.Option(metavar="NAME", help="Corpus encoding [default: utf-8].")
+    ] = None,
+    val_frac: Annotated[
+        float | None, typer.Option(metavar="F", help="Validation share, from the end.")
+    ] = None,
+    test_frac: Annotated[
+        float | None, typer.Option(metavar="F", help="Test share, before validation.")
+    ] = None,
+    min_freq: Annotated[
+        int | None, typer.Option(metavar="N", help="word: rarer words become <unk>.")
+    ] = None,
+    max_vocab: Annotated[
+        int | None, typer.Option(metavar="N", help="word: keep the most frequent.")
+    ] = None,
+    vocab_size: Annotated[
+        int | None, typer.Option(metavar="N", help="sentencepiece vocabulary.")
+    ] = None,
+    sp_model: Annotated[
+        str | None, typer.Option(metavar="KIND", help="sentencepiece: bpe or unigram.")
+    ] = None,
     token_cache: Annotated[
         str | None,
-        typer.Option(help="auto (files over 64 MB), always or never: stream into a token file."),
+        typer.Option(
+            metavar="WHEN",
+            help="auto (files over 64 MB), always or never: stream into a token file.",
+        ),
     ] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Parallel stripes of the corpus.")] = None,
-    bptt: Annotated[int | None, typer.Option(help="Steps per truncated-BPTT window.")] = None,
-    optimizer: Annotated[str | None, typer.Option(help="adamw or sgd.")] = None,
-    lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
-    weight_decay: Annotated[float | None, typer.Option(help="Decoupled weight decay.")] = None,
-    schedule: Annotated[str | None, typer.Option(help="cosine or constant.")] = None,
-    warmup_steps: Annotated[int | None, typer.Option(help="Linear warm-up steps.")] = None,
-    grad_clip: Annotated[float | None, typer.Option(help="Global-norm clip; 0 = off.")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Passes over the training split.")] = None,
-    max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(metavar="N", help="Parallel stripes of the corpus.")
+    ] = None,
+    bptt: Annotated[
+        int | None, typer.Option(metavar="N", help="Steps per truncated-BPTT window.")
+    ] = None,
+    optimizer: Annotated[str | None, typer.Option(metavar="NAME", help="adamw or sgd.")] = None,
+    lr: Annotated[float | None, typer.Option(metavar="LR", help="Peak learning rate.")] = None,
+    weight_decay: Annotated[
+        float | None, typer.Option(metavar="X", help="Decoupled weight decay.")
+    ] = None,
+    schedule: Annotated[
+        str | None, typer.Option(metavar="NAME", help="cosine or constant.")
+    ] = None,
+    warmup_steps: Annotated[
+        int | None, typer.Option(metavar="N", help="Linear warm-up steps.")
+    ] = None,
+    grad_clip: Annotated[
+        float | None, typer.Option(metavar="NORM", help="Global-norm clip; 0 = off.")
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(metavar="N", help="Passes over the training split.")
+    ] = None,
+    max_steps: Annotated[
+        int | None, typer.Option(metavar="N", help="Stop after this many steps.")
+    ] = None,
     max_time: Annotated[
-        str | None, typer.Option(help="Stop after this long: 90s, 10m, 1h30m; 'none' for no limit.")
+        str | None,
+        typer.Option(
+            metavar="TIME", help="Stop after this long: 90s, 10m, 1h30m; 'none' for no limit."
+        ),
     ] = None,
-    eval_every: Annotated[int | None, typer.Option(help="Steps between evaluations.")] = None,
+    eval_every: Annotated[
+        int | None, typer.Option(metavar="N", help="Steps between evaluations.")
+    ] = None,
     patience: Annotated[
-        int | None, typer.Option(help="Stop after this many evaluations without improvement.")
+        int | None,
+        typer.Option(metavar="N", help="Stop after this many evaluations without improvement."),
     ] = None,
     sample_length: Annotated[
-        int | None, typer.Option(help="Characters sampled into samples.txt per evaluation.")
+        int | None,
+        typer.Option(metavar="N", help="Characters sampled into samples.txt per evaluation."),
     ] = None,
     seed: SeedOpt = None,
-    device: DeviceOpt = "auto",
+    device: Annotated[
+        str,
+        typer.Option(
+            metavar="DEVICE",
+            help="auto (CUDA when present), cpu or cuda; --resume keeps the run's unless given.",
+        ),
+    ] = "auto",
     threads: ThreadsOpt = None,
     amp: Annotated[
-        str | None, typer.Option(help="CUDA mixed precision: bf16, fp16 (loss-scaled) or off.")
+        str | None,
+        typer.Option(metavar="MODE", help="CUDA mixed precision: bf16, fp16 (loss-scaled) or off."),
     ] = None,
     nproc: Annotated[
-        int, typer.Option(min=1, help="Data-parallel processes on this machine (via torchrun).")
+        int,
+        typer.Option(
+            metavar="N", min=1, help="Data-parallel processes on this machine (via torchrun)."
+        ),
     ] = 1,
     out: Annotated[
-        str | None, typer.Option("--out", "-o", help="Run directory [default: checkpoints/NAME].")
+        str | None,
+        typer.Option(
+            "--out", "-o", metavar="DIR", help="Run directory [default: checkpoints/NAME]."
+        ),
     ] = None,
     force: Annotated[bool, typer.Option(help="Overwrite the run in --out.")] = False,
     resume: Annotated[
-        Path | None, typer.Option(help="Continue the run in this directory exactly.")
+        Path | None, typer.Option(metavar="DIR", help="Continue the run in this directory exactly.")
     ] = None,
     init_from: Annotated[
-        str | None, typer.Option(help="Start a new run from this checkpoint's weights.")
+        str | None,
+        typer.Option(metavar="CHECKPOINT", help="Start a new run from this checkpoint's weights."),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option(help="Print the resolved config and sizes as JSON, then exit.")
@@ -173,6 +288,8 @@ def _start(
     quiet: bool,
 ) -> tuple[Trainer, list[str]]:
     config, notes = resolve_config(preset, given)
+    if init_from is None:  # a fine-tune's tokenizer is the source's, checked by new_trainer
+        check_tokenizer_options(config.data.tokenizer, given)
     corpus = read_corpus(source, config.data.encoding)
     run_dir = choose_run_dir(out, corpus.name, config.model.model, force)
     trainer, warnings = new_trainer(config, corpus, run_dir, seed, init_from)
