@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,7 @@ def resume_trainer(
     if corpus.sha256 != state.corpus_sha256:
         warnings.append("the corpus changed since this run started: resuming on the new text")
     config, notes = resume_config(ck.config, options or {})
+    _check_unfinished(run_dir, config, state)
     batch_size, note = rebatch(config.train.batch_size, state.world_size, world_from_env())
     config = replace(config, train=replace(config.train, batch_size=batch_size))
     warnings += notes + ([note] if note else [])
@@ -120,6 +122,27 @@ def resume_trainer(
     trainer = build_trainer(config, prep.tokenizer, prep.splits, prep.val_chars, run_dir, state)
     trainer.load(ck)
     return trainer, warnings + prep.warnings
+
+
+def _check_unfinished(run_dir: Path, config: RunConfig, state: TrainState) -> None:
+    """Refuse to resume a run already at one of its bounds: the loop checks its bounds only
+    after a step, so it would train (and save) one step more on every such resume."""
+    tc = config.train
+    if tc.max_steps and state.step >= tc.max_steps:
+        reached, more = f"step {state.step:,} of --max-steps {tc.max_steps:,}", "--max-steps"
+        bigger = f"{state.step * 2}"
+    elif state.epoch >= tc.epochs:
+        reached, more = f"epoch {state.epoch:,} of --epochs {tc.epochs:,}", "--epochs"
+        bigger = f"{state.epoch * 2}"
+    elif tc.max_time and state.elapsed >= tc.max_time:
+        reached, more = f"{state.elapsed:,.0f} s of --max-time {tc.max_time:,.0f} s", "--max-time"
+        bigger = f"{math.ceil(state.elapsed * 2)}s"
+    else:
+        return
+    raise InputError(
+        f"{run_dir} has finished ({reached}): to train further, give a larger bound, "
+        f"e.g. 'charlm train --resume {run_dir} {more} {bigger}'"
+    )
 
 
 def describe(trainer: Trainer) -> dict[str, Any]:
