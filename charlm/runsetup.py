@@ -113,14 +113,14 @@ def resume_trainer(
     if corpus.sha256 != state.corpus_sha256:
         warnings.append("the corpus changed since this run started: resuming on the new text")
     config, notes = resume_config(ck.config, options or {})
-    _check_unfinished(run_dir, config, state)
     batch_size, note = rebatch(config.train.batch_size, state.world_size, world_from_env())
     config = replace(config, train=replace(config.train, batch_size=batch_size))
     warnings += notes + ([note] if note else [])
     with rank_zero_first(config.train.device):
         prep = prepare(config, corpus, tokenizer_from_dict(ck.tokenizer))
     trainer = build_trainer(config, prep.tokenizer, prep.splits, prep.val_chars, run_dir, state)
-    trainer.load(ck)
+    trainer.load(ck)  # a damaged checkpoint says so before its bounds are looked at
+    _check_unfinished(run_dir, config, state)
     return trainer, warnings + prep.warnings
 
 

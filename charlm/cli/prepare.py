@@ -226,7 +226,7 @@ def _report_abc(corpus: ABCCorpus, text: str, names: list[str], output: Path | N
         f"({rep.duplicates:,} exact duplicates dropped, {len(rep.skipped):,} unreadable "
         f"skipped); {len(text):,} characters, {len(set(text))} distinct"
     )
-    for number, reason in rep.skipped[:5]:
-        info(f"skipped tune X:{number}: {reason}")
+    for title, reason in rep.skipped[:5]:
+        info(f"skipped {reason} ({title})")
     if len(rep.skipped) > 5:
         info(f"... and {len(rep.skipped) - 5} more skipped")
