@@ -72,7 +72,7 @@ def test_gradients_on_word_and_other_model_runs(
     [
         (["--compare", "lstm,transformer"], "unknown --compare 'lstm,transformer'"),
         (["-o", "flow.jpg"], "name a .png or .svg file with -o"),
-        (["--init-scale", "0"], "--init-scale must be greater than 0"),
+        (["--init-scale", "0"], "--init-scale must be a finite number above 0"),
         (["--max-lag", "500"], "give a longer text or lower them"),
     ],
 )
