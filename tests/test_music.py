@@ -244,3 +244,17 @@ def test_render_wav_is_audible(tmp_path: Path) -> None:
         seconds = w.getnframes() / w.getframerate()
     assert seconds > 1.0
     assert np.sqrt(np.mean(frames.astype(np.float64) ** 2)) > 100  # not silence
+
+
+def test_prepare_abc_max_chars_keeps_whole_tunes_or_refuses(tmp_path: Path) -> None:
+    src = str(_abc_file(tmp_path))
+    whole = CliRunner().invoke(app, ["prepare", "abc", src, "--seed", "0", "-q"]).stdout
+    first = whole.index("\n\n") + 2
+    r = CliRunner().invoke(app, ["prepare", "abc", src, "--max-chars", str(first), "-q"])
+    assert r.exit_code == 0 and r.stdout == whole[:first]  # exactly the first tune
+    r = CliRunner().invoke(app, ["prepare", "abc", src, "--max-chars", str(first - 1)])
+    assert r.exit_code == 1 and r.stdout == ""
+    assert r.stderr.strip() == (
+        f"charlm: error: --max-chars {first - 1} is shorter than the first tune "
+        f"({first:,} characters): raise it to {first} or more"
+    )

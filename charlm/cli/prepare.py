@@ -217,7 +217,13 @@ def prepare_abc(
         text = corpus.text
         if max_chars is not None and len(text) > max_chars:
             cut = text.rfind("\n\n", 0, max_chars)  # whole tunes only
-            text = text[: cut + 2] if cut > 0 else text[:max_chars]
+            if cut < 0:  # half a tune is not a tune: refuse rather than write its header alone
+                first = text.find("\n\n") + 2
+                raise fail(
+                    f"--max-chars {max_chars} is shorter than the first tune ({first:,} "
+                    f"characters): raise it to {first} or more"
+                )
+            text = text[: cut + 2]
         output = _write(text, output)
         if not quiet:
             _report_abc(corpus, text, names, output)
