@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from charlm.config import ConfigError, ModelConfig
+from charlm.config import SEED_LIMIT, ConfigError, ModelConfig
 from charlm.generate import (
     Detokenizer,
     GenerateConfig,
@@ -171,6 +171,6 @@ def test_training_samples_and_the_cli_share_one_loop(lm) -> None:  # type: ignor
     model.train()
     a = sample_ids(model, 40, [1, 2], 0.8, torch.Generator().manual_seed(4))
     assert model.training  # training mode comes back after sampling
-    seed = int(torch.randint(2**62, (1,), generator=torch.Generator().manual_seed(4)))
+    seed = int(torch.randint(SEED_LIMIT, (1,), generator=torch.Generator().manual_seed(4)))
     cfg = GenerateConfig(40, seed=seed, sampling=SamplingConfig(temperature=0.8))
     assert a == [int(ids[0]) for ids in generate_ids(model, [1, 2], cfg)]
