@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 from charlm.textio import InputError
@@ -82,7 +82,7 @@ class CleanReport:
     tunes_in: int = 0
     tunes_out: int = 0
     duplicates: int = 0
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (tune number, reason)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (tune title, reason)
 
 
 def clean_tune(tune: Tune, number: int = 1) -> Tune:
@@ -133,11 +133,13 @@ def clean_tunes(tunes: list[Tune]) -> tuple[list[Tune], CleanReport]:
     out: list[Tune] = []
     seen: set[str] = set()
     for tune in tunes:
-        cleaned = clean_tune(tune)
+        cleaned = replace(clean_tune(tune), number=tune.number)  # messages: the X: as written
         try:
             read_bars(cleaned)
         except ABCError as e:
-            report.skipped.append((tune.number, str(e)))
+            # The reason names the X: number, which in a collection of one-tune files is
+            # 1 for every tune: the title is what tells the user which tune it was.
+            report.skipped.append((tune.title or "untitled", str(e)))
             continue
         key = "\n".join(cleaned.text().split("\n")[1:])  # all but the X: line
         if key in seen:

@@ -102,8 +102,9 @@ class Flow:
 
 def fresh_model(cfg: ModelConfig, kind: str, init_scale: float = 1.0, seed: int = 0) -> RNNLM:
     """A freshly initialised model of the same size, its recurrent weights times init_scale."""
-    torch.manual_seed(seed)
-    model = RNNLM(dataclasses.replace(cfg, model=kind, dropout=0.0))
+    with torch.random.fork_rng(devices=[]):  # the caller's random stream is left as it was
+        torch.manual_seed(seed)
+        model = RNNLM(dataclasses.replace(cfg, model=kind, dropout=0.0))
     with torch.no_grad():
         for name, p in model.rnn.named_parameters():
             if name.startswith("weight_hh"):

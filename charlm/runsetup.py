@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -120,8 +121,30 @@ def resume_trainer(
     with rank_zero_first(config.train.device):
         prep = prepare(config, corpus, tokenizer_from_dict(ck.tokenizer))
     trainer = build_trainer(config, prep.tokenizer, prep.splits, prep.val_chars, run_dir, state)
-    trainer.load(ck)
+    trainer.load(ck)  # a damaged checkpoint says so before its bounds are looked at
+    _check_unfinished(run_dir, config, state)
     return trainer, warnings + prep.warnings
+
+
+def _check_unfinished(run_dir: Path, config: RunConfig, state: TrainState) -> None:
+    """Refuse to resume a run already at one of its bounds: the loop checks its bounds only
+    after a step, so it would train (and save) one step more on every such resume."""
+    tc = config.train
+    if tc.max_steps and state.step >= tc.max_steps:
+        reached, more = f"step {state.step:,} of --max-steps {tc.max_steps:,}", "--max-steps"
+        bigger = f"{state.step * 2}"
+    elif state.epoch >= tc.epochs:
+        reached, more = f"epoch {state.epoch:,} of --epochs {tc.epochs:,}", "--epochs"
+        bigger = f"{state.epoch * 2}"
+    elif tc.max_time and state.elapsed >= tc.max_time:
+        reached, more = f"{state.elapsed:,.0f} s of --max-time {tc.max_time:,.0f} s", "--max-time"
+        bigger = f"{math.ceil(state.elapsed * 2)}s"
+    else:
+        return
+    raise InputError(
+        f"{run_dir} has finished ({reached}): to train further, give a larger bound, "
+        f"e.g. 'charlm train --resume {run_dir} {more} {bigger}'"
+    )
 
 
 def describe(trainer: Trainer) -> dict[str, Any]:

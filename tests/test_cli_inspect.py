@@ -49,7 +49,21 @@ def test_gradients_compare_none_several_checkpoints_and_a_file(
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     assert [m["model"] for m in doc["models"]] == ["lstm", "lstm"]
+    # One run's two checkpoints are told apart by their file names.
+    assert [m["name"] for m in doc["models"]] == [
+        "run/best (lstm, trained)",
+        "run/latest (lstm, trained)",
+    ]
     assert doc["text"] == "verse.txt" and r.stderr == ""
+
+
+def test_the_table_ends_at_the_last_lag_measured(trained_run: Path) -> None:
+    args = ["--max-lag", "3", "--carry-in", "10", "--positions", "2", "--compare", "none"]
+    r = _run("inspect", "gradients", str(trained_run), *args, "--threads", "1")
+    assert r.exit_code == 0, r.output
+    header = next(line for line in r.stderr.splitlines() if "k=0" in line)
+    columns = [c.strip() for c in header.split("┃")]
+    assert columns[2:] == ["k=0", "k=1", "k=2", "k=3", "< 1e-3 x k=0 at"]
 
 
 @pytest.mark.parametrize(("model", "tokenizer"), [("gru", "word"), ("rnn", "char")])

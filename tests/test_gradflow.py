@@ -139,3 +139,16 @@ def test_a_vanished_gradient_stays_measurable_far_below_float32() -> None:
     flow = measure(fresh_model(cfg, "rnn"), ids, FlowConfig(max_lag=200, positions=2), "rnn")
     curve = flow.curve().mean_norm
     assert 0 < curve[200] < 1e-46  # below float32's smallest subnormal, yet not 0
+
+
+def test_fresh_models_follow_their_seed_and_leave_the_global_stream_alone() -> None:
+    cfg = ModelConfig(model="rnn", vocab_size=7, embed_size=4, hidden_size=6)
+    before = torch.get_rng_state()
+    a, b, c = (
+        fresh_model(cfg, "rnn", seed=1),
+        fresh_model(cfg, "rnn", seed=1),
+        fresh_model(cfg, "rnn", seed=2),
+    )
+    assert torch.equal(torch.get_rng_state(), before)
+    assert torch.equal(a.rnn.weight_hh_l0, b.rnn.weight_hh_l0)
+    assert not torch.equal(a.rnn.weight_hh_l0, c.rnn.weight_hh_l0)

@@ -88,7 +88,9 @@ def test_cleaning_keeps_the_music_fields_and_drops_metadata() -> None:
         assert gone not in first, gone
     assert '"G"GAG' in first and '"D7"ABA' in first  # chord symbols are music
     assert report.tunes_in == 4 and report.duplicates == 1  # X:14 repeats X:12 exactly
-    assert [n for n, _ in report.skipped] == ["15"] and "cannot read" in report.skipped[0][1]
+    # Named by its title and its X: as written (renumbered to 1 in the output, not in messages)
+    [(title, reason)] = report.skipped
+    assert title == "Broken" and reason.startswith("tune 15: cannot read")
     assert report.tunes_out == len(kept) == 2
 
 
@@ -182,7 +184,7 @@ def test_prepare_abc_from_files(tmp_path: Path) -> None:
     assert (
         "4 tunes in" in r.stderr and "2 tunes out" in r.stderr and "1 exact duplicates" in r.stderr
     )
-    assert "skipped tune X:15" in r.stderr
+    assert "skipped tune 15: cannot read '## E F|' (Broken)" in r.stderr
     assert split_tunes(out.read_text())[0].field("X") == "1"
 
 
@@ -242,3 +244,17 @@ def test_render_wav_is_audible(tmp_path: Path) -> None:
         seconds = w.getnframes() / w.getframerate()
     assert seconds > 1.0
     assert np.sqrt(np.mean(frames.astype(np.float64) ** 2)) > 100  # not silence
+
+
+def test_prepare_abc_max_chars_keeps_whole_tunes_or_refuses(tmp_path: Path) -> None:
+    src = str(_abc_file(tmp_path))
+    whole = CliRunner().invoke(app, ["prepare", "abc", src, "--seed", "0", "-q"]).stdout
+    first = whole.index("\n\n") + 2
+    r = CliRunner().invoke(app, ["prepare", "abc", src, "--max-chars", str(first), "-q"])
+    assert r.exit_code == 0 and r.stdout == whole[:first]  # exactly the first tune
+    r = CliRunner().invoke(app, ["prepare", "abc", src, "--max-chars", str(first - 1)])
+    assert r.exit_code == 1 and r.stdout == ""
+    assert r.stderr.strip() == (
+        f"charlm: error: --max-chars {first - 1} is shorter than the first tune "
+        f"({first:,} characters): raise it to {first} or more"
+    )

