@@ -45,7 +45,7 @@ class FlowConfig:
             raise ConfigError("--max-lag and --carry-in must be 0 or more")
         if self.positions < 1 or self.batch < 1:
             raise ConfigError(
-                f"--positions must be at least 1 (got {self.positions}, {self.batch})"
+                f"--positions must be at least 1 (got {self.positions}; batch {self.batch})"
             )
 
     def tokens_needed(self) -> int:

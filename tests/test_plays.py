@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from charlm.corpus import CleanOptions, clean, clean_text
-from charlm.plays import INLINE, OWN_LINE, PREPARED, detect_layout, inline_speech, speaker_of
+from charlm.plays import (
+    INLINE,
+    OWN_LINE,
+    PREPARED,
+    detect_layout,
+    inline_speech,
+    prepared_speeches,
+    speaker_of,
+)
 from charlm.textio import InputError
 
 # A modern Project Gutenberg edition: contents, the list of persons (whose "HECATE." line looks
@@ -284,3 +292,13 @@ def test_a_detected_play_whose_speeches_all_vanish_stays_prose() -> None:
 def test_a_letter_is_not_taken_for_a_prepared_play() -> None:
     letter = "Dear Sir:\nI write to thank you for the parcel.\n"
     assert clean(letter).layout == "plain"
+
+
+def test_a_prepared_play_with_empty_speeches_and_extra_blank_lines_is_recognised() -> None:
+    # As tiny-shakespeare writes it: a speaker whose speech is empty, a run of two blank lines.
+    speeches = [
+        f"{who}:\nA line of verse, number {k}.\n" for k, who in enumerate(["ANNE", "BOB"] * 30)
+    ]
+    text = "\n".join(speeches[:10]) + "\nTITUS:\n\n\n" + "\n".join(speeches[10:])
+    assert prepared_speeches(text) == 61
+    assert prepared_speeches("Dear Sir:\nI write to you.\nYours.\n") == 0  # one speaker: a letter
