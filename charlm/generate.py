@@ -7,7 +7,7 @@ it as it is produced. K streams (``num_samples``) advance together as one batch.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -29,6 +29,7 @@ class GenerateConfig:
     seed: int | None = None
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     fast: bool = True  # the NumPy step when the model allows it
+    show_unk: bool = False  # let a word model draw <unk> (else it is masked out)
 
     def __post_init__(self) -> None:
         if self.length < 0:
@@ -117,6 +118,15 @@ def start_context(tokenizer: Tokenizer) -> list[int]:
     return [0]
 
 
+def unk_masked(sampling: SamplingConfig, tokenizer: Tokenizer) -> SamplingConfig:
+    """Sampling that never draws the tokenizer's unknown token, if it has one (word models):
+    "<unk>" in a sample reads as a defect, and the model's other words are there to use."""
+    unk = getattr(tokenizer, "unk_id", None)
+    if unk is None or unk >= tokenizer.vocab_size or tokenizer.vocab_size < 2:
+        return sampling
+    return replace(sampling, banned=(*sampling.banned, unk))
+
+
 def generate(
     model: RNNLM, tokenizer: Tokenizer, prime_ids: Sequence[int], cfg: GenerateConfig
 ) -> Iterator[list[str]]:
@@ -131,11 +141,12 @@ def generate(
     stepper.start(hidden, K)
     scores = np.repeat(last[None], K, axis=0)
     rng = np.random.default_rng(cfg.seed)
+    sampling = cfg.sampling if cfg.show_unk else unk_masked(cfg.sampling, tokenizer)
     detoks = [Detokenizer(tokenizer, context) for _ in range(K)]
     scanners = [StopScanner(cfg.stop) for _ in range(K)]
     # One row is memory-bound (one BLAS thread is fastest); a batch is a real matrix product.
     with blas_threads(1 if K < 16 else torch.get_num_threads()):
-        for ids in draw(stepper, scores, cfg.sampling, rng, cfg.length):
+        for ids in draw(stepper, scores, sampling, rng, cfg.length):
             yield [s.feed(d.push(int(i))) for s, d, i in zip(scanners, detoks, ids, strict=True)]
             if all(s.done for s in scanners):
                 return

@@ -26,6 +26,7 @@ class SamplingConfig:
     top_k: int | None = None  # keep only the k most likely tokens
     top_p: float | None = None  # keep the smallest set of tokens holding this much probability
     greedy: bool = False  # always the most likely token
+    banned: tuple[int, ...] = ()  # ids never drawn (a word model's <unk>): masked out
 
     def __post_init__(self) -> None:
         if not self.temperature > 0:
@@ -98,6 +99,16 @@ def choose(scores: np.ndarray, cfg: SamplingConfig, rng: np.random.Generator) ->
     return _inverse_cdf(_weights(scores, cfg), rng)
 
 
+def _ban(scores: np.ndarray, banned: tuple[int, ...]) -> np.ndarray:
+    """``scores`` with the banned ids at -inf: the softmax renormalises over the rest, which
+    is the distribution given "not banned", as resampling would draw, at a fixed cost."""
+    if not banned:
+        return scores
+    scores = np.array(scores, dtype=np.float64)  # the stepper may reuse its buffer
+    scores[:, list(banned)] = -np.inf
+    return scores
+
+
 def _inverse_cdf(w: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     cum = np.cumsum(w, axis=-1)
     u = rng.random((w.shape[0], 1))
@@ -144,7 +155,7 @@ def draw(
     ``scores`` are the (K, V) scores for the first step; a caller may stop early.
     """
     for t in range(length):
-        ids = choose(scores, cfg, rng)
+        ids = choose(_ban(scores, cfg.banned), cfg, rng)
         yield ids
         if t + 1 < length:  # the last step's successor is never needed
             scores = stepper.step(ids)

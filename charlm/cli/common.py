@@ -181,6 +181,12 @@ UnknownOpt = Annotated[
         "--unknown", help="Prime characters the model never saw: error (stop) or skip (drop)."
     ),
 ]
+ShowUnkOpt = Annotated[
+    bool,
+    typer.Option(
+        "--show-unk", help="Word models: let samples contain <unk> (masked out by default)."
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 
 

@@ -16,13 +16,14 @@ from charlm.cli.common import (
     ThreadsOpt,
     checkpoint_then,
     err,
+    info,
     load_checkpoint,
     split_checkpoint,
     user_errors,
     write_json,
 )
 from charlm.runtime import set_threads
-from charlm.scoring import TextScore, score_text, total_score
+from charlm.scoring import TextScore, oov_warning, score_text, total_score
 from charlm.textio import InputError, read_text
 
 
@@ -66,6 +67,9 @@ def evaluate(
         total = total_score(scores)
         if not quiet:
             _print_table(scores, total, lm.tokenizer.kind)
+            for s in scores:
+                if warning := oov_warning(s, lm.tokenizer.kind):
+                    info(f"warning: {warning}")
         if json_out:
             doc = {
                 "checkpoint": str(lm.path),
@@ -75,6 +79,15 @@ def evaluate(
                 "total": total.to_dict(),
             }
             write_json(doc)
+
+
+_CAPTIONS = {
+    "word (with <eos>)": "perplexity per word, with <eos> at every line end, as "
+    "word_language_model and the papers count it: compare it with theirs on the same corpus; "
+    "bits/char compare across tokenizers",
+    "token": "perplexity per token of this tokenizer: compare bits/char, not perplexity, "
+    "with other tokenizers",
+}
 
 
 def _print_table(scores: list[TextScore], total: TextScore, kind: str) -> None:
@@ -89,7 +102,7 @@ def _print_table(scores: list[TextScore], total: TextScore, kind: str) -> None:
 
 def _table(scores: list[TextScore], total: TextScore, kind: str) -> Table:
     oov = "OOV chars" if kind == "char" else "OOV tokens"
-    table = Table(show_edge=False)
+    table = Table(show_edge=False, caption=_CAPTIONS.get(total.unit), caption_justify="left")
     table.add_column("file", overflow="fold")  # long paths wrap; the figures never do
     for name in ("chars", "tokens", "nats/token", "bits/char", "perplexity", oov):
         table.add_column(name, justify="right", no_wrap=True)

@@ -41,6 +41,7 @@ def generate_config(
     bias: float,
     stop: list[str] | None,
     seed: int | None,
+    show_unk: bool = False,
 ) -> GenerateConfig:
     """The sampling options of both commands, mapped onto the library's configs in one place.
 
@@ -49,7 +50,7 @@ def generate_config(
     sampling = SamplingConfig(temperature, bias, top_k, top_p, greedy)
     seed = new_seed() if seed is None else seed
     stops = tuple(unescape(s) for s in stop or ())
-    return GenerateConfig(length, num_samples, stops, seed, sampling)
+    return GenerateConfig(length, num_samples, stops, seed, sampling, show_unk=show_unk)
 
 
 def check_prime(tokenizer: Tokenizer, text: str, mode: str, quiet: bool) -> str:

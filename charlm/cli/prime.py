@@ -19,6 +19,7 @@ from charlm.cli.common import (
     SeedOpt,
     SeparatorOpt,
     ShowPrimeOpt,
+    ShowUnkOpt,
     StopOpt,
     TemperatureOpt,
     ThreadsOpt,
@@ -56,6 +57,7 @@ def prime(
     stop: StopOpt = None,
     show_prime: ShowPrimeOpt = True,
     unknown: UnknownOpt = "error",
+    show_unk: ShowUnkOpt = False,
     json_out: JsonOpt = False,
     candidates: Annotated[
         int, typer.Option(min=1, help="--json: the top next-token candidates per position.")
@@ -70,7 +72,7 @@ def prime(
         checkpoint, rest = split_checkpoint(args or [])
         text = _prime_text(rest, file)
         cfg = generate_config(
-            length, num_samples, temperature, greedy, top_k, top_p, bias, stop, seed
+            length, num_samples, temperature, greedy, top_k, top_p, bias, stop, seed, show_unk
         )
         set_threads(threads)
         lm = load_checkpoint(checkpoint, device, quiet)

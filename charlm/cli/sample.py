@@ -18,6 +18,7 @@ from charlm.cli.common import (
     SeedOpt,
     SeparatorOpt,
     ShowPrimeOpt,
+    ShowUnkOpt,
     StopOpt,
     TemperatureOpt,
     ThreadsOpt,
@@ -52,6 +53,7 @@ def sample(
     ] = None,
     show_prime: ShowPrimeOpt = True,
     unknown: UnknownOpt = "error",
+    show_unk: ShowUnkOpt = False,
     seed: SeedOpt = None,
     device: DeviceOpt = "cpu",
     threads: ThreadsOpt = None,
@@ -63,7 +65,7 @@ def sample(
             raise InputError("give --prime or --prime-file, not both")
         text = read_text(prime_file) if prime_file is not None else prime or ""
         cfg = generate_config(
-            length, num_samples, temperature, greedy, top_k, top_p, bias, stop, seed
+            length, num_samples, temperature, greedy, top_k, top_p, bias, stop, seed, show_unk
         )
         set_threads(threads)
         lm = load_checkpoint(checkpoint, device, quiet)

@@ -31,10 +31,11 @@ from charlm.cli.progress import TrainReporter
 from charlm.config import ConfigError, DataConfig, ModelConfig, RunConfig, TrainConfig
 from charlm.config import parse_duration as _parse_duration
 from charlm.events import FinishEvent
-from charlm.presets import DESCRIPTIONS, PRESETS
+from charlm.presets import DESCRIPTIONS, PRESETS, default_preset
 from charlm.run import choose_run_dir, describe, new_trainer, read_corpus, resume_trainer
 from charlm.runlock import run_lock
 from charlm.runtime import set_threads
+from charlm.tokenizers import Tokenizer, WordTokenizer
 from charlm.train import Trainer
 
 # CLI option name -> (config section, dataclass field). The one place options meet configs.
@@ -52,6 +53,7 @@ FIELDS: dict[str, tuple[str, str]] = {
     "min_freq": ("data", "min_freq"),
     "max_vocab": ("data", "max_vocab"),
     "vocab_size": ("data", "vocab_size"),
+    "word_split": ("data", "word_split"),
     "sp_model": ("data", "sp_model"),
     "token_cache": ("data", "token_cache"),
     "batch_size": ("train", "batch_size"),
@@ -87,8 +89,13 @@ def parse_max_time(text: str | None) -> float | str | None:
     return _parse_duration(text)
 
 
-def resolve_config(preset: str, given: dict[str, Any]) -> tuple[RunConfig, list[str]]:
-    """Defaults, then the preset, then explicit options (which win, with a note)."""
+def resolve_config(preset: str | None, given: dict[str, Any]) -> tuple[RunConfig, list[str]]:
+    """Defaults, then the preset, then explicit options (which win, with a note).
+
+    Without a preset the tokenizer chooses one: characters and words want different nets.
+    """
+    if preset is None:
+        preset = default_preset(given.get("tokenizer", DataConfig.tokenizer))
     if preset not in PRESETS:
         raise ConfigError(f"unknown --preset '{preset}': choose one of {', '.join(PRESETS)}")
     values: dict[str, dict[str, Any]] = {s: {} for s in _SECTIONS}
@@ -135,7 +142,10 @@ def train(
         typer.Argument(help="Text file to train on, or - for stdin.", show_default=False),
     ] = None,
     *,
-    preset: Annotated[str, typer.Option(help=f"Settings bundle. {_PRESET_HELP}.")] = "small",
+    preset: Annotated[
+        str | None,
+        typer.Option(help=f"Settings bundle [default: follows --tokenizer]. {_PRESET_HELP}."),
+    ] = None,
     model: Annotated[str | None, typer.Option(help="lstm, gru or rnn (Elman, tanh).")] = None,
     layers: Annotated[int | None, typer.Option(help="Stacked recurrent layers.")] = None,
     hidden_size: Annotated[int | None, typer.Option(help="Units per layer.")] = None,
@@ -150,6 +160,13 @@ def train(
     test_frac: Annotated[float | None, typer.Option(help="Test share, before validation.")] = None,
     min_freq: Annotated[int | None, typer.Option(help="word: rarer words become <unk>.")] = None,
     max_vocab: Annotated[int | None, typer.Option(help="word: keep the most frequent.")] = None,
+    word_split: Annotated[
+        str | None,
+        typer.Option(
+            help="word: punct (raw text), whitespace (pre-tokenised, <unk> and <eos> as in "
+            "word_language_model) or auto (whitespace if the corpus looks pre-tokenised)."
+        ),
+    ] = None,
     vocab_size: Annotated[int | None, typer.Option(help="sentencepiece vocabulary.")] = None,
     sp_model: Annotated[str | None, typer.Option(help="sentencepiece: bpe or unigram.")] = None,
     token_cache: Annotated[
@@ -220,6 +237,8 @@ def train(
         for w in warnings:
             if not quiet:
                 info(f"warning: {w}")
+        if not quiet and (note := split_note(trainer.tokenizer, trainer.config.data)):
+            info(note)
         if dry_run:
             if not trainer.main:
                 return
@@ -231,7 +250,7 @@ def train(
 
 def _start(
     source: str,
-    preset: str,
+    preset: str | None,
     given: dict[str, Any],
     seed: int | None,
     out: str | None,
@@ -314,6 +333,14 @@ def _out_of_memory_hint(trainer: Trainer, reporter: TrainReporter) -> FinishEven
             f" --hidden-size {mc.hidden_size}: try {smaller}; resume from the last checkpoint "
             f"with 'charlm train --resume {trainer.run_dir}'"
         ) from None
+
+
+def split_note(tokenizer: Tokenizer, data: DataConfig) -> str | None:
+    """Which word split --word-split auto chose, and why; None when nothing was chosen."""
+    if not isinstance(tokenizer, WordTokenizer) or data.word_split != "auto":
+        return None
+    why = f": {tokenizer.reason}" if tokenizer.reason else ""
+    return f"word split {tokenizer.split}{why} (choose with --word-split punct|whitespace)"
 
 
 def _where(trainer: Trainer, threads: int) -> str:
