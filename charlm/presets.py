@@ -51,6 +51,6 @@ DESCRIPTIONS = {
     "small": "1x512 LSTM, 10 minutes on a 2-core CPU (the default for char and sentencepiece)",
     "medium": "1x768 LSTM with dropout, 30 minutes on a 2-core CPU",
     "large": "3x1024 LSTM, 50 epochs: for a GPU",
-    "word-small": "2x200 tied LSTM, dropout 0.2, 10 minutes (the default for --tokenizer word)",
-    "word-medium": "2x650 tied LSTM, dropout 0.5, 60 minutes",
+    "word-small": "2x200 LSTM, tied, dropout 0.2, 10 minutes (the default for --tokenizer word)",
+    "word-medium": "2x650 LSTM, tied, dropout 0.5, 60 minutes",
 }

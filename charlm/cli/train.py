@@ -107,6 +107,7 @@ def resolve_config(preset: str | None, given: dict[str, Any]) -> tuple[RunConfig
         if name in PRESETS[preset].get(section, {}) and PRESETS[preset][section][name] != value:
             notes.append(f"--{option.replace('_', '-')} {value} overrides preset '{preset}'")
         values[section][name] = value
+    notes += _follow_tied_sizes(values["model"], given)
     for section, cls in _SECTIONS.items():
         known = {f.name for f in fields(cls)}
         try:
@@ -114,6 +115,21 @@ def resolve_config(preset: str | None, given: dict[str, Any]) -> tuple[RunConfig
         except ConfigError as e:  # name the flag the user typed, not the field
             raise ConfigError(str(e).replace("--num-layers", "--layers")) from None
     return RunConfig(**values), notes
+
+
+def _follow_tied_sizes(model: dict[str, Any], given: dict[str, Any]) -> list[str]:
+    """A preset that ties weights (the word presets) follows a size the user changed: the
+    embedding takes --hidden-size, or the tie goes when both sizes differ; --tie-weights given
+    explicitly is left to fail validation with its own message."""
+    if not model.get("tie_weights") or "tie_weights" in given:
+        return []
+    if "hidden_size" in given and "embed_size" not in given:
+        model["embed_size"] = model["hidden_size"]
+        return []
+    if model.get("embed_size", 0) == model.get("hidden_size", -1):
+        return []
+    model["tie_weights"] = False
+    return ["--embed-size differs from --hidden-size: the preset's tied weights are untied"]
 
 
 @contextmanager
