@@ -69,17 +69,31 @@ def start_wlm(wlm: Path, corpus: Path, work: Path, seed: int) -> subprocess.Pope
     cmd = [sys.executable, str(wlm / "main.py"), "--data", str(corpus), "--epochs", "100000",
            "--seed", str(seed), "--save", str(work / "wlm.pt")]  # fmt: skip
     log = (work / "wlm.log").open("w")
-    env = os.environ | ONE_THREAD
-    return subprocess.Popen(cmd, cwd=wlm, stdout=log, stderr=subprocess.STDOUT, text=True, env=env)
+    env = os.environ | ONE_THREAD | {"PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        cmd, cwd=wlm, stdout=log, stderr=subprocess.STDOUT, text=True, env=env,
+        preexec_fn=_interruptible,
+    )  # fmt: skip
 
 
-def stop_after(proc: subprocess.Popen[str], seconds: float) -> None:
-    """Ctrl-C at the time limit: word_language_model then tests its best-validation model."""
+def _interruptible() -> None:
+    """Started from a background job, a child inherits an ignored SIGINT and Python then never
+    raises KeyboardInterrupt: restore the default, so Ctrl-C at the time limit reaches it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def stop_after(proc: subprocess.Popen[str], seconds: float, grace: float = 900.0) -> None:
+    """Ctrl-C at the time limit: word_language_model then tests its best-validation model
+    (given ``grace`` seconds for that, then killed)."""
     try:
         proc.wait(timeout=seconds)
     except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGINT)
-        proc.wait()
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def charlm_result(work: Path, corpus: Path) -> dict[str, Any]:

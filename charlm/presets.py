@@ -30,12 +30,12 @@ _WORD_TRAIN = {"batch_size": 20, "bptt": 35, "grad_clip": 0.25, "warmup_steps": 
 PRESETS["word-small"] = {
     "model": {"hidden_size": 200, "embed_size": 200, "num_layers": 2, "dropout": 0.2,
               "tie_weights": True},
-    "train": _WORD_TRAIN | {"optimizer": "adamw", "lr": 3e-3, "max_time": 600.0},
+    "train": _WORD_TRAIN | {"optimizer": "adamw", "lr": 1e-2, "max_time": 600.0},
 }  # fmt: skip
 PRESETS["word-medium"] = {
     "model": {"hidden_size": 650, "embed_size": 650, "num_layers": 2, "dropout": 0.5,
               "tie_weights": True},
-    "train": _WORD_TRAIN | {"optimizer": "adamw", "lr": 2e-3, "max_time": 3600.0},
+    "train": _WORD_TRAIN | {"optimizer": "adamw", "lr": 3e-3, "max_time": 3600.0},
 }  # fmt: skip
 
 # The preset a run gets without --preset: words need smaller steps and dropout, not chars'.
