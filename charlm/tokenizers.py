@@ -301,6 +301,7 @@ class SentencePieceTokenizer:
     """BPE or unigram subwords; the trained model's bytes travel inside the checkpoint."""
 
     kind = "sentencepiece"
+    unk_id = _SP_OPTIONS["unk_id"]  # byte fallback leaves it unused, but a model can draw it
 
     def __init__(self, model: bytes) -> None:
         self.model = model

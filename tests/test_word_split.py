@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from charlm.checkpoint import load
 from charlm.cli import app
 from charlm.config import ConfigError, DataConfig, ModelConfig
-from charlm.generate import GenerateConfig, generate_text
+from charlm.generate import GenerateConfig, generate_text, unk_masked
 from charlm.model import RNNLM
 from charlm.pretokenised import choose_word_split, looks_pretokenised
 from charlm.scoring import score_text
@@ -182,6 +182,14 @@ def test_samples_never_hold_unk_unless_asked() -> None:
     greedy = GenerateConfig(length=5, seed=1)
     greedy.sampling.greedy = True
     assert "<unk>" not in generate_text(model, tok, [], greedy)[0]
+
+
+def test_sentencepiece_samples_never_draw_its_unknown_piece_either() -> None:
+    sp = build_tokenizer(DataConfig(tokenizer="sentencepiece", vocab_size=300), VERSE * 12)
+    banned = unk_masked(GenerateConfig().sampling, sp).banned
+    assert banned == (0,) and sp.decode([0]) != ""  # id 0 would print as a visible mark
+    char = build_tokenizer(DataConfig(), VERSE)
+    assert unk_masked(GenerateConfig().sampling, char).banned == ()  # no unknown token
 
 
 # ---- end to end -----------------------------------------------------------------------------
