@@ -26,6 +26,7 @@ SECTIONS = (
     "quality",
     "ngram",
     "music",
+    "words",
 )
 
 

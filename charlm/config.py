@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from charlm.errors import ConfigError
+from charlm.pretokenised import WORD_SPLITS
 
 MODELS = ("lstm", "gru", "rnn")
 TOKENIZERS = ("char", "word", "sentencepiece")
@@ -83,6 +84,9 @@ class DataConfig:
     test_frac: float = 0.0  # taken from just before the validation split
     min_freq: int = 1  # word tokenizer: rarer words become <unk>
     max_vocab: int | None = None  # word tokenizer: keep the most frequent words
+    # word tokenizer: punct splits raw text into words and punctuation; whitespace reads a
+    # pre-tokenised corpus as word_language_model does; auto looks at the corpus to choose.
+    word_split: str = "auto"
     vocab_size: int = 2000  # sentencepiece
     sp_model: str = "unigram"  # sentencepiece: bpe or unigram
     # auto: corpus files over 64 MB stream into a cached, memory-mapped token file;
@@ -93,6 +97,12 @@ class DataConfig:
         _choice("tokenizer", self.tokenizer, TOKENIZERS)
         _choice("token_cache", self.token_cache, TOKEN_CACHE)
         _choice("sp_model", self.sp_model, ("bpe", "unigram"))
+        _choice("word_split", self.word_split, WORD_SPLITS)
+        if self.word_split != "auto" and self.tokenizer != "word":
+            raise ConfigError(
+                f"--word-split {self.word_split} applies to --tokenizer word only "
+                f"(got --tokenizer {self.tokenizer}): drop --word-split or use --tokenizer word"
+            )
         if not 0.0 < self.val_frac < 1.0:
             raise ConfigError(
                 f"--val-frac must be between 0 and 1, exclusive (got {self.val_frac})"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -32,6 +32,7 @@ class GenerateConfig:
     seed: int | None = None
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     fast: bool = True  # the NumPy step when the model allows it
+    show_unk: bool = False  # let a word model draw <unk> (else it is masked out)
 
     def __post_init__(self) -> None:
         if self.length < 0:
@@ -140,6 +141,15 @@ def generate_ids(model: RNNLM, context: Sequence[int], cfg: GenerateConfig) -> I
                 scores = stepper.step(ids)
 
 
+def unk_masked(sampling: SamplingConfig, tokenizer: Tokenizer) -> SamplingConfig:
+    """Sampling that never draws the tokenizer's unknown token, if it has one (word models):
+    "<unk>" in a sample reads as a defect, and the model's other words are there to use."""
+    unk = getattr(tokenizer, "unk_id", None)
+    if unk is None or unk >= tokenizer.vocab_size or tokenizer.vocab_size < 2:
+        return sampling
+    return replace(sampling, banned=(*sampling.banned, unk))
+
+
 def generate(
     model: RNNLM, tokenizer: Tokenizer, prime_ids: Sequence[int], cfg: GenerateConfig
 ) -> Iterator[list[str]]:
@@ -148,6 +158,8 @@ def generate(
     After the last step one more list flushes any text held back by the stop scanners.
     """
     context = [int(i) for i in prime_ids] or start_context(tokenizer)
+    if not cfg.show_unk:
+        cfg = replace(cfg, sampling=unk_masked(cfg.sampling, tokenizer))
     detoks = [Detokenizer(tokenizer, context) for _ in range(cfg.num_samples)]
     scanners = [StopScanner(cfg.stop) for _ in range(cfg.num_samples)]
     with closing(generate_ids(model, context, cfg)) as steps:

@@ -25,9 +25,32 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 
+# Word presets: Zaremba et al. (2014)-like shapes, tuned by short runs (bench/README.md).
+_WORD_TRAIN = {"batch_size": 20, "bptt": 35, "grad_clip": 0.25, "warmup_steps": 0}
+PRESETS["word-small"] = {
+    "model": {"hidden_size": 200, "embed_size": 200, "num_layers": 2, "dropout": 0.2,
+              "tie_weights": True},
+    "train": _WORD_TRAIN | {"optimizer": "adamw", "lr": 1e-2, "max_time": 600.0},
+}  # fmt: skip
+PRESETS["word-medium"] = {
+    "model": {"hidden_size": 650, "embed_size": 650, "num_layers": 2, "dropout": 0.5,
+              "tie_weights": True},
+    "train": _WORD_TRAIN | {"optimizer": "adamw", "lr": 3e-3, "max_time": 3600.0},
+}  # fmt: skip
+
+# The preset a run gets without --preset: words need smaller steps and dropout, not chars'.
+DEFAULT_PRESET = {"char": "small", "word": "word-small", "sentencepiece": "small"}
+
+
+def default_preset(tokenizer: str) -> str:
+    return DEFAULT_PRESET.get(tokenizer, "small")
+
+
 DESCRIPTIONS = {
     "tiny": "1x128 LSTM, 30 seconds: a smoke test",
-    "small": "1x512 LSTM, 10 minutes on a 2-core CPU (the default)",
+    "small": "1x512 LSTM, 10 minutes on a 2-core CPU (the default for char and sentencepiece)",
     "medium": "1x768 LSTM with dropout, 30 minutes on a 2-core CPU",
     "large": "3x1024 LSTM, 50 epochs: for a GPU",
+    "word-small": "2x200 LSTM, tied, dropout 0.2, 10 minutes (the default for --tokenizer word)",
+    "word-medium": "2x650 LSTM, tied, dropout 0.5, 60 minutes",
 }

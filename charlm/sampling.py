@@ -24,6 +24,7 @@ class SamplingConfig:
     top_k: int | None = None  # keep only the k most likely tokens
     top_p: float | None = None  # keep the smallest set of tokens holding this much probability
     greedy: bool = False  # always the most likely token
+    banned: tuple[int, ...] = ()  # ids never drawn (a word model's <unk>): masked out
 
     def __post_init__(self) -> None:
         if math.isinf(self.temperature):  # logits / inf: every token alike, not a model
@@ -87,6 +88,7 @@ def _nucleus(p: np.ndarray, top_p: float) -> np.ndarray:
 
 def choose(scores: np.ndarray, cfg: SamplingConfig, rng: np.random.Generator) -> np.ndarray:
     """One token id per row (B,), an exact draw from ``distribution(scores, cfg)``."""
+    scores = _ban(scores, cfg.banned)
     if cfg.greedy:
         return np.argmax(scores, axis=-1)
     if cfg.top_p is None or cfg.top_p >= 1:
@@ -96,6 +98,16 @@ def choose(scores: np.ndarray, cfg: SamplingConfig, rng: np.random.Generator) ->
         z += rng.gumbel(size=z.shape)
         return np.argmax(z, axis=-1)
     return _inverse_cdf(_weights(scores, cfg), rng)
+
+
+def _ban(scores: np.ndarray, banned: tuple[int, ...]) -> np.ndarray:
+    """``scores`` with the banned ids at -inf: the softmax renormalises over the rest, which
+    is the distribution given "not banned", as resampling would draw, at a fixed cost."""
+    if not banned:
+        return scores
+    scores = np.array(scores, dtype=np.float64)  # the stepper may reuse its buffer
+    scores[:, list(banned)] = -np.inf
+    return scores
 
 
 def _inverse_cdf(w: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -7,6 +7,7 @@ agree exactly on the same text and batch size.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,13 @@ from charlm.generate import start_context
 from charlm.model import RNNLM, detach_hidden
 from charlm.stepping import run_prime
 from charlm.textio import InputError
-from charlm.tokenizers import Tokenizer, drop_unknown
+from charlm.tokenizers import Tokenizer, drop_unknown, ends_lines_with_eos
+
+_MARKED_UNK = re.compile(r"(?<!\S)<unk>(?!\S)")  # a literal <unk> standing as a word
+
+# Above this share of out-of-vocabulary tokens evaluate warns. PTB and WikiText-2 mark
+# 2.6-4.8% of their own words <unk>, which is normal; ten percent is not.
+OOV_WARN_RATE = 0.10
 
 # Called after each window with (targets scored so far, targets in all): for a progress display.
 Progress = Callable[[int, int], None]
@@ -84,7 +91,9 @@ class TextScore(Score):
     text_chars: int = 0  # characters in the text as given
     text_tokens: int = 0  # tokens it encodes to (the first is context, not scored)
     oov_chars: int = 0  # characters the tokenizer cannot encode (dropped before scoring)
-    oov_tokens: int = 0  # tokens that are the tokenizer's unknown token, if it has one
+    oov_tokens: int = 0  # words the vocabulary lacks, read as the unknown token
+    marked_unk: int = 0  # a pre-tokenised text's own <unk> marks: unknown, but not our gap
+    unit: str = "token"  # what perplexity is per: see perplexity_unit
 
     @property
     def oov_char_rate(self) -> float:
@@ -98,6 +107,7 @@ class TextScore(Score):
         for name in ("nats", "tokens", "chars", "text_chars", "text_tokens", "oov_chars"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.oov_tokens += other.oov_tokens
+        self.marked_unk += other.marked_unk
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -110,9 +120,11 @@ class TextScore(Score):
             "nats_per_token": self.nats_per_token,
             "bits_per_char": self.bits_per_char,
             "perplexity": self.perplexity,
+            "perplexity_per": self.unit,
             "oov_chars": self.oov_chars,
             "oov_char_rate": self.oov_char_rate,
             "oov_tokens": self.oov_tokens,
+            "marked_unk_tokens": self.marked_unk,
             "oov_token_rate": self.oov_token_rate,
         }
 
@@ -141,12 +153,18 @@ def score_text(
 def text_to_score(tokenizer: Tokenizer, text: str, name: str = "") -> tuple[TextScore, np.ndarray]:
     """The ids every scorer (the RNN, the n-gram baseline) scores, and a TextScore awaiting
     its nats: characters, tokens, out-of-vocabulary counts and the characters scored."""
+    given = len(text)
+    if ends_lines_with_eos(tokenizer) and not text.endswith("\n"):
+        text += "\n"  # word_language_model gives every line, the last too, its <eos>
     kept = drop_unknown(text, tokenizer.unknown(text))
     ids = tokenizer.encode(kept)
-    score = TextScore(0.0, 0, 0, name, len(text), len(ids), len(text) - len(kept))
+    score = TextScore(0.0, 0, 0, name, given, len(ids), len(text) - len(kept))
+    score.unit = perplexity_unit(tokenizer)
     unk_id = getattr(tokenizer, "unk_id", None)
     if unk_id is not None:
-        score.oov_tokens = int(np.count_nonzero(ids == unk_id))
+        if ends_lines_with_eos(tokenizer):
+            score.marked_unk = len(_MARKED_UNK.findall(kept))
+        score.oov_tokens = int(np.count_nonzero(ids == unk_id)) - score.marked_unk
     if len(ids) < 2:
         raise InputError(f"{name or 'the text'} has {len(ids)} token(s): too little to score")
     first, last = tokenizer.spelled_span(kept)
@@ -154,8 +172,31 @@ def text_to_score(tokenizer: Tokenizer, text: str, name: str = "") -> tuple[Text
     return score, ids
 
 
+def oov_warning(score: TextScore, kind: str) -> str | None:
+    """A warning line when much of a text lies outside the model's vocabulary, else None."""
+    rate = score.oov_char_rate if kind == "char" else score.oov_token_rate
+    if rate <= OOV_WARN_RATE:
+        return None
+    what = "characters" if kind == "char" else "tokens"
+    fate = "dropped before scoring" if kind == "char" else "<unk>, the unknown word"
+    return (
+        f"{rate:.1%} of the {what} of {score.name} are outside the model's vocabulary "
+        f"({fate}): its scores say little about this text; train on text like it, or "
+        "use a larger vocabulary"
+    )
+
+
+def perplexity_unit(tokenizer: Tokenizer) -> str:
+    """What one step of perplexity is: in whitespace mode the words and <eos> that
+    word_language_model and the papers count, so the figures compare with theirs."""
+    if ends_lines_with_eos(tokenizer):
+        return "word (with <eos>)"
+    return "character" if tokenizer.kind == "char" else "token"
+
+
 def total_score(scores: list[TextScore]) -> TextScore:
     total = TextScore(0.0, 0, 0, "total")
+    total.unit = scores[0].unit if scores else "token"
     for s in scores:
         total.add(s)
     return total

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from charlm.config import ConfigError, RunConfig, TrainConfig, parse_duration
-from charlm.presets import PRESETS
+from charlm.config import ConfigError, DataConfig, RunConfig, TrainConfig, parse_duration
+from charlm.presets import PRESETS, default_preset
 
 # Option name -> (config section, dataclass field).
 FIELDS: dict[str, tuple[str, str]] = {
@@ -28,6 +28,7 @@ FIELDS: dict[str, tuple[str, str]] = {
     "min_freq": ("data", "min_freq"),
     "max_vocab": ("data", "max_vocab"),
     "vocab_size": ("data", "vocab_size"),
+    "word_split": ("data", "word_split"),
     "sp_model": ("data", "sp_model"),
     "token_cache": ("data", "token_cache"),
     "batch_size": ("train", "batch_size"),
@@ -96,8 +97,13 @@ def parse_max_time(text: str) -> float | None:
     return parse_duration(text)
 
 
-def resolve_config(preset: str, given: dict[str, Any]) -> tuple[RunConfig, list[str]]:
-    """Defaults, then the preset, then explicit options (which win, with a note)."""
+def resolve_config(preset: str | None, given: dict[str, Any]) -> tuple[RunConfig, list[str]]:
+    """Defaults, then the preset, then explicit options (which win, with a note).
+
+    Without a preset the tokenizer chooses one: characters and words want different nets.
+    """
+    if preset is None:
+        preset = default_preset(given.get("tokenizer", DataConfig.tokenizer))
     if preset not in PRESETS:
         raise ConfigError(f"unknown --preset '{preset}': choose one of {', '.join(PRESETS)}")
     values: dict[str, dict[str, Any]] = {s: dict(v) for s, v in PRESETS[preset].items()}
@@ -109,11 +115,27 @@ def resolve_config(preset: str, given: dict[str, Any]) -> tuple[RunConfig, list[
         if preset_value != value:
             notes.append(f"{_as_typed(option, typed)} overrides preset '{preset}'")
         values.setdefault(section, {})[name] = value
+    notes += _follow_tied_sizes(values.setdefault("model", {}), given)
     notes += _repeatable_bounds(preset, given, values.setdefault("train", {}))
     try:
         return RunConfig.from_dict(values), notes
     except ConfigError as e:  # name the flag the user typed, not the field
         raise ConfigError(str(e).replace("--num-layers", "--layers")) from None
+
+
+def _follow_tied_sizes(model: dict[str, Any], given: dict[str, Any]) -> list[str]:
+    """A preset that ties weights (the word presets) follows a size the user changed: the
+    embedding takes --hidden-size, or the tie goes when both sizes differ; --tie-weights given
+    explicitly is left to fail validation with its own message."""
+    if not model.get("tie_weights") or "tie_weights" in given:
+        return []
+    if "hidden_size" in given and "embed_size" not in given:
+        model["embed_size"] = model["hidden_size"]
+        return []
+    if model.get("embed_size", 0) == model.get("hidden_size", -1):
+        return []
+    model["tie_weights"] = False
+    return ["--embed-size differs from --hidden-size: the preset's tied weights are untied"]
 
 
 def _value(option: str, typed: Any) -> Any:

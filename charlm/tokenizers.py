@@ -18,6 +18,7 @@ import sentencepiece as spm
 
 from charlm.config import ConfigError, DataConfig
 from charlm.errors import UnknownCharactersError, describe_unknown  # noqa: F401 (run.py imports it here)
+from charlm.pretokenised import DETECT_CHARS, choose_word_split
 
 
 def drop_unknown(text: str, unknown: list[tuple[int, str]]) -> str:
@@ -141,36 +142,56 @@ _WORD = re.compile(r"\w+(?:['\u2019\-]\w+)*|\n|([^\w\s])\1*")
 _NO_SPACE_BEFORE = frozenset(",.;:!?)]}\u2026\u2019\u201d")  # ... and closing curly quotes
 _NO_SPACE_AFTER = frozenset("([{\u2018\u201c")  # and opening curly quotes
 _QUOTES = frozenset("\"'")  # straight quotes alternate: opening, closing
+# Whitespace mode: a token is any run of non-space characters, and each line end is <eos>.
+_WHITESPACE_TOKEN = re.compile(r"[^\s]+|\n")
 
 
 class WordTokenizer:
-    """Words and punctuation by frequency rank, ``<unk>`` for rare words, ``<eos>`` at line ends.
+    """Words by frequency rank, ``<unk>`` for rare words, ``<eos>`` at line ends.
 
-    Ids are in order of falling frequency (ties alphabetical), as an adaptive softmax needs.
+    Two ways to find the words (``split``): ``punct`` splits raw text into words and
+    punctuation marks; ``whitespace`` takes a pre-tokenised corpus (Penn Treebank, WikiText)
+    as it is, exactly as PyTorch's word_language_model reads it: the tokens are the
+    whitespace-separated words, a literal ``<unk>`` is the unknown token and every line ends
+    with ``<eos>``. Ids are in order of falling frequency (ties alphabetical), as an adaptive
+    softmax needs.
     """
 
     kind = "word"
     UNK, EOS = "<unk>", "<eos>"
     unk_id = 0
 
-    def __init__(self, words: Sequence[str]) -> None:
+    def __init__(self, words: Sequence[str], split: str = "punct") -> None:
+        if split not in ("punct", "whitespace"):
+            raise ValueError(f"unknown word split {split!r} in checkpoint")
+        self.split = split
         self.words = [self.UNK, self.EOS, *(w for w in words if w not in (self.UNK, self.EOS))]
         self._index = {w: i for i, w in enumerate(self.words)}
-        # A literal "<eos>" or "<unk>" in the text splits into "<", "eos", ">": never a special.
-        del self._index[self.UNK], self._index[self.EOS]
+        if split == "punct":
+            # A literal "<eos>" or "<unk>" in raw text splits into "<", "eos", ">": never a special.
+            del self._index[self.UNK], self._index[self.EOS]
         self._index["\n"] = 1
+        self._pattern = _WORD if split == "punct" else _WHITESPACE_TOKEN
+        self.reason = ""  # why --word-split auto chose this split (not saved)
 
     @classmethod
     def train_chunks(cls, chunks: Iterable[str], config: DataConfig) -> WordTokenizer:
         counts: Counter[str] = Counter()
-        for chunk in chunks:
-            counts.update(m.group() for m in _WORD.finditer(chunk))
-        counts.pop("\n", None)
+        split, reason, pattern = config.word_split, "", _WORD
+        for k, chunk in enumerate(chunks):
+            if k == 0:
+                split, reason = choose_word_split(config.word_split, chunk[:DETECT_CHARS])
+                pattern = _WORD if split == "punct" else _WHITESPACE_TOKEN
+            counts.update(m.group() for m in pattern.finditer(chunk))
+        for special in ("\n", cls.UNK, cls.EOS):
+            counts.pop(special, None)
         ranked = sorted((w for w, n in counts.items() if n >= config.min_freq),
                         key=lambda w: (-counts[w], w))  # fmt: skip
         if config.max_vocab is not None:
             ranked = ranked[: max(config.max_vocab - 2, 0)]
-        return cls(ranked)
+        tokenizer = cls(ranked, "punct" if split == "auto" else split)
+        tokenizer.reason = reason
+        return tokenizer
 
     @property
     def vocab_size(self) -> int:
@@ -178,13 +199,16 @@ class WordTokenizer:
 
     def encode(self, text: str) -> np.ndarray:
         get = self._index.get
-        ids = [get(m.group(), 0) for m in _WORD.finditer(text)]
-        return np.asarray(ids, dtype=token_dtype(self.vocab_size))
+        # fromiter, not a list: a 50 MB one-line corpus never becomes millions of objects.
+        ids = np.fromiter((get(m.group(), 0) for m in self._pattern.finditer(text)), np.int64)
+        return ids.astype(token_dtype(self.vocab_size))
 
     def unknown(self, text: str) -> list[tuple[int, str]]:
         return []  # every word is representable: rare ones as <unk>
 
     def decode(self, ids: Sequence[int] | np.ndarray) -> str:
+        if self.split == "whitespace":
+            return _join_words([self.words[i] for i in np.asarray(ids, dtype=np.int64).tolist()])
         out: list[str] = []
         glue, open_quotes = True, set()  # glue: the next token attaches without a space
         for i in np.asarray(ids, dtype=np.int64).tolist():
@@ -208,16 +232,30 @@ class WordTokenizer:
 
     def spelled_span(self, text: str) -> tuple[int, int]:
         first = last = 0
-        for m in _WORD.finditer(text):
+        for m in self._pattern.finditer(text):
             first, last = first or m.end(), m.end()
         return first, last
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "words": self.words[2:]}
+        return {"kind": self.kind, "words": self.words[2:], "split": self.split}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> WordTokenizer:
-        return cls(d["words"])
+        return cls(d["words"], d.get("split", "punct"))  # checkpoints before the split: punct
+
+
+def _join_words(words: list[str]) -> str:
+    """Whitespace-mode text as it was tokenised: one space between words, <eos> a line end."""
+    out: list[str] = []
+    line_start = True
+    for w in words:
+        if w == WordTokenizer.EOS:
+            out.append("\n")
+            line_start = True
+        else:
+            out.append(w if line_start else " " + w)
+            line_start = False
+    return "".join(out)
 
 
 # SentencePiece turns spaces into U+2581 internally, so a literal U+2581 would come back as a
@@ -250,6 +288,7 @@ class SentencePieceTokenizer:
     """BPE or unigram subwords; the trained model's bytes travel inside the checkpoint."""
 
     kind = "sentencepiece"
+    unk_id = _SP_OPTIONS["unk_id"]  # byte fallback leaves it unused, but a model can draw it
 
     def __init__(self, model: bytes) -> None:
         self.model = model
@@ -335,6 +374,11 @@ def tokenizer_from_dict(d: dict[str, Any]) -> Tokenizer:
     if kind not in _REGISTRY:
         raise ValueError(f"unknown tokenizer kind {kind!r} in checkpoint")
     return _REGISTRY[kind].from_dict(d)
+
+
+def ends_lines_with_eos(tokenizer: Tokenizer) -> bool:
+    """A whitespace-mode word tokenizer: it reads text exactly as word_language_model does."""
+    return isinstance(tokenizer, WordTokenizer) and tokenizer.split == "whitespace"
 
 
 def trains_on_whole_text(config: DataConfig) -> bool:

@@ -373,7 +373,15 @@ class Trainer:
         self.log.row(self.state, meter, lr=lr, grad_norm=norm)
 
     def _log_eval(self, score: Score, sample: str, meter: Meter) -> None:
-        self.log.row(self.state, meter, val_loss=score.nats_per_token, val_bpc=score.bits_per_char)
+        # Perplexity per token beside bits per character: per word (with <eos>) in whitespace
+        # mode, where it compares with published figures; bits/char compare across tokenizers.
+        self.log.row(
+            self.state,
+            meter,
+            val_loss=score.nats_per_token,
+            val_bpc=score.bits_per_char,
+            val_ppl=score.perplexity,
+        )
         self.log.sample(self.state.step, score.bits_per_char, sample)
 
     def write_config(self) -> None:

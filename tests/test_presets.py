@@ -8,7 +8,7 @@ from dataclasses import fields
 import pytest
 
 from charlm.config import ConfigError, RunConfig
-from charlm.presets import DESCRIPTIONS, PRESETS
+from charlm.presets import DESCRIPTIONS, PRESETS, default_preset
 from charlm.settings import (
     FIELDS,
     parse_max_time,
@@ -17,12 +17,35 @@ from charlm.settings import (
     schedule_bound,
 )
 
+CHAR_PRESETS = ["tiny", "small", "medium", "large"]
+WORD_PRESETS = ["word-small", "word-medium"]
+
 
 def test_every_preset_has_a_description_and_the_default_is_the_dataclass_defaults() -> None:
     assert list(DESCRIPTIONS) == list(PRESETS)
+    assert PRESETS["small"] == {}  # the dataclass defaults
     config, notes = resolve_config("small", {})
     assert config == RunConfig() and notes == []  # `charlm train` alone = --preset small
     assert "default" in DESCRIPTIONS["small"]
+
+
+def test_the_default_preset_follows_the_tokenizer() -> None:
+    assert default_preset("char") == "small" and default_preset("sentencepiece") == "small"
+    assert default_preset("word") == "word-small" and "default" in DESCRIPTIONS["word-small"]
+    words, _ = resolve_config(None, {"tokenizer": "word"})
+    chars, _ = resolve_config(None, {})
+    assert (words.model.num_layers, words.model.hidden_size) == (2, 200)
+    assert words.model.tie_weights and words.model.dropout > 0
+    assert chars == resolve_config("small", {})[0]
+
+
+def test_a_tied_preset_follows_the_sizes_given() -> None:
+    config, notes = resolve_config("word-small", {"hidden_size": 64})
+    assert config.model.embed_size == 64 and config.model.tie_weights
+    config, notes = resolve_config("word-small", {"hidden_size": 64, "embed_size": 32})
+    assert not config.model.tie_weights and any("untied" in n for n in notes)
+    with pytest.raises(ConfigError, match="--tie-weights needs"):
+        resolve_config("word-small", {"hidden_size": 64, "embed_size": 32, "tie_weights": True})
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
@@ -48,9 +71,10 @@ def test_description_names_the_network_and_budget(name: str) -> None:
         assert int(minutes.group(1)) * unit == t.max_time
 
 
-def test_presets_grow_from_tiny_to_large() -> None:
+@pytest.mark.parametrize("names", [CHAR_PRESETS, WORD_PRESETS])
+def test_presets_grow_from_tiny_to_large(names: list[str]) -> None:
     sizes = []
-    for name in PRESETS:
+    for name in names:
         m = resolve_config(name, {})[0].model
         sizes.append(m.num_layers * m.hidden_size * (m.embed_size + m.hidden_size))
     assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes)

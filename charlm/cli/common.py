@@ -225,6 +225,12 @@ UnknownOpt = Annotated[
         help="Prime characters the model never saw: error (stop) or skip (drop).",
     ),
 ]
+ShowUnkOpt = Annotated[
+    bool,
+    typer.Option(
+        "--show-unk", help="Word models: let samples contain <unk> (masked out by default)."
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 # The prime's file is `--prime-file` (-f) in both sample and prime; `--file`, prime's old name,
 # is taken too (hidden), so scripts and habits from either command work in the other.

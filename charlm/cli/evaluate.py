@@ -38,7 +38,7 @@ from charlm.config import ConfigError
 from charlm.dataset import run_split
 from charlm.inference import LoadedModel
 from charlm.runtime import set_threads
-from charlm.scoring import TextScore, score_text, total_score
+from charlm.scoring import TextScore, oov_warning, score_text, total_score
 from charlm.sources import corpus_name
 from charlm.textio import InputError, read_text
 
@@ -119,6 +119,9 @@ def evaluate(
         total = total_score(scores)
         if not quiet:
             _print_table(scores, total, lm.tokenizer.kind)
+            for s in scores:
+                if warning := oov_warning(s, lm.tokenizer.kind):
+                    info(f"warning: {warning}")
         if spec is not None:
             fit = _fit(run, spec, quiet)
             scored = {s.name for s in scores}  # the files the RNN scored, not the skipped
@@ -234,6 +237,15 @@ def _score_all(
     return scores, skipped
 
 
+_CAPTIONS = {
+    "word (with <eos>)": "perplexity per word, with <eos> at every line end, as "
+    "word_language_model and the papers count it: compare it with theirs on the same corpus; "
+    "bits/char compare across tokenizers",
+    "token": "perplexity per token of this tokenizer: compare bits/char, not perplexity, "
+    "with other tokenizers",
+}
+
+
 def _print_table(scores: list[TextScore], total: TextScore, kind: str) -> None:
     _console_for([s.name for s in scores]).print(_table(scores, total, kind))
 
@@ -248,7 +260,7 @@ def _console_for(names: list[str]) -> Console:
 
 def _table(scores: list[TextScore], total: TextScore, kind: str) -> Table:
     oov = "OOV chars" if kind == "char" else "OOV tokens"
-    table = Table(show_edge=False)
+    table = Table(show_edge=False, caption=_CAPTIONS.get(total.unit), caption_justify="left")
     table.add_column("file", overflow="fold")  # long paths wrap; the figures never do
     for name in ("chars", "tokens", "nats/token", "bits/char", "perplexity", oov):
         table.add_column(name, justify="right", no_wrap=True)

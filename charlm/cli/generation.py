@@ -56,6 +56,7 @@ def generate_config(
     bias: float,
     stop: list[str] | None,
     seed: int | None,
+    show_unk: bool = False,
 ) -> GenerateConfig:
     """The sampling options of both commands, mapped onto the library's configs in one place.
 
@@ -64,7 +65,7 @@ def generate_config(
     sampling = SamplingConfig(temperature, bias, top_k, top_p, greedy)
     seed = new_seed() if seed is None else seed
     stops = tuple(unescape(s) for s in stop or ())
-    return GenerateConfig(length, num_samples, stops, seed, sampling)
+    return GenerateConfig(length, num_samples, stops, seed, sampling, show_unk=show_unk)
 
 
 def sampling_notes(cfg: SamplingConfig, given: set[str]) -> list[str]:

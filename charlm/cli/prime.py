@@ -21,6 +21,7 @@ from charlm.cli.common import (
     SeedOpt,
     SeparatorOpt,
     ShowPrimeOpt,
+    ShowUnkOpt,
     StopOpt,
     TemperatureOpt,
     ThreadsOpt,
@@ -72,6 +73,7 @@ def prime(
     stop: StopOpt = None,
     show_prime: ShowPrimeOpt = True,
     unknown: UnknownOpt = "error",
+    show_unk: ShowUnkOpt = False,
     json_out: JsonOpt = False,
     candidates: Annotated[
         int,
@@ -89,7 +91,7 @@ def prime(
         checkpoint, rest = split_checkpoint(args or [])
         text = _prime_text(rest, prime_file_of(prime_file, file_alias), encoding)
         cfg = generate_config(
-            length, num_samples, temperature, greedy, top_k, top_p, bias, stop, seed
+            length, num_samples, temperature, greedy, top_k, top_p, bias, stop, seed, show_unk
         )
         given = given_options(ctx)
         warn(json_notes(given) if json_out else sampling_notes(cfg.sampling, given), quiet)

@@ -20,6 +20,7 @@ from charlm.cli.common import (
     SeedOpt,
     SeparatorOpt,
     ShowPrimeOpt,
+    ShowUnkOpt,
     StopOpt,
     TemperatureOpt,
     ThreadsOpt,
@@ -66,6 +67,7 @@ def sample(
     encoding: EncodingOpt = "utf-8",
     show_prime: ShowPrimeOpt = True,
     unknown: UnknownOpt = "error",
+    show_unk: ShowUnkOpt = False,
     seed: SeedOpt = None,
     device: GenerationDeviceOpt = GENERATION_DEVICE,
     threads: ThreadsOpt = None,
@@ -78,7 +80,7 @@ def sample(
             raise InputError("give --prime or --prime-file, not both")
         text = read_text(prime_file, encoding) if prime_file is not None else prime or ""
         cfg = generate_config(
-            length, num_samples, temperature, greedy, top_k, top_p, bias, stop, seed
+            length, num_samples, temperature, greedy, top_k, top_p, bias, stop, seed, show_unk
         )
         warn(sampling_notes(cfg.sampling, given_options(ctx)), quiet)
         set_threads(threads)

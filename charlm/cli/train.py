@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from charlm import checkpoint as ckpt_io
-from charlm import distributed
+from charlm import distributed, presets
 from charlm.cli.common import (
     QuietOpt,
     SeedOpt,
@@ -27,9 +27,10 @@ from charlm.cli.common import (
     write_json,
 )
 from charlm.cli.progress import TrainReporter
+from charlm.config import DataConfig
 from charlm.dataset import Corpus, read_corpus
 from charlm.events import FinishEvent
-from charlm.presets import DESCRIPTIONS
+from charlm.presets import DESCRIPTIONS, default_preset
 from charlm.runlock import run_lock
 from charlm.runsetup import choose_run_dir, describe, new_trainer, resume_trainer
 from charlm.runtime import set_threads
@@ -41,10 +42,11 @@ from charlm.settings import (
     resolve_config,
     schedule_bound,
 )
+from charlm.tokenizers import Tokenizer, WordTokenizer
 from charlm.train import Trainer
 
 _PRESET_HELP = "; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items())
-DEFAULT_PRESET = "small"
+DEFAULT_PRESET = default_preset("char")  # word models get their own: see presets.py
 # Not settings of the model or its training: where it runs, and where data is read.
 _NOT_IN_PRESET_HELP = ("device", "threads", "encoding", "token_cache", "amp")
 
@@ -82,8 +84,9 @@ def _duration(seconds: float) -> str:
 # which the options' own help cannot show (each defaults to "the preset's"). Wrapped here, and
 # marked (\b) for Click to keep as it is: its own wrapping splits flags at their hyphens.
 EPILOG = "\b\n" + textwrap.fill(
-    f"Options left out take the preset's values. The default preset, {DEFAULT_PRESET}, "
-    f"sets: {preset_settings(DEFAULT_PRESET)}.",
+    f"Options left out take the preset's values. The default preset follows --tokenizer "
+    f"({', '.join(f'{k}: {v}' for k, v in presets.DEFAULT_PRESET.items())}); "
+    f"{DEFAULT_PRESET} sets: {preset_settings(DEFAULT_PRESET)}.",
     width=76,
     break_on_hyphens=False,
     break_long_words=False,
@@ -122,8 +125,11 @@ def train(
     ] = None,
     *,
     preset: Annotated[
-        str, typer.Option(metavar="NAME", help=f"Settings bundle. {_PRESET_HELP}.")
-    ] = DEFAULT_PRESET,
+        str | None,
+        typer.Option(
+            metavar="NAME", help=f"Settings bundle [default: follows --tokenizer]. {_PRESET_HELP}."
+        ),
+    ] = None,
     model: Annotated[
         str | None, typer.Option(metavar="MODEL", help="lstm, gru or rnn (Elman, tanh).")
     ] = None,
@@ -155,6 +161,14 @@ def train(
     ] = None,
     max_vocab: Annotated[
         int | None, typer.Option(metavar="N", help="word: keep the most frequent.")
+    ] = None,
+    word_split: Annotated[
+        str | None,
+        typer.Option(
+            metavar="MODE",
+            help="word: punct (raw text), whitespace (pre-tokenised, <unk> and <eos> as in "
+            "word_language_model) or auto (whitespace if the corpus looks pre-tokenised).",
+        ),
     ] = None,
     vocab_size: Annotated[
         int | None, typer.Option(metavar="N", help="sentencepiece vocabulary.")
@@ -268,6 +282,8 @@ def train(
         for w in warnings:
             if not quiet:
                 info(f"warning: {w}")
+        if not quiet and (note := split_note(trainer.tokenizer, trainer.config.data)):
+            info(note)
         if dry_run:
             if not trainer.main:
                 return
@@ -279,7 +295,7 @@ def train(
 
 def _start(
     source: list[str],
-    preset: str,
+    preset: str | None,
     given: dict[str, Any],
     seed: int | None,
     out: str | None,
@@ -365,6 +381,14 @@ def _out_of_memory_hint(trainer: Trainer, reporter: TrainReporter) -> FinishEven
             f" --hidden-size {mc.hidden_size}: try {smaller}; resume from the last checkpoint "
             f"with 'charlm train --resume {trainer.run_dir}'"
         ) from None
+
+
+def split_note(tokenizer: Tokenizer, data: DataConfig) -> str | None:
+    """Which word split --word-split auto chose, and why; None when nothing was chosen."""
+    if not isinstance(tokenizer, WordTokenizer) or data.word_split != "auto":
+        return None
+    why = f": {tokenizer.reason}" if tokenizer.reason else ""
+    return f"word split {tokenizer.split}{why} (choose with --word-split punct|whitespace)"
 
 
 def _where(trainer: Trainer, threads: int) -> str:
