@@ -90,7 +90,11 @@ def test_every_option_names_a_real_field() -> None:
 def _other_value(value: object) -> object:
     if isinstance(value, bool):
         return not value
-    return value * 2 if value is not None else 7
+    if isinstance(value, str):  # a choice: another valid one
+        return {"adamw": "sgd", "sgd": "adamw", "cosine": "constant"}[value]
+    if isinstance(value, float) and value < 1:  # a fraction (dropout): stay below 1
+        return value / 2
+    return value * 2 if value else 7  # 0 doubled is no change
 
 
 @pytest.mark.parametrize("name", [p for p in PRESETS if PRESETS[p]])
@@ -99,11 +103,11 @@ def test_an_explicit_option_beats_each_preset_value_and_says_so(name: str) -> No
     for section, values in PRESETS[name].items():
         for key, value in values.items():
             option = by_field[(section, key)]
-            typed = "1h" if key == "max_time" else _other_value(value)
+            typed = "97m" if key == "max_time" else _other_value(value)  # no preset says 97m
             config, notes = resolve_config(name, {option: typed})
-            expected = 3600.0 if key == "max_time" else typed
+            expected = 5820.0 if key == "max_time" else typed
             assert getattr(getattr(config, section), key) == expected
-            flag = "--" + option.replace("_", "-")
+            flag = "--" + ("no-" if typed is False else "") + option.replace("_", "-")
             assert any(n.startswith(flag) and f"preset '{name}'" in n for n in notes), notes
 
 
