@@ -1,4 +1,5 @@
-"""`charlm inspect`: look inside trained models. First subcommand: `gradients`."""
+"""`charlm inspect`: look inside trained models: `gradients` here, `units` and `surprisal`
+in `charlm.cli.inspect_units`."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from charlm.cli.common import (
     user_errors,
     write_json,
 )
+from charlm.cli.inspect_units import surprisal, units
 from charlm.config import MODELS, ConfigError
 from charlm.dataset import split_text
 from charlm.figures import check_output, gradient_flow_figure
@@ -32,9 +34,11 @@ from charlm.tokenizers import Tokenizer, describe_unknown, drop_unknown
 
 app = typer.Typer(
     name="inspect",
-    help="Look inside trained models: gradient flow through time.",
+    help="Look inside trained models: units, gates, surprisal, gradient flow through time.",
     no_args_is_help=True,
 )
+app.command("units")(units)
+app.command("surprisal")(surprisal)
 
 TABLE_LAGS = (0, 1, 2, 5, 10, 20, 50, 100, 200)
 
