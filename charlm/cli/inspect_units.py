@@ -35,7 +35,7 @@ from charlm.cli.unitview import (
     spans_table,
 )
 from charlm.config import ConfigError
-from charlm.features import FEATURES, feature_function, per_token, rank_units, regex_feature
+from charlm.features import FEATURES, Match, feature_function, per_token, rank_units, regex_feature
 from charlm.inference import GENERATION_DEVICE, LoadedModel
 from charlm.inspect_doc import build_doc
 from charlm.inspect_export import write_lstmvis, write_npz
@@ -119,11 +119,11 @@ def units(
         rec, pieces = ins.rec, ins.pieces
         chosen = parse_unit(unit, rec) if unit is not None else None
         label = find or (f"regex {find_regex}" if find_regex else None)
-        ranking = rank_units(rec.states, per_token(feature, pieces)) if feature else None
+        ranking = _rank(rec, per_token(feature, pieces), str(label)) if feature else None
         sats = saturation(rec.kind, rec.states)
         if not quiet:
             if ranking is not None:
-                show(ranking_table(ranking[:top], str(label)))
+                show(ranking_table(ranking[:top]), f"units most correlated with {label}")
             if show_saturation or (ranking is None and chosen is None):
                 _show_saturation(sats, rec.kind)
             if chosen is not None:
@@ -233,6 +233,15 @@ def _known(lm: LoadedModel, text: str, mode: str, quiet: bool) -> str:
     if not quiet:
         info(f"warning: the text has {describe_unknown(missing)}; they are skipped")
     return drop_unknown(text, missing)
+
+
+def _rank(rec: Recording, f: np.ndarray, label: str) -> list[Match]:
+    if np.ptp(f) == 0:
+        raise InputError(
+            f"the feature '{label}' does not vary over this text (e.g. no quotes to be inside): "
+            "give a text where it does, or another feature"
+        )
+    return rank_units(rec.states, f)
 
 
 def _show_saturation(sats: list, kind: str) -> None:

@@ -53,12 +53,15 @@ def console() -> Console:
     return err if err.is_terminal else Console(stderr=True, highlight=False, width=120)
 
 
-def show(renderable: Text | Table) -> None:
+def show(renderable: Text | Table, heading: str | None = None) -> None:
+    if heading is not None:
+        console().print(heading, markup=False)
     console().print(renderable)
 
 
-def ranking_table(matches: list[Match], feature: str) -> Table:
-    table = Table(title=f"units most correlated with {feature}", show_edge=False)
+def ranking_table(matches: list[Match]) -> Table:
+    # The heading is a row of its own: a title would wrap at the (narrow) table's width.
+    table = Table(show_edge=False)
     for name in ("rank", "unit", "r", "|r|"):
         table.add_column(name, justify="right" if name != "unit" else "left")
     for i, m in enumerate(matches, 1):
