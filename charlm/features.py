@@ -106,15 +106,31 @@ def feature_function(name: str) -> Callable[[str], np.ndarray]:
     return FEATURES[name]
 
 
-def per_token(feature: Callable[[str], np.ndarray], pieces: list[str]) -> np.ndarray:
-    """The feature over the tokens' text, read at each token's last character (T,).
+# Features of single characters rather than of the text read so far: a word token takes
+# their mean over its characters (the share of capitals in "The"), not its last character.
+PER_CHARACTER = frozenset({"capitals", "vowels", "regex"})
+
+
+def per_token(
+    feature: Callable[[str], np.ndarray], pieces: list[str], mean: bool = False
+) -> np.ndarray:
+    """The feature over the tokens' text, per token (T,): its value at the token's last
+    character, or with ``mean`` its mean over the token's characters.
 
     A token that spells nothing (e.g. a tokenizer's unknown marker) takes the value before it.
     """
     text = "".join(pieces)
     values = feature(text)
-    ends = np.cumsum([len(p) for p in pieces]) - 1
-    return np.where(ends >= 0, values[np.maximum(ends, 0)], 0.0) if len(text) else values
+    if not text:
+        return np.zeros(len(pieces))
+    lengths = np.array([len(p) for p in pieces])
+    ends = np.cumsum(lengths)
+    last = values[np.maximum(ends - 1, 0)]
+    if not mean:
+        return last
+    sums = np.concatenate([[0.0], np.cumsum(values)])
+    means = (sums[ends] - sums[ends - lengths]) / np.maximum(lengths, 1)
+    return np.where(lengths > 0, means, last)
 
 
 @dataclass

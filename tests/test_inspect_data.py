@@ -78,6 +78,9 @@ def test_per_token_reads_each_token_at_its_last_character() -> None:
     quotes = per_token(FEATURES["quotes"], pieces)
     assert quotes.tolist() == [0, 0, 1, 1, 0, 0]
     assert per_token(FEATURES["line-position"], pieces).tolist() == [3, 4, 7, 13, 14, 0]
+    words = ["The", " ", "cat", ""]
+    assert per_token(FEATURES["capitals"], words, mean=True).tolist() == [1 / 3, 0, 0, 0]
+    assert per_token(FEATURES["capitals"], words).tolist() == [0, 0, 0, 0]
 
 
 def test_ranking_finds_the_unit_that_carries_the_feature() -> None:

@@ -35,7 +35,15 @@ from charlm.cli.unitview import (
     spans_table,
 )
 from charlm.config import ConfigError
-from charlm.features import FEATURES, Match, feature_function, per_token, rank_units, regex_feature
+from charlm.features import (
+    FEATURES,
+    PER_CHARACTER,
+    Match,
+    feature_function,
+    per_token,
+    rank_units,
+    regex_feature,
+)
 from charlm.inference import GENERATION_DEVICE, LoadedModel
 from charlm.inspect_doc import build_doc
 from charlm.inspect_export import write_lstmvis, write_npz
@@ -119,7 +127,8 @@ def units(
         rec, pieces = ins.rec, ins.pieces
         chosen = parse_unit(unit, rec) if unit is not None else None
         label = find or (f"regex {find_regex}" if find_regex else None)
-        ranking = _rank(rec, per_token(feature, pieces), str(label)) if feature else None
+        mean = find_regex is not None or find in PER_CHARACTER
+        ranking = _rank(rec, per_token(feature, pieces, mean), str(label)) if feature else None
         sats = saturation(rec.kind, rec.states)
         if not quiet:
             if ranking is not None:
