@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from charlm.config import ConfigError
-from charlm.recording import Recording
+from charlm.config import ConfigError, ModelConfig
+from charlm.recording import Recording, state_names
 from charlm.saturation import SIGMOID_GATES
 
 
@@ -31,19 +31,39 @@ class Unit:
         return self.name if self.name in ("h", "c") else "gate"
 
 
-def parse_unit(spec: str, rec: Recording) -> Unit:
-    """``L:KIND:INDEX`` (``L0:h:12`` or ``0:h:12``) -> a unit that exists in ``rec``."""
-    parts = spec.split(":")
-    valid = f"layers 0-{rec.layers - 1}, kinds {', '.join(rec.names)}, units 0-{rec.hidden - 1}"
+@dataclass(frozen=True)
+class Space:
+    """The units a model has: checked against its config before minutes of recording."""
+
+    names: tuple[str, ...]  # h, c, gate names
+    layers: int
+    hidden: int
+
+    @classmethod
+    def of_model(cls, cfg: ModelConfig) -> Space:
+        return cls(state_names(cfg.model), cfg.num_layers, cfg.hidden_size)
+
+    @classmethod
+    def of_recording(cls, rec: Recording) -> Space:
+        return cls(rec.names, rec.layers, rec.hidden)
+
+    def describe(self) -> str:
+        kinds = ", ".join(self.names)
+        return f"layers 0-{self.layers - 1}, kinds {kinds}, units 0-{self.hidden - 1}"
+
+
+def parse_unit(spec: str, space: Space) -> Unit:
+    """``L:KIND:INDEX`` (``L0:h:12`` or ``0:h:12``) -> a unit that exists in ``space``."""
     try:
-        layer_s, name, index_s = parts
+        layer_s, name, index_s = spec.split(":")
         layer, index = int(layer_s.removeprefix("L")), int(index_s)
     except ValueError:
         raise ConfigError(
-            f"--unit '{spec}' is not LAYER:KIND:INDEX, e.g. 0:h:12 ({valid})"
+            f"--unit '{spec}' is not LAYER:KIND:INDEX, e.g. 0:h:12 ({space.describe()})"
         ) from None
-    if name not in rec.names or not 0 <= layer < rec.layers or not 0 <= index < rec.hidden:
-        raise ConfigError(f"--unit '{spec}' does not exist in this model: {valid}")
+    inside = 0 <= layer < space.layers and 0 <= index < space.hidden
+    if name not in space.names or not inside:
+        raise ConfigError(f"--unit '{spec}' does not exist in this model: {space.describe()}")
     return Unit(name, layer, index)
 
 

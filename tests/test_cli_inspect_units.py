@@ -73,8 +73,10 @@ def test_unit_view_reads_stdin_and_bad_units_name_the_range(trained_run: Path) -
     r = _run("inspect", "units", str(trained_run), "-", "--unit", "L0:forget:3", input=TEXT)
     assert r.exit_code == 0, r.output
     assert "Resolved. resolved." in r.stderr and "L0:forget:3: coloured white to orange" in r.stderr
-    line = _one_error_line(_run("inspect", "units", str(trained_run), TEXT, "--unit", "0:h:16"))
+    r = _run("inspect", "units", str(trained_run), TEXT, "--unit", "0:h:16")
+    line = _one_error_line(r)
     assert "does not exist" in line and "units 0-15" in line and "layers 0-0" in line
+    assert "reading" not in r.stderr  # refused before the pass
 
 
 def test_unknown_characters_follow_prime_s_rule(trained_run: Path) -> None:
@@ -122,7 +124,11 @@ def test_page_gets_the_document(trained_run: Path, tmp_path: Path, monkeypatch) 
     assert "page.html" in line
 
 
-@pytest.mark.parametrize("extra", [("--model", "gru"), ("--model", "rnn"), ("--tokenizer", "word")])
+MODELS = [("--model", "gru"), ("--model", "rnn"), ("--tokenizer", "word"),
+          ("--tokenizer", "sentencepiece")]  # fmt: skip
+
+
+@pytest.mark.parametrize("extra", MODELS)
 def test_gru_rnn_and_word_models(tmp_path: Path, corpus_file: Path, extra: tuple[str, str]) -> None:
     run = _train(tmp_path, corpus_file, "run", *extra)
     r = _run("inspect", "units", str(run), TEXT, "--find", "capitals", "--json")
@@ -132,10 +138,11 @@ def test_gru_rnn_and_word_models(tmp_path: Path, corpus_file: Path, extra: tuple
     s = _run("inspect", "surprisal", str(run), TEXT, "--json")
     assert s.exit_code == 0, s.output
     tokens = [t["token"] for t in json.loads(s.stdout)["tokens"]]
-    if extra[0] == "--tokenizer":
+    if extra[1] == "word":
         assert "Citizen" in tokens  # shown per word
     else:
         assert "".join(tokens) == TEXT
+    assert len(tokens) < len(TEXT) or extra[0] == "--model"
 
 
 def _quoted_corpus(path: Path, sentences: int = 1500) -> None:

@@ -16,7 +16,7 @@ from charlm.recording import record
 from charlm.saturation import saturation
 from charlm.stepping import run_prime
 from charlm.surprisal import bits_per_char, hardest_spans
-from charlm.units import Unit, parse_unit, value_range
+from charlm.units import Space, Unit, parse_unit, value_range
 from tests.test_stepping import V, cell_states, layer_outputs, random_model
 
 T = 40
@@ -121,13 +121,17 @@ def test_hardest_spans_do_not_overlap_and_skip_the_unscored_token() -> None:
 
 
 def test_units_are_parsed_and_bad_ones_name_the_valid_range() -> None:
-    rec = record(random_model("lstm"), ids_of(5))
-    assert parse_unit("L1:forget:3", rec) == Unit("forget", 1, 3) == parse_unit("1:forget:3", rec)
+    model = random_model("lstm")
+    rec = record(model, ids_of(5))
+    space = Space.of_recording(rec)
+    assert space == Space.of_model(model.cfg)
+    assert parse_unit("L1:forget:3", space) == Unit("forget", 1, 3)
+    assert parse_unit("1:forget:3", space) == Unit("forget", 1, 3)
     assert value_range(rec, Unit("forget", 0, 0)) == (0.0, 1.0)
     assert value_range(rec, Unit("h", 0, 0)) == (-1.0, 1.0)
     for bad in ("2:h:0", "0:h:16", "0:reset:1", "0:h", "x:h:1"):
         with pytest.raises(ConfigError, match="layers 0-1, kinds h, c, input") as e:
-            parse_unit(bad, rec)
+            parse_unit(bad, space)
         assert "units 0-15" in str(e.value)
 
 

@@ -53,7 +53,7 @@ from charlm.saturation import saturation
 from charlm.surprisal import bits_per_char, hardest_spans
 from charlm.textio import InputError, read_text
 from charlm.tokenizers import describe_unknown, drop_unknown
-from charlm.units import is_sequential, parse_unit, value_range, values
+from charlm.units import Space, Unit, is_sequential, parse_unit, value_range, values
 
 TextArgs = Annotated[
     list[str] | None, checkpoint_then("[CHECKPOINT] TEXT|-", "the text; - or piped stdin")
@@ -70,6 +70,7 @@ class Inspected:
     text: str  # as read, after --max-chars and --unknown
     rec: Recording
     vocab: list[str]  # every token id's string
+    unit: Unit | None = None  # --unit, when given
 
     @property
     def pieces(self) -> list[str]:
@@ -123,9 +124,8 @@ def units(
             feature = feature_function(find)
         if output is not None and output.suffix.lower() not in (".html", ".htm"):
             raise ConfigError(f"-o {output}: the page is HTML, name it e.g. page.html")
-        ins = _inspect(args, file, max_chars, unknown, device, threads, quiet, min_tokens=1)
-        rec, pieces = ins.rec, ins.pieces
-        chosen = parse_unit(unit, rec) if unit is not None else None
+        ins = _inspect(args, file, max_chars, unknown, device, threads, quiet, 1, unit)
+        rec, pieces, chosen = ins.rec, ins.pieces, ins.unit
         label = find or (f"regex {find_regex}" if find_regex else None)
         mean = find_regex is not None or find in PER_CHARACTER
         ranking = _rank(rec, per_token(feature, pieces, mean), str(label)) if feature else None
@@ -165,7 +165,7 @@ def surprisal(
     context. The mean equals `charlm evaluate --batch-size 1`'s bits per character.
     """
     with user_errors():
-        ins = _inspect(args, file, max_chars, unknown, device, threads, quiet, min_tokens=2)
+        ins = _inspect(args, file, max_chars, unknown, device, threads, quiet, 2)
         rec, pieces = ins.rec, ins.pieces
         bits = rec.surprisal
         first, last = ins.lm.tokenizer.spelled_span(ins.text)
@@ -194,8 +194,9 @@ def _inspect(
     threads: int | None,
     quiet: bool,
     min_tokens: int,
+    unit: str | None = None,
 ) -> Inspected:
-    """Read the text, load the model, run the one recording pass."""
+    """Read the text, load the model, check --unit against it, run the one recording pass."""
     if unknown not in UNKNOWN_MODES:
         raise ConfigError(f"unknown --unknown '{unknown}': choose error or skip")
     checkpoint, rest = split_checkpoint(args or [])
@@ -205,6 +206,7 @@ def _inspect(
     set_threads(threads)
     lm = load_checkpoint(checkpoint, device, quiet)
     text = _known(lm, text, unknown, quiet)
+    chosen = parse_unit(unit, Space.of_model(lm.config.model)) if unit is not None else None
     ids = lm.tokenizer.encode(text)
     if len(ids) < min_tokens:
         raise InputError(f"the text has {len(ids)} token(s): give at least {min_tokens}")
@@ -212,7 +214,7 @@ def _inspect(
         info(f"reading {len(ids):,} tokens ...")
     rec = record(lm.model, ids)
     vocab = [lm.tokenizer.decode([i]) for i in range(lm.tokenizer.vocab_size)]
-    return Inspected(lm, text, rec, vocab)
+    return Inspected(lm, text, rec, vocab, chosen)
 
 
 def _text(rest: list[str], file: Path | None) -> str:
