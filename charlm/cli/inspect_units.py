@@ -18,7 +18,6 @@ from charlm.cli.common import (
     JsonOpt,
     QuietOpt,
     ThreadsOpt,
-    UnknownOpt,
     checkpoint_then,
     info,
     load_checkpoint,
@@ -59,6 +58,11 @@ TextArgs = Annotated[
     list[str] | None, checkpoint_then("[CHECKPOINT] TEXT|-", "the text; - or piped stdin")
 ]
 FileOpt = Annotated[Path | None, typer.Option("--file", "-f", help="Read the text here.")]
+# prime's rule, in words for a text that is read rather than continued.
+TextUnknownOpt = Annotated[
+    str,
+    typer.Option(help="Characters the model never saw: error (stop) or skip (drop them)."),
+]
 MaxCharsOpt = Annotated[
     int | None, typer.Option("--max-chars", min=1, help="Inspect only the first N characters.")
 ]
@@ -86,15 +90,19 @@ def units(
     *,
     file: FileOpt = None,
     find: Annotated[
-        str | None, typer.Option(help=f"Rank units by |r| with: {', '.join(FEATURES)}.")
+        str | None,
+        typer.Option(metavar="FEATURE", help=f"Rank units by |r| with: {', '.join(FEATURES)}."),
     ] = None,
     find_regex: Annotated[
-        str | None, typer.Option(help="Rank units by |r| with being inside a match of RE.")
+        str | None,
+        typer.Option(metavar="RE", help="Rank units by |r| with being inside a match of RE."),
     ] = None,
     top: Annotated[int, typer.Option(min=1, help="Units listed by --find.")] = 10,
     unit: Annotated[
         str | None,
-        typer.Option(help="Colour the text by this unit: LAYER:KIND:INDEX, e.g. 0:c:12."),
+        typer.Option(
+            metavar="L:KIND:INDEX", help="Colour the text by this unit, e.g. 0:c:12 or 1:forget:3."
+        ),
     ] = None,
     show_saturation: Annotated[
         bool,
@@ -104,11 +112,14 @@ def units(
         Path | None, typer.Option("--output", "-o", help="Write a self-contained HTML page.")
     ] = None,
     npz: Annotated[
-        Path | None, typer.Option(help="Write states, gates, ids, vocabulary (.npz).")
+        Path | None,
+        typer.Option(metavar="PATH", help="Write states, gates, ids, vocabulary (.npz)."),
     ] = None,
-    lstmvis: Annotated[Path | None, typer.Option(help="Write an LSTMVis project into DIR.")] = None,
+    lstmvis: Annotated[
+        Path | None, typer.Option(metavar="DIR", help="Write an LSTMVis project into DIR.")
+    ] = None,
     max_chars: MaxCharsOpt = None,
-    unknown: UnknownOpt = "error",
+    unknown: TextUnknownOpt = "error",
     json_out: JsonOpt = False,
     device: GenerationDeviceOpt = GENERATION_DEVICE,
     threads: ThreadsOpt = None,
@@ -153,7 +164,7 @@ def surprisal(
     spans: Annotated[int, typer.Option(min=0, help="Hardest spans listed.")] = 5,
     span_length: Annotated[int, typer.Option(min=1, help="Tokens per span.")] = 20,
     max_chars: MaxCharsOpt = None,
-    unknown: UnknownOpt = "error",
+    unknown: TextUnknownOpt = "error",
     json_out: JsonOpt = False,
     device: GenerationDeviceOpt = GENERATION_DEVICE,
     threads: ThreadsOpt = None,
