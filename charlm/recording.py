@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch import nn
 
-from charlm.fastpath import GATES, StepStates
+from charlm.fastpath import GATES
 from charlm.model import RNNLM
 from charlm.stepping import blas_threads, make_stepper
 
@@ -67,8 +68,8 @@ def record(model: RNNLM, ids: np.ndarray, top: int = 5) -> Recording:
         raise ValueError("record needs at least one token")
     stepper = make_stepper(model, record=True)
     stepper.start(model.init_hidden(1, next(model.parameters()).device), 1)
-    first = None
-    states: dict[str, np.ndarray] = {}
+    kind = _kind(model)
+    states = _allocate(kind, T, model.rnn.num_layers, model.rnn.hidden_size)
     k = min(top, model.embed.num_embeddings)
     log2_prob = np.full(T, np.nan)
     top_ids = np.zeros((T, k), np.int64)
@@ -80,30 +81,19 @@ def record(model: RNNLM, ids: np.ndarray, top: int = 5) -> Recording:
             if scores is None:
                 scores = np.empty((min(CHUNK, T), out.shape[1]), np.float32)
             scores[t % CHUNK] = out[0]
-            st = stepper.states()
-            if first is None:
-                first = st
-                states = _allocate(st.kind, T, len(st.h), st.h[0].shape[1])
-            _keep(states, st, t)
+            stepper.write_states(states, t)
             if t % CHUNK == CHUNK - 1 or t == T - 1:
                 start = t - t % CHUNK
                 _reduce(scores[: t - start + 1], ids, start, log2_prob, top_ids, top_probs)
-    assert first is not None
-    return Recording(first.kind, ids, states, log2_prob, top_ids, top_probs)
+    return Recording(kind, ids, states, log2_prob, top_ids, top_probs)
+
+
+def _kind(model: RNNLM) -> str:
+    return {nn.LSTM: "lstm", nn.GRU: "gru", nn.RNN: "rnn"}[type(model.rnn)]
 
 
 def _allocate(kind: str, T: int, L: int, H: int) -> dict[str, np.ndarray]:
     return {name: np.empty((T, L, H), np.float32) for name in state_names(kind)}
-
-
-def _keep(states: dict[str, np.ndarray], st: StepStates, t: int) -> None:
-    for layer, h in enumerate(st.h):
-        states["h"][t, layer] = h[0]
-    for layer, c in enumerate(st.c):
-        states["c"][t, layer] = c[0]
-    for name, per_layer in st.gates.items():
-        for layer, g in enumerate(per_layer):
-            states[name][t, layer] = g[0]
 
 
 def _reduce(
