@@ -1,4 +1,7 @@
-"""The inspection as one document: what `charlm inspect units -o page.html` hands the page.
+"""The inspection as documents: what `charlm inspect units -o page.html` hands the page, and
+what `units --json` and `surprisal --json` print.
+
+The page document:
 
 ``{"tokens", "units": [{"name", "kind", "range", "values", "r"?}], "surprisal", "top",
 "prob", "title", "feature"}``, JSON-serialisable once each unit's values (a NumPy array
@@ -16,6 +19,8 @@ import numpy as np
 
 from charlm.features import Match
 from charlm.recording import Recording
+from charlm.saturation import GateSaturation
+from charlm.surprisal import Span
 from charlm.units import Unit, all_units, value_range, values
 
 
@@ -73,3 +78,53 @@ def jsonable(doc: dict[str, Any]) -> dict[str, Any]:
     """``doc`` with each unit's values as a list, for json.dumps."""
     units = [{**u, "values": np.asarray(u["values"]).tolist()} for u in doc["units"]]
     return {**doc, "units": units}
+
+
+def units_report(
+    rec: Recording, feature: str | None, ranked: list[Match], sats: list[GateSaturation]
+) -> dict[str, Any]:
+    """The model's shape, the ranked units with their r, the gate saturation."""
+    return {
+        "model": rec.kind,
+        "layers": rec.layers,
+        "hidden_size": rec.hidden,
+        "tokens": len(rec.ids),
+        "feature": feature,
+        "ranking": [{"unit": f"L{m.layer}:{m.name}:{m.index}", "r": round(m.r, 4)} for m in ranked],
+        "saturation": [s.to_dict() for s in sats],
+    }
+
+
+def surprisal_report(
+    rec: Recording, vocab: list[str], bits_per_char: float, spans: list[Span]
+) -> dict[str, Any]:
+    """Per token its bits, probability and the top candidates; the means; the hardest spans.
+
+    The first token is context only: its bits and probability are None, its top list empty.
+    """
+    pieces = [vocab[i] for i in rec.ids]
+    bits = rec.surprisal
+    rows = [{"token": pieces[0], "bits": None, "prob": None, "top": []}]
+    for t in range(1, len(pieces)):
+        top = zip(rec.top_ids[t], rec.top_probs[t], strict=True)
+        rows.append({
+            "token": pieces[t],
+            "bits": float(bits[t]),
+            "prob": float(2.0 ** -bits[t]),
+            "top": [{"token": vocab[i], "prob": float(p)} for i, p in top],
+        })  # fmt: skip
+    return {
+        "tokens": rows,
+        "scored_tokens": len(rows) - 1,
+        "bits_per_token": float(np.nanmean(bits)) if len(rows) > 1 else None,
+        "bits_per_char": bits_per_char,
+        "hardest_spans": [
+            {
+                "start": s.start,
+                "end": s.end,
+                "bits_per_token": s.bits,
+                "text": "".join(pieces[s.start : s.end]),
+            }
+            for s in spans
+        ],
+    }

@@ -74,12 +74,10 @@ def record(model: RNNLM, ids: np.ndarray, top: int = 5) -> Recording:
     log2_prob = np.full(T, np.nan)
     top_ids = np.zeros((T, k), np.int64)
     top_probs = np.full((T, k), np.nan)
-    scores = None
+    scores = np.empty((min(CHUNK, T), model.embed.num_embeddings), np.float32)  # (chunk, V)
     with blas_threads(1):
         for t in range(T):
             out = stepper.step(ids[t : t + 1])  # (1, V): the distribution of token t + 1
-            if scores is None:
-                scores = np.empty((min(CHUNK, T), out.shape[1]), np.float32)
             scores[t % CHUNK] = out[0]
             stepper.write_states(states, t)
             if t % CHUNK == CHUNK - 1 or t == T - 1:

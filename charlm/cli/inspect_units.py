@@ -44,7 +44,7 @@ from charlm.features import (
     regex_feature,
 )
 from charlm.inference import GENERATION_DEVICE, LoadedModel
-from charlm.inspect_doc import build_doc
+from charlm.inspect_doc import build_doc, surprisal_report, units_report
 from charlm.inspect_export import write_lstmvis, write_npz
 from charlm.recording import Recording, record
 from charlm.runtime import set_threads
@@ -154,7 +154,8 @@ def units(
                 info(f"{chosen}: coloured {scale} over [{lo:.3g}, {hi:.3g}]")
         _export(ins, output, npz, lstmvis, label, ranking, quiet)
         if json_out:
-            write_json(_units_doc(ins, label, ranking, top, sats))
+            ranked = (ranking or [])[:top]
+            write_json({"checkpoint": str(ins.lm.path), **units_report(rec, label, ranked, sats)})
 
 
 def surprisal(
@@ -193,7 +194,8 @@ def surprisal(
                 f"{bpc:.4f} bits/char"
             )
         if json_out:
-            write_json(_surprisal_doc(ins, bpc, hard))
+            report = surprisal_report(rec, ins.vocab, bpc, hard)
+            write_json({"checkpoint": str(ins.lm.path), **report})
 
 
 def _inspect(
@@ -310,56 +312,3 @@ def _page_renderer() -> Any:
 
 def _run_name(path: Path) -> str:
     return path.parent.name if path.name.endswith(".safetensors") else path.name
-
-
-def _units_doc(
-    ins: Inspected, label: str | None, ranking: list | None, top: int, sats: list
-) -> dict[str, Any]:
-    rec = ins.rec
-    return {
-        "checkpoint": str(ins.lm.path),
-        "model": rec.kind,
-        "layers": rec.layers,
-        "hidden_size": rec.hidden,
-        "tokens": len(rec.ids),
-        "feature": label,
-        "ranking": [
-            {"unit": f"L{m.layer}:{m.name}:{m.index}", "r": round(m.r, 4)}
-            for m in (ranking or [])[:top]
-        ],
-        "saturation": [s.to_dict() for s in sats],
-    }
-
-
-def _surprisal_doc(ins: Inspected, bpc: float, hard: list) -> dict[str, Any]:
-    rec, pieces = ins.rec, ins.pieces
-    bits = rec.surprisal
-    rows = []
-    for t, piece in enumerate(pieces):
-        top = [
-            {"token": ins.vocab[i], "prob": float(p)}
-            for i, p in zip(rec.top_ids[t], rec.top_probs[t], strict=True)
-        ] if t else []  # fmt: skip
-        scored = t > 0
-        rows.append({
-            "token": piece,
-            "bits": float(bits[t]) if scored else None,
-            "prob": float(2.0 ** -bits[t]) if scored else None,
-            "top": top,
-        })  # fmt: skip
-    return {
-        "checkpoint": str(ins.lm.path),
-        "tokens": rows,
-        "scored_tokens": len(rows) - 1,
-        "bits_per_token": float(np.nanmean(bits)),
-        "bits_per_char": bpc,
-        "hardest_spans": [
-            {
-                "start": s.start,
-                "end": s.end,
-                "bits_per_token": s.bits,
-                "text": "".join(pieces[s.start : s.end]),
-            }
-            for s in hard
-        ],
-    }
