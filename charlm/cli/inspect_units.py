@@ -225,7 +225,12 @@ def _inspect(
         raise InputError(f"the text has {len(ids)} token(s): give at least {min_tokens}")
     if not quiet:
         info(f"reading {len(ids):,} tokens ...")
-    rec = record(lm.model, ids)
+    try:
+        rec = record(lm.model, ids)
+    except ValueError as e:  # a model the recording cells do not reproduce
+        raise InputError(
+            f"{lm.path}: {e}; only LSTM, GRU and RNN models can be inspected"
+        ) from None
     vocab = [lm.tokenizer.decode([i]) for i in range(lm.tokenizer.vocab_size)]
     return Inspected(lm, text, rec, vocab, chosen)
 
