@@ -176,3 +176,17 @@ def test_find_quotes_finds_a_quote_unit(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     best = json.loads(r.stdout)["ranking"][0]
     assert abs(best["r"]) >= 0.8, best
+
+
+def test_a_feature_that_never_varies_and_an_unrecordable_model_are_one_line(
+    trained_run: Path, monkeypatch
+) -> None:
+    line = _one_error_line(_run("inspect", "units", str(trained_run), TEXT, "--find", "quotes"))
+    assert "'quotes' does not vary" in line
+
+    def refuse(*_: object) -> None:
+        raise ValueError("cannot record states: the model's forward pass is not the cells'")
+
+    monkeypatch.setattr("charlm.cli.inspect_units.record", refuse)
+    line = _one_error_line(_run("inspect", "surprisal", str(trained_run), TEXT))
+    assert "cannot record states" in line and "only LSTM, GRU and RNN" in line
