@@ -17,15 +17,16 @@ from charlm.recording import Recording
 def write_npz(path: str | Path, rec: Recording, vocab: list[str], tokens: list[str]) -> None:
     """States as (T, L, H) arrays named h, c, gate_<name>; ids, tokens and the vocabulary."""
     arrays = {(k if k in ("h", "c") else f"gate_{k}"): v for k, v in rec.states.items()}
-    np.savez_compressed(
-        path,
-        ids=rec.ids,
-        tokens=np.array(tokens, dtype=str),
-        vocab=np.array(vocab, dtype=str),
-        surprisal=rec.surprisal,
-        kind=np.array(rec.kind),
-        **arrays,
-    )
+    arrays |= {
+        "ids": rec.ids,
+        "tokens": np.array(tokens, dtype=str),
+        "vocab": np.array(vocab, dtype=str),
+        "surprisal": rec.surprisal,
+        "kind": np.array(rec.kind),
+    }
+    # Through an open file: given a name, NumPy would append ".npz" to a path without it.
+    with open(path, "wb") as f:
+        np.savez_compressed(f, **arrays)
 
 
 def dict_entry(token: str) -> str:

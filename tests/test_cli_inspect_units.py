@@ -88,7 +88,7 @@ def test_unknown_characters_follow_prime_s_rule(trained_run: Path) -> None:
 
 
 def test_npz_and_lstmvis_exports(trained_run: Path, tmp_path: Path) -> None:
-    npz, vis = tmp_path / "s.npz", tmp_path / "vis"
+    npz, vis = tmp_path / "states", tmp_path / "vis"  # written as named, no .npz added
     r = _run("inspect", "units", str(trained_run), TEXT, "--npz", str(npz), "--lstmvis", str(vis),
              "--max-chars", "20", "-q")  # fmt: skip
     assert r.exit_code == 0, r.output
@@ -122,6 +122,8 @@ def test_page_gets_the_document(trained_run: Path, tmp_path: Path, monkeypatch) 
     assert len(doc["units"]) == 16 * 6 and "r" in doc["units"][0]
     line = _one_error_line(_run("inspect", "units", str(trained_run), TEXT, "-o", "page.png"))
     assert "page.html" in line
+    r = _run("inspect", "units", str(trained_run), TEXT, "--npz", str(tmp_path))
+    assert "is a directory" in _one_error_line(r) and "reading" not in r.stderr
 
 
 MODELS = [("--model", "gru"), ("--model", "rnn"), ("--tokenizer", "word"),

@@ -133,8 +133,7 @@ def units(
         feature = regex_feature(find_regex) if find_regex is not None else None
         if find is not None:
             feature = feature_function(find)
-        if output is not None and output.suffix.lower() not in (".html", ".htm"):
-            raise ConfigError(f"-o {output}: the page is HTML, name it e.g. page.html")
+        _check_outputs(output, npz, lstmvis)
         ins = _inspect(args, file, max_chars, unknown, device, threads, quiet, 1, unit)
         rec, pieces, chosen = ins.rec, ins.pieces, ins.unit
         label = find or (f"regex {find_regex}" if find_regex else None)
@@ -196,6 +195,17 @@ def surprisal(
         if json_out:
             report = surprisal_report(rec, ins.vocab, bpc, hard)
             write_json({"checkpoint": str(ins.lm.path), **report})
+
+
+def _check_outputs(output: Path | None, npz: Path | None, lstmvis: Path | None) -> None:
+    """Refuse outputs that cannot be written before the pass, which can take minutes."""
+    if output is not None and output.suffix.lower() not in (".html", ".htm"):
+        raise ConfigError(f"-o {output}: the page is HTML, name it e.g. page.html")
+    for flag, path in (("-o", output), ("--npz", npz)):
+        if path is not None and path.is_dir():
+            raise ConfigError(f"{flag} {path} is a directory: name a file in it")
+    if lstmvis is not None and lstmvis.exists() and not lstmvis.is_dir():
+        raise ConfigError(f"--lstmvis {lstmvis} is a file: name a directory (it is made)")
 
 
 def _inspect(
