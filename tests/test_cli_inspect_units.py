@@ -124,6 +124,9 @@ def test_page_gets_the_document(trained_run: Path, tmp_path: Path, monkeypatch) 
     assert "page.html" in line
     r = _run("inspect", "units", str(trained_run), TEXT, "--npz", str(tmp_path))
     assert "is a directory" in _one_error_line(r) and "reading" not in r.stderr
+    under_a_file = tmp_path / "page.html" / "vis"
+    r = _run("inspect", "units", str(trained_run), TEXT, "--lstmvis", str(under_a_file))
+    assert "is a file, not a directory" in _one_error_line(r) and "reading" not in r.stderr
 
 
 MODELS = [("--model", "gru"), ("--model", "rnn"), ("--tokenizer", "word"),

@@ -198,14 +198,29 @@ def surprisal(
 
 
 def _check_outputs(output: Path | None, npz: Path | None, lstmvis: Path | None) -> None:
-    """Refuse outputs that cannot be written before the pass, which can take minutes."""
+    """Refuse outputs that cannot be written before the pass, which can take minutes.
+
+    Names the system cannot take (a NUL byte, too long) are left to the write, whose errors
+    the CLI boundary reports.
+    """
     if output is not None and output.suffix.lower() not in (".html", ".htm"):
         raise ConfigError(f"-o {output}: the page is HTML, name it e.g. page.html")
-    for flag, path in (("-o", output), ("--npz", npz)):
-        if path is not None and path.is_dir():
-            raise ConfigError(f"{flag} {path} is a directory: name a file in it")
-    if lstmvis is not None and lstmvis.exists() and not lstmvis.is_dir():
-        raise ConfigError(f"--lstmvis {lstmvis} is a file: name a directory (it is made)")
+    for flag, path, want_dir in (("-o", output, False), ("--npz", npz, False),
+                                 ("--lstmvis", lstmvis, True)):  # fmt: skip
+        if path is None:
+            continue
+        try:
+            blocked = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+            wrong = path.exists() and path.is_dir() != want_dir
+        except (OSError, ValueError):
+            continue
+        if blocked is not None:
+            raise ConfigError(f"{flag} {path}: {blocked} is a file, not a directory")
+        if wrong:
+            what = (
+                "a file: name a directory (it is made)" if want_dir else "a directory: name a file"
+            )
+            raise ConfigError(f"{flag} {path} is {what}")
 
 
 def _inspect(
