@@ -27,6 +27,7 @@ SECTIONS = (
     "ngram",
     "music",
     "words",
+    "inspect",
 )
 
 

@@ -162,6 +162,25 @@ class NumpyCells:
         h = [xh[:, -H:].copy() for xh in self.xh]
         return StepStates(self.kind, h, [c.copy() for c in self.c], gates)
 
+    def write_states(self, out: dict[str, np.ndarray], row: int) -> None:
+        """Write stream 0's h, c and gates after the last step into ``out[name][row]``.
+
+        ``out`` maps "h", "c" (LSTM) and each gate name to a (rows, L, H) array. The same
+        values as ``states()`` without its per-step copies: recording a long text step by
+        step, they were a fifth of the time (22 of 94 us a step for a 1x512 LSTM).
+        """
+        if not self.record:
+            raise ValueError("gates are kept only by a stepper made with record=True")
+        H = self.H
+        names = GATES[self.kind]
+        for k in range(self.L):
+            out["h"][row, k] = self.xh[k][0, -H:]
+            if self.c:
+                out["c"][row, k] = self.c[k][0]
+            kept = self.kept[k]
+            for j, name in enumerate(names):
+                out[name][row, k] = kept[0, j * H : (j + 1) * H]
+
     def _cell(self, layer: int, g: np.ndarray, h: np.ndarray) -> None:
         """Gate pre-activations ``g`` -> new hidden state written into ``h`` (in place)."""
         H, t = self.H, self.t
@@ -219,3 +238,6 @@ class NumpyStepper:
 
     def states(self) -> StepStates:
         return self.cells.states()
+
+    def write_states(self, out: dict[str, np.ndarray], row: int) -> None:
+        self.cells.write_states(out, row)

@@ -40,6 +40,10 @@ class Stepper(Protocol):
         """Per layer h, c and gates after the last step; only for ``record=True``."""
         ...
 
+    def write_states(self, out: dict[str, np.ndarray], row: int) -> None:
+        """Stream 0's ``states()`` written into ``out[name][row]`` (L, H), without copies."""
+        ...
+
 
 @contextmanager
 def blas_threads(n: int) -> Iterator[None]:
@@ -117,6 +121,11 @@ class TorchStepper:
         if self.cells is None:
             raise ValueError("states are kept only by a stepper made with record=True")
         return self.cells.states()
+
+    def write_states(self, out: dict[str, np.ndarray], row: int) -> None:
+        if self.cells is None:
+            raise ValueError("states are kept only by a stepper made with record=True")
+        self.cells.write_states(out, row)
 
 
 def make_stepper(model: RNNLM, fast: bool = True, record: bool = False) -> Stepper:

@@ -142,3 +142,25 @@ def test_a_model_the_cells_do_not_reproduce_is_not_recorded() -> None:
     assert isinstance(make_stepper(model), TorchStepper)  # it still samples
     with pytest.raises(ValueError, match="cannot record"):
         make_stepper(model, record=True)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("record", [NumpyStepper, TorchStepper])
+def test_write_states_writes_what_states_returns(kind: str, record: type) -> None:
+    model = random_model(kind)
+    stepper = record(model, record=True)
+    stepper.start(model.init_hidden(1), 1)
+    names = ("h", "c", *GATES[kind]) if kind == "lstm" else ("h", *GATES[kind])
+    out = {name: np.full((3, 2, H), np.nan, np.float32) for name in names}
+    for t, token in enumerate([1, 5, 2]):
+        stepper.step(np.array([token]))
+        stepper.write_states(out, t)
+        st = stepper.states()
+        for k in range(2):
+            np.testing.assert_array_equal(out["h"][t, k], st.h[k][0])
+            if kind == "lstm":
+                np.testing.assert_array_equal(out["c"][t, k], st.c[k][0])
+            for name, per_layer in st.gates.items():
+                np.testing.assert_array_equal(out[name][t, k], per_layer[k][0])
+    with pytest.raises(ValueError, match="record=True"):
+        make_stepper(model, record=False).write_states(out, 0)

@@ -1,4 +1,5 @@
-"""`charlm inspect`: look inside trained models. First subcommand: `gradients`."""
+"""`charlm inspect`: look inside trained models: `gradients` here, `units` and `surprisal`
+in `charlm.cli.inspect_units`."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from charlm.cli.common import (
     wide_err,
     write_json,
 )
+from charlm.cli.inspect_units import surprisal, units
 from charlm.config import MODELS, ConfigError, check_seed
 from charlm.dataset import split_text
 from charlm.figures import check_output, gradient_flow_figure
@@ -35,10 +37,12 @@ from charlm.tokenizers import Tokenizer, describe_unknown, drop_unknown
 
 app = typer.Typer(
     name="inspect",
-    help="Look inside trained models: gradient flow through time.",
+    help="Look inside trained models: units, gates, surprisal, gradient flow through time.",
     no_args_is_help=True,
     rich_markup_mode=PLAIN_HELP,
 )
+app.command("units")(units)
+app.command("surprisal")(surprisal)
 
 TABLE_LAGS = (0, 1, 2, 5, 10, 20, 50, 100, 200)
 
