@@ -15,6 +15,7 @@ from charlm.cli.common import (
     DeviceOpt,
     EncodingOpt,
     JsonOpt,
+    PlainCommand,
     QuietOpt,
     ThreadsOpt,
     err,
@@ -43,7 +44,7 @@ app = typer.Typer(
 TABLE_LAGS = (0, 1, 2, 5, 10, 20, 50, 100, 200)
 
 
-@app.command("gradients")
+@app.command("gradients", cls=PlainCommand, short_help="How far back the loss's gradient reaches.")
 def gradients(
     checkpoints: Annotated[
         list[str] | None,
