@@ -38,6 +38,26 @@ def test_a_file_that_cannot_be_scored_is_reported_and_the_rest_scored(
     assert doc["total"] == alone["total"]
 
 
+def test_a_directory_scores_each_file_inside_in_trainings_order(
+    trained_run: Path, corpus_text: str, tmp_path: Path
+) -> None:
+    """train takes a directory as a corpus; evaluate takes one as its files."""
+    texts = tmp_path / "texts"
+    (texts / "sub").mkdir(parents=True)
+    (texts / "b.txt").write_text(corpus_text)
+    (texts / "sub" / "a.txt").write_text(corpus_text[:400])
+    (texts / ".hidden.txt").write_text(corpus_text)
+    r = run("evaluate", str(trained_run), str(texts), "--json")
+    assert r.exit_code == 0, r.output
+    names = [f["name"] for f in json.loads(r.stdout)["files"]]
+    assert names == [str(texts / "b.txt"), str(texts / "sub" / "a.txt")]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = run("evaluate", str(trained_run), str(empty))
+    assert r.exit_code == 1 and "charlm: error: " in r.stderr and "holds no files" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
 def test_nothing_scored_is_an_error_at_the_end(trained_run: Path, tmp_path: Path) -> None:
     a, b = tmp_path / "a.txt", tmp_path / "b.txt"
     a.write_text("F")

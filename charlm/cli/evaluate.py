@@ -39,14 +39,18 @@ from charlm.dataset import run_split
 from charlm.inference import LoadedModel
 from charlm.runtime import set_threads
 from charlm.scoring import TextScore, score_text, total_score
-from charlm.sources import corpus_name
+from charlm.sources import corpus_name, files_in
 from charlm.textio import InputError, read_text
 
 
 def evaluate(
     args: Annotated[
         list[str] | None,
-        checkpoint_then("[CHECKPOINT] FILE...|-", "text files; - or piped stdin reads stdin"),
+        checkpoint_then(
+            "[CHECKPOINT] FILE...|-",
+            "text files or directories (each file inside, scored on its own); - or piped "
+            "stdin reads stdin",
+        ),
     ] = None,
     *,
     split: Annotated[
@@ -101,6 +105,7 @@ def evaluate(
         if corpus is not None and spec is None:
             raise ConfigError("--corpus only serves --baseline: add --baseline ngram:N or drop it")
         checkpoint, files = split_checkpoint(args or [])
+        files = files_in(files)
         if split is not None and files:
             raise InputError("give text files or --split, not both")
         if split is None and not files:
