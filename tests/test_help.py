@@ -113,6 +113,9 @@ def test_device_defaults_shown_are_the_ones_used() -> None:
 def test_length_help_counts_tokens_not_characters() -> None:
     text = " ".join(help_of(["sample"]).split())
     assert "New tokens per sample: characters for a character model" in text
+    # train's --sample-length counts tokens too (sample_ids draws N tokens)
+    train = " ".join(help_of(["train"]).split())
+    assert "--sample-length N Tokens sampled into samples.txt" in train
 
 
 def test_prepare_help_lists_every_format_and_both_ascii_flags() -> None:

@@ -220,7 +220,11 @@ def train(
     ] = None,
     sample_length: Annotated[
         int | None,
-        typer.Option(metavar="N", help="Characters sampled into samples.txt per evaluation."),
+        typer.Option(
+            metavar="N",
+            help="Tokens sampled into samples.txt per evaluation: characters for a character "
+            "model, else words or pieces.",
+        ),
     ] = None,
     seed: SeedOpt = None,
     device: Annotated[
