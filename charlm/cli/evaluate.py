@@ -239,8 +239,20 @@ def _score_all(
     return scores, skipped
 
 
+# Room kept for the file column: at 70 columns the full headers left it none, and the rows
+# could not be told apart.
+FILE_ROOM = 12
+# Short headers for a narrow terminal: the figures keep their full width either way.
+HEADERS = ("chars", "tokens", "nats/token", "bits/char", "perplexity", "OOV {}")
+SHORT_HEADERS = ("chars", "tokens", "nats/tok", "bpc", "ppl", "OOV")
+
+
 def _print_table(scores: list[TextScore], total: TextScore, kind: str) -> None:
-    _console_for([s.name for s in scores]).print(_table(scores, total, kind))
+    console = _console_for([s.name for s in scores])
+    table = _table(scores, total, kind, HEADERS)
+    if console.measure(table).minimum + FILE_ROOM > console.width:
+        table = _table(scores, total, kind, SHORT_HEADERS)
+    console.print(table)
 
 
 def _console_for(names: list[str]) -> Console:
@@ -251,12 +263,12 @@ def _console_for(names: list[str]) -> Console:
     return wide_err(width)
 
 
-def _table(scores: list[TextScore], total: TextScore, kind: str) -> Table:
-    oov = "OOV chars" if kind == "char" else "OOV tokens"
+def _table(scores: list[TextScore], total: TextScore, kind: str, headers: tuple[str, ...]) -> Table:
+    unit = "chars" if kind == "char" else "tokens"
     table = Table(show_edge=False)
     table.add_column("file", overflow="fold")  # long paths wrap; the figures never do
-    for name in ("chars", "tokens", "nats/token", "bits/char", "perplexity", oov):
-        table.add_column(name, justify="right", no_wrap=True)
+    for name in headers:
+        table.add_column(name.format(unit), justify="right", no_wrap=True)
     rows = [*scores, total] if len(scores) > 1 else scores
     for s in rows:
         rate = s.oov_char_rate if kind == "char" else s.oov_token_rate
