@@ -137,7 +137,7 @@ class TrainConfig:
     eval_every: int = 250  # steps
     eval_batch_size: int = 32
     patience: int | None = None  # evaluations without improvement before stopping
-    sample_length: int = 200  # characters written to samples.txt at each evaluation
+    sample_length: int = 200  # tokens sampled into samples.txt at each evaluation
     # Below `charlm sample`'s 1.0 on purpose: samples.txt is a glance at progress, and a
     # cooler draw keeps an early, unsure model's samples from reading as noise.
     sample_temperature: float = 0.8

@@ -94,13 +94,14 @@ def _layout(text: str, opts: CleanOptions) -> Cleaned:
     layout = detect_layout(text)
     if layout is None and opts.format == "auto":
         return Cleaned(text, detected=True)
-    play = read_play(text, layout or _likelier_layout(text), opts.keep_directions)
+    # The layout read is the one reported: a short text under --format play may be inline.
+    layout = layout or _likelier_layout(text)
+    play = read_play(text, layout, opts.keep_directions)
     if not play.speeches and opts.format == "auto":  # e.g. all of it under Dramatis Personae
         return Cleaned(text, detected=True)
     if not play.speeches and text.strip():
         raise InputError(f"no speeches found: {EXPECTED_PLAY}")
-    return Cleaned(play.text, layout or OWN_LINE, opts.format == "auto", play.speeches,
-                   len(play.speakers))  # fmt: skip
+    return Cleaned(play.text, layout, opts.format == "auto", play.speeches, len(play.speakers))
 
 
 def _likelier_layout(text: str) -> str:

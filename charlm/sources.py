@@ -63,6 +63,22 @@ def read_joined(sources: list[str], encoding: str = "utf-8") -> JoinedText:
     return joined
 
 
+def files_in(sources: list[str]) -> list[str]:
+    """``sources`` with each directory replaced by the files below it, in the order training
+    joins them: for commands that take each file on its own (evaluate scores each)."""
+    files: list[str] = []
+    for source in sources:
+        path = Path(source)
+        if source == "-" or not path.is_dir():
+            files.append(source)
+            continue
+        inside = _files_under(path)
+        if not inside:
+            raise InputError(f"{path} holds no files: give text files or a directory of them")
+        files.extend(str(f) for f in inside)
+    return files
+
+
 def _files_under(directory: Path) -> list[Path]:
     """Files below ``directory``, hidden ones and those in hidden directories left out."""
     inside = {p.relative_to(directory): p for p in directory.rglob("*") if p.is_file()}

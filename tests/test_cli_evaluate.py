@@ -38,6 +38,46 @@ def test_a_file_that_cannot_be_scored_is_reported_and_the_rest_scored(
     assert doc["total"] == alone["total"]
 
 
+def test_a_directory_scores_each_file_inside_in_trainings_order(
+    trained_run: Path, corpus_text: str, tmp_path: Path
+) -> None:
+    """train takes a directory as a corpus; evaluate takes one as its files."""
+    texts = tmp_path / "texts"
+    (texts / "sub").mkdir(parents=True)
+    (texts / "b.txt").write_text(corpus_text)
+    (texts / "sub" / "a.txt").write_text(corpus_text[:400])
+    (texts / ".hidden.txt").write_text(corpus_text)
+    r = run("evaluate", str(trained_run), str(texts), "--json")
+    assert r.exit_code == 0, r.output
+    names = [f["name"] for f in json.loads(r.stdout)["files"]]
+    assert names == [str(texts / "b.txt"), str(texts / "sub" / "a.txt")]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = run("evaluate", str(trained_run), str(empty))
+    assert r.exit_code == 1 and "charlm: error: " in r.stderr and "holds no files" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("width", [70, 80, 200])
+def test_the_table_names_every_file_at_any_terminal_width(
+    trained_run: Path, corpus_file: Path, monkeypatch: pytest.MonkeyPatch, width: int
+) -> None:
+    """At 70 columns the full headers once squeezed the file column out of the table."""
+    console = Console(stderr=True, force_terminal=True, width=width, color_system=None)
+    monkeypatch.setattr(cli_evaluate, "err", console)
+    other = corpus_file.with_name("other.txt")
+    other.write_text(corpus_file.read_text()[:300])
+    r = run("evaluate", str(trained_run), str(corpus_file), str(other))
+    assert r.exit_code == 0, r.output
+    rows = [line for line in r.stderr.splitlines() if "│" in line]
+    assert [row.split("│")[0].strip() for row in rows][-1] == "total"
+    # A long path folds over several rows of the file column: read it back whole.
+    names = "".join(row.split("│")[0].strip() for row in rows)
+    assert str(corpus_file) in names and str(other) in names
+    assert all(len(row) <= width for row in rows)  # (the progress bar's lines hold escapes)
+    assert ("bits/char" in r.stderr) == (width == 200) and ("bpc" in r.stderr) == (width < 200)
+
+
 def test_nothing_scored_is_an_error_at_the_end(trained_run: Path, tmp_path: Path) -> None:
     a, b = tmp_path / "a.txt", tmp_path / "b.txt"
     a.write_text("F")

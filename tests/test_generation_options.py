@@ -99,9 +99,22 @@ def test_plain_options_warn_about_nothing(trained_run: Path) -> None:
 def test_prime_json_says_which_sampling_options_it_ignores(trained_run: Path) -> None:
     r = run("prime", str(trained_run), "All:", "--json", "-n", "50", "--seed", "1")
     assert r.exit_code == 0, r.output
-    assert "warning: --length, --seed only shape sampling, and --json samples nothing" in r.stderr
+    assert (
+        "warning: --length, --seed only shape the samples, and --json samples nothing" in r.stderr
+    )
     assert json.loads(r.stdout)["prime"] == "All:"
     assert "warning" not in run("prime", str(trained_run), "All:", "--json").stderr
+    # One option: the verb agrees with it; --no-show-prime is ignored too (the JSON holds it).
+    one = run("prime", str(trained_run), "All:", "--json", "--no-show-prime")
+    assert "warning: --show-prime only shapes the samples" in one.stderr
+
+
+def test_prime_text_says_candidates_need_json(trained_run: Path) -> None:
+    r = run("prime", str(trained_run), "All:", "--candidates", "3", "-n", "5", "--seed", "1")
+    assert r.exit_code == 0, r.output
+    assert "warning: --candidates only shapes the --json report" in r.stderr
+    assert r.stdout.startswith("All:")
+    assert "--candidates" not in run("prime", str(trained_run), "All:", "--json").stderr
 
 
 def test_the_stderr_console_prints_emoji_codes_and_brackets_as_they_are(capsys) -> None:  # type: ignore[no-untyped-def]

@@ -13,6 +13,10 @@ from charlm.cli import app
 ENV = {"COLUMNS": "80", "NO_COLOR": "1"}
 # A space before a full stop that ends a sentence (not "./checkpoints" or "(.png").
 STRAY_STOP = re.compile(r" \.(\s|$)")
+# Typer's type labels: a metavar says what a value is; these say only how Python holds it.
+PYTHON_TYPE = re.compile(r"<(bool|str|int|float|path|list\[\w+\])>")
+# Typer's braces around a required argument in the usage line: {SOURCE}...
+USAGE_BRACES = re.compile(r"\{[A-Z]")
 
 
 def command_paths() -> list[list[str]]:
@@ -51,7 +55,8 @@ def test_help_reads_well_at_80_columns(path: list[str]) -> None:
     for line in text.splitlines():
         assert len(line) <= 80, line
         assert not STRAY_STOP.search(line), line
-        assert "<bool>" not in line, line
+        assert not PYTHON_TYPE.search(line), line  # <bool>, CORPUS <list[str]>
+    assert not USAGE_BRACES.search(text.splitlines()[0]), text.splitlines()[0]
     assert help_of(path, "-h") == text  # -h is --help everywhere
 
 
@@ -61,6 +66,26 @@ def test_top_level_help_lists_every_command_on_one_line() -> None:
     names = [line.split()[0] for line in listed if line.strip()]
     assert names == ["train", "sample", "prime", "evaluate", "prepare", "plot", "inspect", "music"]
     assert not any(line.rstrip().endswith("...") for line in listed)  # nothing cut short
+
+
+# Command groups below the top level: those with subcommands of their own.
+GROUPS = [p for p in PATHS if p and any(len(q) > len(p) and q[: len(p)] == p for q in PATHS)]
+
+
+def test_groups_are_found() -> None:
+    assert ["inspect"] in GROUPS and ["music"] in GROUPS
+
+
+@pytest.mark.parametrize("group", GROUPS, ids=" ".join)
+def test_group_help_lists_subcommands_uncut(group: list[str]) -> None:
+    """inspect and music once listed 'how far back the loss's...'."""
+    text = help_of(group)
+    listed = text.split("Commands:")[1].splitlines()[1:]
+    assert not any(line.rstrip().endswith("...") for line in listed), listed
+
+
+def test_train_is_listed_with_its_several_corpora() -> None:
+    assert "Train a model on text files or a directory." in help_of([])
 
 
 def test_brackets_in_help_text_are_shown() -> None:
@@ -88,6 +113,9 @@ def test_device_defaults_shown_are_the_ones_used() -> None:
 def test_length_help_counts_tokens_not_characters() -> None:
     text = " ".join(help_of(["sample"]).split())
     assert "New tokens per sample: characters for a character model" in text
+    # train's --sample-length counts tokens too (sample_ids draws N tokens)
+    train = " ".join(help_of(["train"]).split())
+    assert "--sample-length N Tokens sampled into samples.txt" in train
 
 
 def test_prepare_help_lists_every_format_and_both_ascii_flags() -> None:

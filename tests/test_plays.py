@@ -227,6 +227,18 @@ def test_folio_inline_speakers_in_the_tiny_shakespeare_shape() -> None:
     assert clean_text(FOLIO, CleanOptions(format="play")) == FOLIO_EXPECTED
 
 
+def test_a_short_folio_forced_as_a_play_is_reported_as_inline() -> None:
+    """Too short to detect, --format play reads it inline; the summary said 'on lines of
+    their own' all the same."""
+    short = (
+        "   Macb. Stay you imperfect Speakers, tell me more:\n\n   Banq. The earth hath bubbles.\n"
+    )
+    assert detect_layout(short) is None
+    cleaned = clean(short, CleanOptions(format="play"))
+    assert cleaned.layout == INLINE and cleaned.speeches == 2
+    assert cleaned.text.startswith("Macb:\nStay you imperfect Speakers")
+
+
 def test_folio_with_windows_line_endings_and_directions_kept() -> None:
     assert clean_text(FOLIO.replace("\n", "\r\n")) == FOLIO_EXPECTED
     kept = clean_text(FOLIO, CleanOptions(keep_directions=True))

@@ -18,7 +18,7 @@ from charlm.cli import prepare as _prepare
 from charlm.cli import prime as _prime
 from charlm.cli import sample as _sample
 from charlm.cli import train as _train
-from charlm.cli.common import HELP_CONTEXT, PLAIN_HELP, error
+from charlm.cli.common import HELP_CONTEXT, PLAIN_HELP, PlainCommand, error
 from charlm.cli.usage import UsageFailure, usage_line
 
 
@@ -78,14 +78,25 @@ def _root(
 
 
 # One line each in `charlm --help` (Click cuts a longer docstring with "..." at 80 columns).
-app.command("train", short_help="Train a model on a text file.", epilog=_train.EPILOG)(_train.train)
-app.command("sample", short_help="Generate text from a trained model.")(_sample.sample)
-app.command("prime", short_help="Continue a given text in the model's style.")(_prime.prime)
-app.command("evaluate", short_help="Score texts: bits per character, perplexity.")(
-    _evaluate.evaluate
+app.command(
+    "train",
+    cls=PlainCommand,
+    short_help="Train a model on text files or a directory.",
+    epilog=_train.EPILOG,
+)(_train.train)
+app.command("sample", cls=PlainCommand, short_help="Generate text from a trained model.")(
+    _sample.sample
 )
-app.command("prepare", short_help="Clean raw text into a training corpus.")(_prepare.prepare)
-app.command("plot", short_help="Plot the learning curves of runs.")(_plot.plot)
+app.command("prime", cls=PlainCommand, short_help="Continue a given text in the model's style.")(
+    _prime.prime
+)
+app.command(
+    "evaluate", cls=PlainCommand, short_help="Score texts: bits per character, perplexity."
+)(_evaluate.evaluate)
+app.command("prepare", cls=PlainCommand, short_help="Clean raw text into a training corpus.")(
+    _prepare.prepare
+)
+app.command("plot", cls=PlainCommand, short_help="Plot the learning curves of runs.")(_plot.plot)
 app.add_typer(_inspect.app, name="inspect", short_help="Look inside trained models.")
 app.add_typer(_music.app, name="music", short_help="Check and render ABC folk tunes.")
 

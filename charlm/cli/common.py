@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import torch
 import typer
 from rich.console import Console
+from typer.core import TyperArgument, TyperCommand
 
 from charlm.cli.stderr import DroppingStderr
 from charlm.errors import CharlmError, ConfigError, InputError, cannot_write
@@ -36,6 +37,32 @@ def wide_err(width: int) -> Console:
 PLAIN_HELP = None
 # -h as well as --help, on every command (Click passes it down to subcommands).
 HELP_CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+class _NamedArgument(TyperArgument):
+    """A positional argument shown by its metavar alone: Typer appends the Python type
+    (``CORPUS <list[str]>``) and wraps a required one in braces (``{SOURCE}...``)."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw
+        if not self.required:
+            name = f"[{name}]"
+        if self.nargs != 1 and "..." not in name:
+            name += "..."
+        return name
+
+
+class PlainCommand(TyperCommand):
+    """Every charlm command: its positional arguments named by their metavars, no types."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if type(param) is TyperArgument:
+                param.__class__ = _NamedArgument
 
 
 def error(message: str) -> None:

@@ -39,14 +39,18 @@ from charlm.dataset import run_split
 from charlm.inference import LoadedModel
 from charlm.runtime import set_threads
 from charlm.scoring import TextScore, oov_warning, score_text, total_score
-from charlm.sources import corpus_name
+from charlm.sources import corpus_name, files_in
 from charlm.textio import InputError, read_text
 
 
 def evaluate(
     args: Annotated[
         list[str] | None,
-        checkpoint_then("[CHECKPOINT] FILE...|-", "text files; - or piped stdin reads stdin"),
+        checkpoint_then(
+            "[CHECKPOINT] FILE...|-",
+            "text files or directories (each file inside, scored on its own); - or piped "
+            "stdin reads stdin",
+        ),
     ] = None,
     *,
     split: Annotated[
@@ -101,6 +105,7 @@ def evaluate(
         if corpus is not None and spec is None:
             raise ConfigError("--corpus only serves --baseline: add --baseline ngram:N or drop it")
         checkpoint, files = split_checkpoint(args or [])
+        files = files_in(files)
         if split is not None and files:
             raise InputError("give text files or --split, not both")
         if split is None and not files:
@@ -244,10 +249,20 @@ _CAPTIONS = {
     "token": "perplexity per token of this tokenizer: compare bits/char, not perplexity, "
     "with other tokenizers",
 }
+# Room kept for the file column: at 70 columns the full headers left it none, and the rows
+# could not be told apart.
+FILE_ROOM = 12
+# Short headers for a narrow terminal: the figures keep their full width either way.
+HEADERS = ("chars", "tokens", "nats/token", "bits/char", "perplexity", "OOV {}")
+SHORT_HEADERS = ("chars", "tokens", "nats/tok", "bpc", "ppl", "OOV")
 
 
 def _print_table(scores: list[TextScore], total: TextScore, kind: str) -> None:
-    _console_for([s.name for s in scores]).print(_table(scores, total, kind))
+    console = _console_for([s.name for s in scores])
+    table = _table(scores, total, kind, HEADERS)
+    if console.measure(table).minimum + FILE_ROOM > console.width:
+        table = _table(scores, total, kind, SHORT_HEADERS)
+    console.print(table)
 
 
 def _console_for(names: list[str]) -> Console:
@@ -258,12 +273,12 @@ def _console_for(names: list[str]) -> Console:
     return wide_err(width)
 
 
-def _table(scores: list[TextScore], total: TextScore, kind: str) -> Table:
-    oov = "OOV chars" if kind == "char" else "OOV tokens"
+def _table(scores: list[TextScore], total: TextScore, kind: str, headers: tuple[str, ...]) -> Table:
+    unit = "chars" if kind == "char" else "tokens"
     table = Table(show_edge=False, caption=_CAPTIONS.get(total.unit), caption_justify="left")
     table.add_column("file", overflow="fold")  # long paths wrap; the figures never do
-    for name in ("chars", "tokens", "nats/token", "bits/char", "perplexity", oov):
-        table.add_column(name, justify="right", no_wrap=True)
+    for name in headers:
+        table.add_column(name.format(unit), justify="right", no_wrap=True)
     rows = [*scores, total] if len(scores) > 1 else scores
     for s in rows:
         rate = s.oov_char_rate if kind == "char" else s.oov_token_rate

@@ -91,7 +91,10 @@ def sampling_notes(cfg: SamplingConfig, given: set[str]) -> list[str]:
     return notes
 
 
-_JSON_UNUSED = ("length", "num_samples", "seed", "separator", "stop", "greedy", *DRAWING)
+# --show-prime too: the JSON always holds the prime, token by token.
+_JSON_UNUSED = (
+    "length", "num_samples", "seed", "separator", "stop", "show_prime", "greedy", *DRAWING
+)  # fmt: skip
 
 
 def json_notes(given: set[str]) -> list[str]:
@@ -99,10 +102,18 @@ def json_notes(given: set[str]) -> list[str]:
     unused = [flag(o) for o in _JSON_UNUSED if o in given]
     if not unused:
         return []
+    verb = "shapes" if len(unused) == 1 else "shape"
     return [
-        f"{', '.join(unused)} only shape sampling, and --json samples nothing (it scores the "
-        "prime and lists the next candidates): ignored"
+        f"{', '.join(unused)} only {verb} the samples, and --json samples nothing (it scores "
+        "the prime and lists the next candidates): ignored"
     ]
+
+
+def text_notes(given: set[str]) -> list[str]:
+    """prime without --json samples text: the options of the JSON report do nothing."""
+    if "candidates" not in given:
+        return []
+    return ["--candidates only shapes the --json report, and no --json was given: ignored"]
 
 
 def check_prime(tokenizer: Tokenizer, text: str, mode: str, quiet: bool) -> str:

@@ -16,6 +16,7 @@ from charlm.cli.common import (
     DeviceOpt,
     EncodingOpt,
     JsonOpt,
+    PlainCommand,
     QuietOpt,
     ThreadsOpt,
     err,
@@ -47,7 +48,7 @@ app.command("surprisal")(surprisal)
 TABLE_LAGS = (0, 1, 2, 5, 10, 20, 50, 100, 200)
 
 
-@app.command("gradients")
+@app.command("gradients", cls=PlainCommand, short_help="How far back the loss's gradient reaches.")
 def gradients(
     checkpoints: Annotated[
         list[str] | None,

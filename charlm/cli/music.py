@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 
 from charlm.abc import split_tunes
-from charlm.cli.common import PLAIN_HELP, JsonOpt, QuietOpt, fail, info, user_errors, write_json
+from charlm.cli.common import (
+    PLAIN_HELP,
+    JsonOpt,
+    PlainCommand,
+    QuietOpt,
+    fail,
+    info,
+    user_errors,
+    write_json,
+)
 from charlm.musiccheck import CheckSummary, TuneCheck, check_text
 from charlm.musiccorpus import read_abc
 from charlm.musicrender import render_tunes
@@ -20,7 +29,12 @@ app = typer.Typer(
 )
 
 SourceArg = Annotated[
-    str, typer.Argument(help="An ABC file, or - for stdin (e.g. from charlm sample).")
+    str,
+    typer.Argument(
+        metavar="FILE|-",
+        help="An ABC file, or - for stdin (e.g. from charlm sample) [default: stdin].",
+        show_default=False,
+    ),
 ]
 
 
@@ -32,7 +46,7 @@ def _tunes_text(source: str) -> str:
     return text
 
 
-@app.command()
+@app.command(cls=PlainCommand, short_help="Write each tune as MIDI (and WAV, MusicXML).")
 def render(
     source: SourceArg = "-",
     *,
@@ -68,7 +82,7 @@ def render(
             raise fail("no tune could be rendered: see the reasons above")
 
 
-@app.command()
+@app.command(cls=PlainCommand, short_help="Check each tune is well-formed; totals.")
 def check(
     source: SourceArg = "-",
     *,

@@ -44,6 +44,7 @@ from charlm.cli.generation import (
     generate_config,
     json_notes,
     sampling_notes,
+    text_notes,
     write_samples,
 )
 from charlm.inference import GENERATION_DEVICE
@@ -94,7 +95,10 @@ def prime(
             length, num_samples, temperature, greedy, top_k, top_p, bias, stop, seed, show_unk
         )
         given = given_options(ctx)
-        warn(json_notes(given) if json_out else sampling_notes(cfg.sampling, given), quiet)
+        if json_out:
+            warn(json_notes(given), quiet)
+        else:
+            warn(sampling_notes(cfg.sampling, given) + text_notes(given), quiet)
         set_threads(threads)
         lm = load_checkpoint(checkpoint, device, quiet)
         text = check_prime(lm.tokenizer, text, unknown, quiet)

@@ -113,6 +113,16 @@ def graceful_stop(trainer: Trainer) -> Iterator[None]:
             signal.signal(s, h)
 
 
+def _run_dir_not_stdout(value: str | None) -> str | None:
+    """-o - means stdout for prepare; a run is a directory of files, so here it is refused
+    rather than made into a directory called '-'."""
+    if value == "-":
+        raise typer.BadParameter(
+            "a run is a directory of files, not a stream: name a directory (e.g. -o runs/mine)"
+        )
+    return value
+
+
 def train(
     corpus: Annotated[
         list[str] | None,
@@ -224,7 +234,11 @@ def train(
     ] = None,
     sample_length: Annotated[
         int | None,
-        typer.Option(metavar="N", help="Characters sampled into samples.txt per evaluation."),
+        typer.Option(
+            metavar="N",
+            help="Tokens sampled into samples.txt per evaluation: characters for a character "
+            "model, else words or pieces.",
+        ),
     ] = None,
     seed: SeedOpt = None,
     device: Annotated[
@@ -248,7 +262,11 @@ def train(
     out: Annotated[
         str | None,
         typer.Option(
-            "--out", "-o", metavar="DIR", help="Run directory [default: checkpoints/NAME]."
+            "--out",
+            "-o",
+            metavar="DIR",
+            callback=_run_dir_not_stdout,
+            help="Run directory [default: checkpoints/NAME].",
         ),
     ] = None,
     force: Annotated[bool, typer.Option(help="Overwrite the run in --out.")] = False,
