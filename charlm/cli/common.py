@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 import torch
 import typer
@@ -56,13 +56,23 @@ class _NamedArgument(TyperArgument):
 
 
 class PlainCommand(TyperCommand):
-    """Every charlm command: its positional arguments named by their metavars, no types."""
+    """Every charlm command: its positional arguments named by their metavars, no types, and
+    an option without a metavar of its own named by its kind (N, X, PATH, TEXT) rather than
+    Typer's ``<int range>``."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for param in self.params:
             if type(param) is TyperArgument:
                 param.__class__ = _NamedArgument
+            elif not getattr(param, "is_flag", True) and param.metavar is None:
+                param.metavar = _kind(getattr(param, "type_descriptor", None))
+
+
+def _kind(descriptor: Any) -> str:
+    annotation = getattr(descriptor, "annotation", None)
+    kinds = {int: "N", float: "X", Path: "PATH"}
+    return next((kinds[a] for a in get_args(annotation) or (annotation,) if a in kinds), "TEXT")
 
 
 def error(message: str) -> None:

@@ -42,8 +42,12 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode=PLAIN_HELP,
 )
-app.command("units")(units)
-app.command("surprisal")(surprisal)
+app.command(
+    "units", cls=PlainCommand, short_help="Units and gates: ranked, saturated, coloured, exported."
+)(units)
+app.command(
+    "surprisal", cls=PlainCommand, short_help="Per token -log2 p, top 5, the hardest spans."
+)(surprisal)
 
 TABLE_LAGS = (0, 1, 2, 5, 10, 20, 50, 100, 200)
 
