@@ -20,11 +20,12 @@ from charlm import distributed
 from charlm.config import RunConfig
 from charlm.data import Splits, StripeBatcher
 from charlm.events import Callback, EvalEvent, FinishEvent, InfoEvent, StepEvent, ignore
-from charlm.generate import sample_ids
+from charlm.generate import GenerateConfig, generate_text
 from charlm.model import RNNLM, detach_hidden, hidden_from_tensors, hidden_tensors
 from charlm.precision import Precision
 from charlm.runlog import Meter, RunLog
 from charlm.runtime import resolve_device
+from charlm.sampling import SamplingConfig
 from charlm.scoring import Score, score_tokens
 from charlm.tokenizers import Tokenizer
 from charlm.trainstate import TrainState
@@ -135,6 +136,9 @@ class Trainer:
 
     # ---- the loop ----------------------------------------------------------------------
     def run(self, on_event: Callback = ignore) -> FinishEvent:
+        done = self.finished()
+        if done:  # resuming a finished run: not one more step, no file touched
+            return FinishEvent(done, self.state, self.run_dir)
         total_steps = self.total_steps()
         if not self.main:
             on_event = ignore
@@ -168,6 +172,7 @@ class Trainer:
         tc, st = self.config.train, self.state
         meter = Meter()
         for k, x, y in self.batcher.windows(st.window):
+            self._reset_stripes()
             loss, norm, lr = self._step(x, y, total_steps)
             st.step, st.window = st.step + 1, k + 1
             st.tokens_seen += x.numel() * self.world
@@ -204,6 +209,33 @@ class Trainer:
             if st.step % tc.eval_every:
                 self._evaluate(on_event, meter)
             return "epochs"
+        return ""
+
+    def _reset_stripes(self) -> None:
+        """Send each stripe's carried state back to zero with probability ``reset_prob``.
+
+        A model that has only seen carried state starts badly from zero, where every sample,
+        prime and short text starts (bench/coldstart.py measures the gap). The draw comes from
+        the training random stream, which checkpoints save, so a resumed run draws the same.
+        """
+        p = self.config.train.reset_prob
+        if not p:
+            return
+        keep = (torch.rand(self.config.train.batch_size) >= p).to(self.device)[None, :, None]
+        zeroed = [torch.where(keep, h, torch.zeros_like(h)) for h in hidden_tensors(self.hidden)]
+        self.hidden = hidden_from_tensors(zeroed)
+
+    def finished(self) -> str:
+        """Why the run has nothing left to do under its bounds ('' while it has)."""
+        tc, st = self.config.train, self.state
+        if tc.max_steps and st.step >= tc.max_steps:
+            return "max_steps"
+        if st.epoch >= tc.epochs:
+            return "epochs"
+        if tc.max_time and st.elapsed >= tc.max_time:
+            return "max_time"
+        if tc.patience is not None and st.evals_since_best >= tc.patience:
+            return "patience"
         return ""
 
     @property
@@ -360,21 +392,30 @@ class Trainer:
         return Score(nats, int(count), self.val_chars)
 
     def _sample(self) -> str:
-        n = self.config.train.sample_length
-        if n == 0:
+        """What `charlm sample CHECKPOINT --seed S --temperature T --length N` prints for the
+        checkpoint saved at this evaluation: the same start context and generation loop."""
+        tc = self.config.train
+        if tc.sample_length == 0:
             return ""
-        # A generator of its own, so sampling never disturbs the training random stream.
-        gen = torch.Generator().manual_seed(self.state.seed + self.state.step)
-        prime = [int(self.splits.val[0])]
-        ids = sample_ids(self.model, n, prime, self.config.train.sample_temperature, gen)
-        return self.tokenizer.decode(prime + ids)
+        sampling = SamplingConfig(temperature=tc.sample_temperature)
+        cfg = GenerateConfig(tc.sample_length, seed=self.sample_seed(), sampling=sampling)
+        was_training = self.model.training
+        try:
+            return generate_text(self.model, self.tokenizer, [], cfg)[0]
+        finally:
+            self.model.train(was_training)
+
+    def sample_seed(self) -> int:
+        """The seed of this evaluation's sample: named in samples.txt, so it can be repeated."""
+        return self.state.seed + self.state.step
 
     def _log_step(self, meter: Meter, lr: float, norm: float) -> None:
         self.log.row(self.state, meter, lr=lr, grad_norm=norm)
 
     def _log_eval(self, score: Score, sample: str, meter: Meter) -> None:
         self.log.row(self.state, meter, val_loss=score.nats_per_token, val_bpc=score.bits_per_char)
-        self.log.sample(self.state.step, score.bits_per_char, sample)
+        how = f"seed {self.sample_seed()}, temperature {self.config.train.sample_temperature:g}"
+        self.log.sample(self.state.step, score.bits_per_char, how, sample)
 
     def write_config(self) -> None:
         self.log.config(self.config, self.state)
