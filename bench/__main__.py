@@ -17,7 +17,7 @@ from typing import Any
 
 from bench import report
 
-SECTIONS = ("training", "threads", "distributed", "generation", "memory", "quality")
+SECTIONS = ("training", "threads", "distributed", "generation", "memory", "quality", "coldstart")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
