@@ -11,7 +11,7 @@ from charlm.config import ConfigError, RunConfig
 from charlm.data import check_splits
 from charlm.dataset import Corpus, Prepared, prepare, read_corpus
 from charlm.distributed import rank_zero_first, rebatch, world_from_env
-from charlm.model import count_parameters
+from charlm.model import RNNLM, count_parameters
 from charlm.runtime import new_seed
 from charlm.settings import FIELDS, flag, resume_config
 from charlm.textio import InputError
@@ -72,6 +72,9 @@ def new_trainer(
         raise ConfigError(f"unknown --unknown '{unknown}': choose error or skip")
     init = ckpt_io.load(ckpt_io.resolve(init_from)) if init_from else None
     if init is not None:
+        # A damaged file says so before any option is judged against its config. (Building a
+        # model draws from the global random stream; build_trainer seeds it afterwards.)
+        ckpt_io.load_weights(RNNLM(init.config.model), init)
         check_init_options(init, init_from or "", given or {})
         # The architecture must match the weights; the data and training settings are ours.
         data = replace(config.data, tokenizer=init.config.data.tokenizer)
