@@ -20,12 +20,11 @@ from charlm import distributed
 from charlm.config import RunConfig
 from charlm.data import Splits, StripeBatcher
 from charlm.events import Callback, EvalEvent, FinishEvent, InfoEvent, StepEvent, ignore
-from charlm.generate import GenerateConfig, generate_text
+from charlm.generate import sample_text
 from charlm.model import RNNLM, detach_hidden, hidden_from_tensors, hidden_tensors
 from charlm.precision import Precision
 from charlm.runlog import Meter, RunLog
 from charlm.runtime import resolve_device
-from charlm.sampling import SamplingConfig
 from charlm.scoring import Score, score_tokens
 from charlm.tokenizers import Tokenizer
 from charlm.trainstate import TrainState
@@ -392,18 +391,13 @@ class Trainer:
         return Score(nats, int(count), self.val_chars)
 
     def _sample(self) -> str:
-        """What `charlm sample CHECKPOINT --seed S --temperature T --length N` prints for the
-        checkpoint saved at this evaluation: the same start context and generation loop."""
+        """What `charlm sample` prints for the checkpoint saved at this evaluation."""
         tc = self.config.train
         if tc.sample_length == 0:
             return ""
-        sampling = SamplingConfig(temperature=tc.sample_temperature)
-        cfg = GenerateConfig(tc.sample_length, seed=self.sample_seed(), sampling=sampling)
-        was_training = self.model.training
-        try:
-            return generate_text(self.model, self.tokenizer, [], cfg)[0]
-        finally:
-            self.model.train(was_training)
+        return sample_text(
+            self.model, self.tokenizer, tc.sample_length, tc.sample_temperature, self.sample_seed()
+        )
 
     def sample_seed(self) -> int:
         """The seed of this evaluation's sample: named in samples.txt, so it can be repeated."""
