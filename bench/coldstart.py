@@ -45,10 +45,10 @@ FULL = (
 QUICK = FULL[:1]
 
 
-def train(preset: str, steps: int, reset_prob: float, out: Path) -> None:
+def train(preset: str, steps: int, reset_prob: float, out: Path, seed: int = 5) -> None:
     cmd = [sys.executable, "-m", "charlm", "train", str(CORPUS), "--preset", preset,
            "--max-steps", str(steps), "--max-time", "none", "--reset-prob", str(reset_prob),
-           "--threads", "1", "--seed", "5", "--sample-length", "0", "--out", str(out),
+           "--threads", "1", "--seed", str(seed), "--sample-length", "0", "--out", str(out),
            "--quiet"]  # fmt: skip
     subprocess.run(cmd, check=True, capture_output=True, text=True)
 

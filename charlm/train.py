@@ -214,13 +214,17 @@ class Trainer:
         """Send each stripe's carried state back to zero with probability ``reset_prob``.
 
         A model that has only seen carried state starts badly from zero, where every sample,
-        prime and short text starts (bench/coldstart.py measures the gap). The draw comes from
-        the training random stream, which checkpoints save, so a resumed run draws the same.
+        prime and short text starts (bench/coldstart.py measures the gap). The draw is made for
+        the global batch from the run's seed and step: a resumed run draws the same, every rank
+        takes its own stripes (N ranks of batch B reset as one process of batch N x B), and the
+        training random stream (dropout) is left as it was.
         """
-        p = self.config.train.reset_prob
+        p, b = self.config.train.reset_prob, self.config.train.batch_size
         if not p:
             return
-        keep = (torch.rand(self.config.train.batch_size) >= p).to(self.device)[None, :, None]
+        gen = torch.Generator().manual_seed(self.state.seed * 1_000_003 + self.state.step)
+        draw = torch.rand(self.world * b, generator=gen)[self.rank * b : (self.rank + 1) * b]
+        keep = (draw >= p).to(self.device)[None, :, None]
         zeroed = [torch.where(keep, h, torch.zeros_like(h)) for h in hidden_tensors(self.hidden)]
         self.hidden = hidden_from_tensors(zeroed)
 

@@ -52,18 +52,23 @@ def test_resets_zero_whole_stripes_and_nothing_when_off(corpus_file: Path, tmp_p
     trainer, _ = new_trainer(micro_config(reset_prob=0.5), corpus, tmp_path / "a", seed=1)
     ones = [torch.ones_like(h) for h in hidden_tensors(trainer.hidden)]  # (L, B, H) each
     trainer.hidden = hidden_from_tensors(ones)
-    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    trainer.state.step = 2
     trainer._reset_stripes()
+    zeroed = []
     for h in hidden_tensors(trainer.hidden):
         per_stripe = h.sum(dim=(0, 2))
         assert set(per_stripe.tolist()) <= {0.0, float(h.shape[0] * h.shape[2])}
-        assert 0 < int((per_stripe == 0).sum()) < h.shape[1]  # seeded: some, not all
+        zeroed.append((per_stripe == 0).tolist())
+    assert zeroed[0] == zeroed[1] and 0 < sum(zeroed[0]) < len(zeroed[0])  # seeded: some, not all
+    assert torch.equal(torch.get_rng_state(), state)  # dropout's stream is left alone
+    trainer.hidden = hidden_from_tensors(ones)
+    trainer._reset_stripes()  # the same step draws the same stripes (an exact resume)
+    assert [(h.sum(dim=(0, 2)) == 0).tolist() for h in hidden_tensors(trainer.hidden)] == zeroed
     trainer.config.train.reset_prob = 0.0
     trainer.hidden = hidden_from_tensors(ones)
-    state = torch.get_rng_state()
     trainer._reset_stripes()
     assert all(torch.equal(h, o) for h, o in zip(hidden_tensors(trainer.hidden), ones, strict=True))
-    assert torch.equal(torch.get_rng_state(), state)  # off draws nothing: old runs stay exact
 
 
 def test_cold_warm_sees_a_carried_state(corpus_file: Path, tmp_path: Path) -> None:
