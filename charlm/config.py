@@ -118,9 +118,9 @@ class TrainConfig:
     # cooler draw keeps an early, unsure model's samples from reading as noise.
     sample_temperature: float = 0.8
     # Each window, each stripe's carried state goes back to zero with this probability, so the
-    # model also learns to start cold, as every sample, prime and short text does. 0.05 closed
-    # the cold/warm gap on tiny-shakespeare (bench/coldstart.py, bench/README.md).
-    reset_prob: float = 0.05
+    # model also learns to start cold, as every sample, prime and short text does. 0.1 closed
+    # most of the cold/warm gap and beat 0.05 on every figure (bench/README.md, "Cold start").
+    reset_prob: float = 0.1
     seed: int | None = None
     device: str = "auto"
     threads: int | None = None
