@@ -41,8 +41,8 @@ def _gap_after_training(reset_prob: float, tmp_path: Path) -> float:
 
 def test_stripe_resets_close_the_cold_start_gap(tmp_path: Path) -> None:
     # 300 steps stay inside the first epoch, so without resets the model meets the zero state
-    # once. Measured over seeds 1-4: gap 0.12-0.14 nats without resets, 0.07-0.08 with 0.2
-    # (0.2 rather than the default 0.05, so a short run shows it). The first word of a line
+    # once. Measured over seeds 1-4: gap 0.12-0.14 nats without resets, 0.07-0.09 with 0.2
+    # (0.2 rather than the default 0.1, so a short run shows it). The first word of a line
     # has no context either way: a gap of ~0.06 remains for any model.
     assert _gap_after_training(0.2, tmp_path) < 0.10 < _gap_after_training(0.0, tmp_path)
 
