@@ -131,7 +131,10 @@ def train(
         Path | None, typer.Option(help="Continue the run in this directory exactly.")
     ] = None,
     allow_corpus_change: Annotated[
-        bool, typer.Option(help="--resume: go on with a corpus other than the run's own.")
+        bool,
+        typer.Option(
+            "--allow-corpus-change", help="--resume: go on with a corpus other than the run's own."
+        ),
     ] = False,
     init_from: Annotated[
         str | None, typer.Option(help="Start a new run from this checkpoint's weights.")
