@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import numpy as np
 import torch
 from typer.testing import CliRunner
 
+from charlm import checkpoint as ckpt_io
 from charlm.cli import app
 from charlm.coldstart import cold_warm
 from charlm.config import DataConfig, ModelConfig, RunConfig, TrainConfig
@@ -99,3 +101,16 @@ def test_samples_txt_is_what_charlm_sample_prints(corpus_file: Path, tmp_path: P
     assert sample.exit_code == 0, sample.output
     assert len(sample.stdout) == 40
     assert text[head.end() :] == sample.stdout + "\n\n"
+
+
+def test_a_run_saved_before_resets_resumes_without_them(trained_run: Path, tmp_path: Path) -> None:
+    from safetensors.torch import save
+
+    ck = ckpt_io.load(trained_run / ckpt_io.LATEST)
+    assert ck.config.train.reset_prob == TrainConfig.reset_prob  # a new run records its own
+    tensors, meta = ckpt_io._flatten(ck)
+    config = json.loads(meta["config"])
+    del config["train"]["reset_prob"]  # as a checkpoint written before the option existed
+    old = tmp_path / "old.safetensors"
+    old.write_bytes(save(tensors, metadata=meta | {"config": json.dumps(config)}))
+    assert ckpt_io.load(old).config.train.reset_prob == 0.0  # it trained without: go on so
