@@ -118,8 +118,9 @@ class TrainConfig:
     # cooler draw keeps an early, unsure model's samples from reading as noise.
     sample_temperature: float = 0.8
     # Each window, each stripe's carried state goes back to zero with this probability, so the
-    # model also learns to start cold, as every sample, prime and short text does. 0.1 closed
-    # most of the cold/warm gap and beat 0.05 on every figure (bench/README.md, "Cold start").
+    # model also learns to start cold, as every sample, prime and short text does. 0.1 and 0.05
+    # both closed most of the cold/warm gap; 0.1 did a little better over four runs
+    # (bench/README.md, "Cold start").
     reset_prob: float = 0.1
     seed: int | None = None
     device: str = "auto"
