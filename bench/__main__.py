@@ -28,6 +28,7 @@ SECTIONS = (
     "music",
     "words",
     "inspect",
+    "coldstart",
 )
 
 

@@ -113,6 +113,14 @@ def _read_metadata(data: bytes) -> dict[str, Any]:
     return {k: json.loads(v) for k, v in raw.items()}
 
 
+def _before_resets(config: dict[str, Any]) -> dict[str, Any]:
+    """A run saved before --reset-prob existed never reset its state: resume it that way."""
+    train = config.get("train", {})
+    if "reset_prob" in train:
+        return config
+    return {**config, "train": {**train, "reset_prob": 0.0}}
+
+
 def _unflatten(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Checkpoint:
     version = meta.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
@@ -122,7 +130,7 @@ def _unflatten(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any
         )
     groups = _prefixed(tensors, "model.")
     ckpt = Checkpoint(
-        config=RunConfig.from_dict(meta["config"]),
+        config=RunConfig.from_dict(_before_resets(meta["config"])),
         tokenizer=meta["tokenizer"],
         model=groups,
         state=meta.get("state", {}),

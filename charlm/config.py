@@ -141,6 +141,11 @@ class TrainConfig:
     # Below `charlm sample`'s 1.0 on purpose: samples.txt is a glance at progress, and a
     # cooler draw keeps an early, unsure model's samples from reading as noise.
     sample_temperature: float = 0.8
+    # Each window, each stripe's carried state goes back to zero with this probability, so the
+    # model also learns to start cold, as every sample, prime and short text does. 0.1 and 0.05
+    # both closed most of the cold/warm gap; 0.1 did a little better over four runs
+    # (bench/README.md, "Cold start").
+    reset_prob: float = 0.1
     seed: int | None = None
     device: str = "auto"
     threads: int | None = None
@@ -165,6 +170,10 @@ class TrainConfig:
         for name in ("weight_decay", "grad_clip", "min_lr_frac"):
             _finite(name, getattr(self, name))
         check_seed(self.seed)
+        if not 0.0 <= self.reset_prob < 1.0:
+            raise ConfigError(
+                f"--reset-prob must be in [0, 1): 0 never resets (got {self.reset_prob})"
+            )
         if self.grad_clip < 0:
             raise ConfigError(f"--grad-clip must be 0 (off) or positive (got {self.grad_clip})")
         if self.warmup_steps < 0 or self.weight_decay < 0 or self.sample_length < 0:

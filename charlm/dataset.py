@@ -66,6 +66,8 @@ class Prepared:
     splits: Splits
     val_chars: int  # characters the scored validation tokens spell: bits per char divide by it
     warnings: list[str] = field(default_factory=list)
+    dropped: int = 0  # characters a given tokenizer could not represent, left out
+    kept_chars: int = 0  # characters of the corpus kept (with ``dropped``: the whole corpus)
 
 
 def read_corpus(source: str | list[str], encoding: str = "utf-8") -> Corpus:
@@ -158,19 +160,23 @@ def prepare(config: RunConfig, text: str | Corpus, tokenizer: Tokenizer | None =
             return _with_size_note(prep, dc) if tokenizer is None else prep
         text = text.full_text()
     warnings: list[str] = []
+    dropped = 0
     train_text, test_text, val_text = split_text(text, dc.val_frac, dc.test_frac)
     if tokenizer is None:
         tokenizer = build_tokenizer(dc, text if trains_on_whole_text(dc) else train_text)
     else:
         unknown = tokenizer.unknown(text)
         if unknown:
+            dropped = len(unknown)
             warnings.append(describe_unknown(unknown) + "; they are dropped")
             train_text, test_text, val_text = (
                 drop_unknown(t, unknown) for t in (train_text, test_text, val_text)
             )
     splits = Splits(*(tokenizer.encode(t) for t in (train_text, val_text, test_text)))
     first, last = tokenizer.spelled_span(val_text)
-    return _with_size_note(Prepared(tokenizer, splits, last - first, warnings), dc)
+    return _with_size_note(
+        Prepared(tokenizer, splits, last - first, warnings, dropped, len(text) - dropped), dc
+    )
 
 
 def _with_size_note(prep: Prepared, dc: DataConfig) -> Prepared:
@@ -194,4 +200,6 @@ def _prepare_streamed(config: RunConfig, corpus: Corpus, tokenizer: Tokenizer | 
         warnings.append(
             f"{tf.dropped:,} character(s) not in the model's vocabulary; they are dropped"
         )
-    return Prepared(tokenizer, tf.splits(), tf.val_chars, warnings)
+    splits = tf.splits()
+    kept = sum(len(s) for s in (splits.train, splits.val, splits.test))  # tokens: ~characters
+    return Prepared(tokenizer, splits, tf.val_chars, warnings, tf.dropped, kept)

@@ -2,7 +2,7 @@
 
 ``generate_ids`` is the one generation loop, at the level of token ids; ``generate`` turns
 its ids into the new text of every stream after each step (so a caller can stream it as it
-is produced), and ``sample_ids`` into training's samples.txt. K streams (``num_samples``)
+is produced), and ``sample_text`` into training's samples.txt. K streams (``num_samples``)
 advance together as one batch.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from charlm.config import SEED_LIMIT, ConfigError, check_seed
+from charlm.config import ConfigError, check_seed
 from charlm.model import RNNLM
 from charlm.sampling import SamplingConfig, choose
 from charlm.stepping import blas_threads, make_stepper, run_prime
@@ -170,20 +170,15 @@ def generate(
     yield [s.flush() for s in scanners]
 
 
-def sample_ids(
-    model: RNNLM,
-    length: int,
-    prime: Sequence[int],
-    temperature: float = 1.0,
-    generator: torch.Generator | None = None,
-) -> list[int]:
-    """``length`` new ids continuing ``prime`` (at least one id), one stream: training's
-    samples.txt. Seeded from ``generator``, so the global random streams stay untouched."""
+def sample_text(
+    model: RNNLM, tokenizer: Tokenizer, length: int, temperature: float, seed: int
+) -> str:
+    """Training's samples.txt: what `charlm sample --seed SEED --temperature T --length N`
+    prints for the same weights (the same start context and loop). Training mode comes back."""
     was_training = model.training
-    seed = int(torch.randint(SEED_LIMIT, (1,), generator=generator))  # a valid --seed
     cfg = GenerateConfig(length, seed=seed, sampling=SamplingConfig(temperature=temperature))
     try:
-        return [int(ids[0]) for ids in generate_ids(model, prime, cfg)]
+        return generate_text(model, tokenizer, [], cfg)[0]
     finally:
         model.train(was_training)
 

@@ -53,7 +53,7 @@ class RunLog:
             return
         row = {
             "step": state.step,
-            "epoch": state.epoch,
+            "epoch": state.epoch_number,
             "tokens_seen": state.tokens_seen,
             "elapsed": round(state.elapsed, 2),
             "train_loss": meter.mean_loss(),
@@ -61,14 +61,17 @@ class RunLog:
         }
         append_jsonl(self.run_dir / METRICS, row | extra)
 
-    def sample(self, step: int, bpc: float, text: str) -> None:
+    def sample(self, step: int, bpc: float, how: str, text: str) -> None:
+        """``how`` names the sampling settings, so `charlm sample` can repeat the text."""
         if not (self.enabled and text):
             return
         with open(self.run_dir / SAMPLES, "a", encoding="utf-8") as f:
-            f.write(f"===== step {step}, val bpc {bpc:.3f} =====\n{text}\n\n")
+            f.write(f"===== step {step}, val bpc {bpc:.3f}, {how} =====\n{text}\n\n")
 
     def config(self, config: RunConfig, state: TrainState) -> None:
         if not self.enabled:
             return
         doc = {**config.to_dict(), "seed": state.seed, "corpus": state.corpus}
+        if state.init_from:
+            doc["init_from"] = state.init_from
         (self.run_dir / "config.json").write_text(json.dumps(doc, indent=2) + "\n")

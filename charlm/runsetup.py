@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from charlm import checkpoint as ckpt_io
-from charlm.config import RunConfig, check_seed
+from charlm.config import ConfigError, RunConfig, check_seed
 from charlm.data import check_splits
-from charlm.dataset import Corpus, prepare, read_corpus
+from charlm.dataset import Corpus, Prepared, prepare, read_corpus
 from charlm.distributed import rank_zero_first, rebatch, world_from_env
-from charlm.model import count_parameters
+from charlm.model import RNNLM, count_parameters
 from charlm.runtime import new_seed
-from charlm.settings import resume_config
+from charlm.settings import FIELDS, flag, resume_config
 from charlm.textio import InputError
 from charlm.tokenizers import tokenizer_from_dict
 from charlm.train import Trainer, build_trainer
@@ -57,23 +56,47 @@ def _holds_run(path: Path) -> bool:
     )
 
 
+# Options --init-from cannot honour: the weights fix the architecture, the vocabulary the
+# tokenizer.
+_TOKENIZER_OPTIONS = ("tokenizer", "min_freq", "max_vocab", "vocab_size", "sp_model")
+INIT_FIXED = (*(o for o, (sec, _) in FIELDS.items() if sec == "model"), *_TOKENIZER_OPTIONS)
+# Fine-tuning text with more characters outside the vocabulary than this is refused unless
+# they are to be skipped: a model that cannot read much of its corpus is the wrong start.
+MAX_UNKNOWN_FRAC = 0.01
+UNKNOWN_MODES = ("error", "skip")
+
+
 def new_trainer(
     config: RunConfig,
     corpus: Corpus,
     run_dir: Path,
     seed: int | None = None,
     init_from: str | None = None,
+    given: dict[str, Any] | None = None,
+    unknown: str = "error",
 ) -> tuple[Trainer, list[str]]:
-    """A fresh run (optionally starting from another checkpoint's weights and vocabulary)."""
+    """A fresh run (optionally starting from another checkpoint's weights and vocabulary).
+
+    ``given`` holds the options the user typed (as for ``settings.resolve_config``): with
+    ``init_from`` those the checkpoint fixes are refused unless they agree with it.
+    """
+    if unknown not in UNKNOWN_MODES:
+        raise ConfigError(f"unknown --unknown '{unknown}': choose error or skip")
     check_seed(seed)
     init = ckpt_io.load(ckpt_io.resolve(init_from)) if init_from else None
     if init is not None:
+        # A damaged file says so before any option is judged against its config. (Building a
+        # model draws from the global random stream; build_trainer seeds it afterwards.)
+        ckpt_io.load_weights(RNNLM(init.config.model), init)
+        check_init_options(init, init_from or "", given or {})
         # The architecture must match the weights; the data and training settings are ours.
         data = replace(config.data, tokenizer=init.config.data.tokenizer)
         config = replace(config, model=init.config.model, data=data)
     tokenizer = tokenizer_from_dict(init.tokenizer) if init else None
     with rank_zero_first(config.train.device):  # one rank builds a token cache
         prep = prepare(config, corpus, tokenizer)
+    if init is not None:
+        check_unknown(prep, init_from or "", unknown)
     check_splits(prep.splits, config.train.batch_size * world_from_env(), config.train.bptt)
     seed = new_seed() if seed is None else seed
     config = replace(
@@ -82,16 +105,52 @@ def new_trainer(
         train=replace(config.train, seed=seed),
     )
     state = TrainState(seed=seed, corpus=corpus.source, corpus_sha256=corpus.sha256)
+    if init is not None and init.path is not None:
+        state.init_from = str(init.path.resolve())
     trainer = build_trainer(config, prep.tokenizer, prep.splits, prep.val_chars, run_dir, state)
     if init is not None:
         trainer.load(init, weights_only=True)
     return trainer, prep.warnings
 
 
+def check_init_options(init: ckpt_io.Checkpoint, source: str, given: dict[str, Any]) -> None:
+    """Refuse, in one line, every given option that disagrees with the checkpoint's own."""
+    sections = {"model": init.config.model, "data": init.config.data}
+    clashes = []
+    for option in INIT_FIXED:
+        if option not in given:
+            continue
+        section, name = FIELDS[option]
+        theirs = getattr(sections[section], name)
+        if given[option] != theirs:
+            clashes.append(f"{flag(option)} {_shown(given[option])} (it has {_shown(theirs)})")
+    if clashes:
+        raise ConfigError(
+            f"--init-from {source} fixes the architecture and tokenizer: {', '.join(clashes)}; "
+            "leave these out, or train a new model without --init-from"
+        )
+
+
+def _shown(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def check_unknown(prep: Prepared, source: str, mode: str) -> None:
+    """Refuse a corpus the checkpoint cannot read much of, unless told to skip what it cannot."""
+    frac = prep.dropped / max(1, prep.dropped + prep.kept_chars)
+    if mode == "error" and frac > MAX_UNKNOWN_FRAC:
+        raise InputError(
+            f"{prep.dropped:,} characters ({frac:.1%}) of the corpus are not in the vocabulary "
+            f"of --init-from {source}: pass --unknown skip to drop them, or train a new model "
+            "without --init-from"
+        )
+
+
 def resume_trainer(
     run_dir: Path,
     corpus: Corpus | str | list[str] | None = None,
     options: dict[str, Any] | None = None,
+    allow_corpus_change: bool = False,
 ) -> tuple[Trainer, list[str]]:
     """Continue a run exactly where its latest checkpoint left it.
 
@@ -113,6 +172,11 @@ def resume_trainer(
         corpus = read_corpus(corpus, ck.config.data.encoding)
     warnings = []
     if corpus.sha256 != state.corpus_sha256:
+        if not allow_corpus_change:
+            raise InputError(
+                f"the corpus differs from the one {run_dir} started on (its sha256 changed): give "
+                "the original text, or pass --allow-corpus-change to go on with this one"
+            )
         warnings.append("the corpus changed since this run started: resuming on the new text")
     config, notes = resume_config(ck.config, options or {})
     batch_size, note = rebatch(config.train.batch_size, state.world_size, world_from_env())
@@ -121,30 +185,8 @@ def resume_trainer(
     with rank_zero_first(config.train.device):
         prep = prepare(config, corpus, tokenizer_from_dict(ck.tokenizer))
     trainer = build_trainer(config, prep.tokenizer, prep.splits, prep.val_chars, run_dir, state)
-    trainer.load(ck)  # a damaged checkpoint says so before its bounds are looked at
-    _check_unfinished(run_dir, config, state)
+    trainer.load(ck)
     return trainer, warnings + prep.warnings
-
-
-def _check_unfinished(run_dir: Path, config: RunConfig, state: TrainState) -> None:
-    """Refuse to resume a run already at one of its bounds: the loop checks its bounds only
-    after a step, so it would train (and save) one step more on every such resume."""
-    tc = config.train
-    if tc.max_steps and state.step >= tc.max_steps:
-        reached, more = f"step {state.step:,} of --max-steps {tc.max_steps:,}", "--max-steps"
-        bigger = f"{state.step * 2}"
-    elif state.epoch >= tc.epochs:
-        reached, more = f"epoch {state.epoch:,} of --epochs {tc.epochs:,}", "--epochs"
-        bigger = f"{state.epoch * 2}"
-    elif tc.max_time and state.elapsed >= tc.max_time:
-        reached, more = f"{state.elapsed:,.0f} s of --max-time {tc.max_time:,.0f} s", "--max-time"
-        bigger = f"{math.ceil(state.elapsed * 2)}s"
-    else:
-        return
-    raise InputError(
-        f"{run_dir} has finished ({reached}): to train further, give a larger bound, "
-        f"e.g. 'charlm train --resume {run_dir} {more} {bigger}'"
-    )
 
 
 def describe(trainer: Trainer) -> dict[str, Any]:

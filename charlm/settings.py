@@ -45,6 +45,7 @@ FIELDS: dict[str, tuple[str, str]] = {
     "eval_every": ("train", "eval_every"),
     "patience": ("train", "patience"),
     "sample_length": ("train", "sample_length"),
+    "reset_prob": ("train", "reset_prob"),
     "device": ("train", "device"),
     "threads": ("train", "threads"),
     "amp": ("train", "amp"),

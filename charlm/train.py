@@ -21,7 +21,7 @@ from charlm.config import RunConfig
 from charlm.data import Splits, StripeBatcher
 from charlm.errors import TrainingError
 from charlm.events import Callback, EvalEvent, FinishEvent, InfoEvent, StepEvent, ignore
-from charlm.generate import sample_ids
+from charlm.generate import sample_text
 from charlm.model import RNNLM, detach_hidden, hidden_from_tensors, hidden_tensors
 from charlm.precision import Precision
 from charlm.runlog import Meter, RunLog
@@ -132,6 +132,9 @@ class Trainer:
 
     # ---- the loop ----------------------------------------------------------------------
     def run(self, on_event: Callback = ignore) -> FinishEvent:
+        done = self.finished()
+        if done:  # resuming a finished run: not one more step, no file touched
+            return FinishEvent(done, self.state, self.run_dir)
         total_steps = self.total_steps()
         if not self.main:
             on_event = ignore
@@ -168,6 +171,7 @@ class Trainer:
         tc, st = self.config.train, self.state
         meter = Meter()
         for k, x, y in self.batcher.windows(st.window):
+            self._reset_stripes()
             loss, norm, lr = self._step(x, y, total_steps)
             st.step, st.window = st.step + 1, k + 1
             st.tokens_seen += x.numel() * self.world
@@ -204,6 +208,37 @@ class Trainer:
             if st.step % tc.eval_every:
                 self._evaluate(on_event, meter)
             return "epochs"
+        return ""
+
+    def _reset_stripes(self) -> None:
+        """Send each stripe's carried state back to zero with probability ``reset_prob``.
+
+        A model that has only seen carried state starts badly from zero, where every sample,
+        prime and short text starts (bench/coldstart.py measures the gap). The draw is made for
+        the global batch from the run's seed and step: a resumed run draws the same, every rank
+        takes its own stripes (N ranks of batch B reset as one process of batch N x B), and the
+        training random stream (dropout) is left as it was.
+        """
+        p, b = self.config.train.reset_prob, self.config.train.batch_size
+        if not p:
+            return
+        gen = torch.Generator().manual_seed(self.state.seed * 1_000_003 + self.state.step)
+        draw = torch.rand(self.world * b, generator=gen)[self.rank * b : (self.rank + 1) * b]
+        keep = (draw >= p).to(self.device)[None, :, None]
+        zeroed = [torch.where(keep, h, torch.zeros_like(h)) for h in hidden_tensors(self.hidden)]
+        self.hidden = hidden_from_tensors(zeroed)
+
+    def finished(self) -> str:
+        """Why the run has nothing left to do under its bounds ('' while it has)."""
+        tc, st = self.config.train, self.state
+        if tc.max_steps and st.step >= tc.max_steps:
+            return "max_steps"
+        if st.epoch >= tc.epochs:
+            return "epochs"
+        if tc.max_time and st.elapsed >= tc.max_time:
+            return "max_time"
+        if tc.patience is not None and st.evals_since_best >= tc.patience:
+            return "patience"
         return ""
 
     @property
@@ -360,14 +395,17 @@ class Trainer:
         return Score(nats, int(count), self.val_chars)
 
     def _sample(self) -> str:
-        n = self.config.train.sample_length
-        if n == 0:
+        """What `charlm sample` prints for the checkpoint saved at this evaluation."""
+        tc = self.config.train
+        if tc.sample_length == 0:
             return ""
-        # A generator of its own, so sampling never disturbs the training random stream.
-        gen = torch.Generator().manual_seed(self.state.seed + self.state.step)
-        prime = [int(self.splits.val[0])]
-        ids = sample_ids(self.model, n, prime, self.config.train.sample_temperature, gen)
-        return self.tokenizer.decode(prime + ids)
+        return sample_text(
+            self.model, self.tokenizer, tc.sample_length, tc.sample_temperature, self.sample_seed()
+        )
+
+    def sample_seed(self) -> int:
+        """The seed of this evaluation's sample: named in samples.txt, so it can be repeated."""
+        return self.state.seed + self.state.step
 
     def _log_step(self, meter: Meter, lr: float, norm: float) -> None:
         self.log.row(self.state, meter, lr=lr, grad_norm=norm)
@@ -382,7 +420,8 @@ class Trainer:
             val_bpc=score.bits_per_char,
             val_ppl=score.perplexity,
         )
-        self.log.sample(self.state.step, score.bits_per_char, sample)
+        how = f"seed {self.sample_seed()}, temperature {self.config.train.sample_temperature:g}"
+        self.log.sample(self.state.step, score.bits_per_char, how, sample)
 
     def write_config(self) -> None:
         self.log.config(self.config, self.state)

@@ -21,3 +21,12 @@ class TrainState:
     corpus: str | list[str] = ""  # a file or '-'; or the sources joined (charlm.sources)
     corpus_sha256: str = ""
     world_size: int = 1  # data-parallel ranks; the checkpoint holds all their hidden state
+    init_from: str = ""  # the checkpoint a fine-tuning run started from
+
+    @property
+    def epoch_number(self) -> int:
+        """The epoch the last step belongs to, counted from 1 as the display and --epochs do.
+
+        ``epoch`` counts finished epochs, so it is one behind during an epoch and right at its end.
+        """
+        return self.epoch if self.window == 0 and self.epoch > 0 else self.epoch + 1

@@ -59,7 +59,7 @@ def test_a_trainer_is_built_without_seeding_or_joining_anything(
     assert trainer.main and trainer.world == 1 and not tmp_path.joinpath("config.json").exists()
 
 
-def test_resuming_a_finished_run_refuses_and_trains_nothing(trained_run: Path) -> None:
+def test_resuming_a_finished_run_says_so_and_trains_nothing(trained_run: Path) -> None:
     from typer.testing import CliRunner
 
     from charlm.cli import app
@@ -67,9 +67,9 @@ def test_resuming_a_finished_run_refuses_and_trains_nothing(trained_run: Path) -
     latest = trained_run / "latest.safetensors"
     before = latest.read_bytes()
     result = CliRunner().invoke(app, ["train", "--resume", str(trained_run)])
-    assert result.exit_code == 1
-    assert result.stderr.startswith("charlm: error: ") and result.stderr.count("\n") == 1
-    assert "step 12 of --max-steps 12" in result.stderr and "--max-steps 24" in result.stderr
+    assert result.exit_code == 0, result.output  # finished is no error
+    assert "is finished (max_steps reached at step 12)" in result.stderr
+    assert "--max-steps 24" in result.stderr
     assert latest.read_bytes() == before  # not one step more, nothing rewritten
 
 

@@ -6,14 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from charlm.config import SEED_LIMIT, ConfigError, ModelConfig
+from charlm.config import ConfigError, ModelConfig
 from charlm.generate import (
     Detokenizer,
     GenerateConfig,
     StopScanner,
-    generate_ids,
     generate_text,
-    sample_ids,
+    sample_text,
 )
 from charlm.model import RNNLM
 from charlm.sampling import SamplingConfig, choose, distribution
@@ -158,19 +157,12 @@ def test_options_are_checked() -> None:
         GenerateConfig(stop=("",))
 
 
-def test_training_sample_ids_is_seeded(lm) -> None:  # type: ignore[no-untyped-def]
-    model, tok = lm
-    a = sample_ids(model, 50, [1, 2], 0.8, torch.Generator().manual_seed(4))
-    assert a == sample_ids(model, 50, [1, 2], 0.8, torch.Generator().manual_seed(4))
-    assert len(a) == 50 and all(0 <= i < tok.vocab_size for i in a)
-
-
 def test_training_samples_and_the_cli_share_one_loop(lm) -> None:  # type: ignore[no-untyped-def]
-    # sample_ids seeds the one generation loop from a torch generator; nothing else differs.
-    model, _ = lm
+    # samples.txt is generate_text from the start context with a named seed: nothing else differs.
+    model, tok = lm
     model.train()
-    a = sample_ids(model, 40, [1, 2], 0.8, torch.Generator().manual_seed(4))
+    a = sample_text(model, tok, 40, 0.8, seed=4)
     assert model.training  # training mode comes back after sampling
-    seed = int(torch.randint(SEED_LIMIT, (1,), generator=torch.Generator().manual_seed(4)))
-    cfg = GenerateConfig(40, seed=seed, sampling=SamplingConfig(temperature=0.8))
-    assert a == [int(ids[0]) for ids in generate_ids(model, [1, 2], cfg)]
+    assert a == sample_text(model, tok, 40, 0.8, seed=4) != sample_text(model, tok, 40, 0.8, seed=5)
+    cfg = GenerateConfig(40, seed=4, sampling=SamplingConfig(temperature=0.8))
+    assert a == generate_text(model, tok, [], cfg)[0]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import sys
 import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,7 +34,7 @@ from charlm.dataset import Corpus, read_corpus
 from charlm.events import FinishEvent
 from charlm.presets import DESCRIPTIONS, default_preset
 from charlm.runlock import run_lock
-from charlm.runsetup import choose_run_dir, describe, new_trainer, resume_trainer
+from charlm.runsetup import INIT_FIXED, choose_run_dir, describe, new_trainer, resume_trainer
 from charlm.runtime import set_threads
 from charlm.settings import (
     FIELDS,
@@ -240,6 +242,12 @@ def train(
             "model, else words or pieces.",
         ),
     ] = None,
+    reset_prob: Annotated[
+        float | None,
+        typer.Option(
+            help="Chance a stripe's carried state restarts from zero, per window; 0 = never."
+        ),
+    ] = None,
     seed: SeedOpt = None,
     device: Annotated[
         str,
@@ -273,10 +281,22 @@ def train(
     resume: Annotated[
         Path | None, typer.Option(metavar="DIR", help="Continue the run in this directory exactly.")
     ] = None,
+    allow_corpus_change: Annotated[
+        bool,
+        typer.Option(
+            "--allow-corpus-change", help="--resume: go on with a corpus other than the run's own."
+        ),
+    ] = False,
     init_from: Annotated[
         str | None,
         typer.Option(metavar="CHECKPOINT", help="Start a new run from this checkpoint's weights."),
     ] = None,
+    unknown: Annotated[
+        str,
+        typer.Option(
+            help="--init-from: corpus characters outside its vocabulary: error (over 1%) or skip."
+        ),
+    ] = "error",
     dry_run: Annotated[
         bool, typer.Option(help="Print the resolved config and sizes as JSON, then exit.")
     ] = False,
@@ -290,11 +310,12 @@ def train(
         if device == "auto":
             given.pop("device", None)
         if resume is not None:
-            trainer, warnings = resume_trainer(resume, corpus, given)
+            trainer, warnings = resume_trainer(resume, corpus, given, allow_corpus_change)
         else:
             if corpus is None:
                 raise fail("give a corpus file (or - for stdin), or --resume RUN_DIR", code=2)
-            trainer, warnings = _start(corpus, preset, given, seed, out, force, init_from, quiet)
+            start = _Start(preset, seed, out, force, init_from, unknown)
+            trainer, warnings = _start(corpus, given, start)
         threads_used = set_threads(trainer.config.train.threads)
         quiet = quiet or not trainer.main  # one voice: rank 0's
         for w in warnings:
@@ -307,26 +328,48 @@ def train(
                 return
             write_json(describe(trainer) | {"threads": threads_used}, indent=2)
             return
-        with run_lock(trainer.run_dir) if trainer.main else nullcontext():  # ranks: rank 0's
-            _run(trainer, threads_used, quiet)
+        if resume is not None and _finished(trainer, quiet):
+            return
+        if resume is not None and not quiet:
+            st = trainer.state
+            info(
+                f"resuming {trainer.run_dir} at step {st.step:,} of {trainer.total_steps():,} "
+                f"(epoch {st.epoch_number})"
+            )
+        new_dir = not trainer.run_dir.exists()
+        try:
+            with run_lock(trainer.run_dir) if trainer.main else nullcontext():  # ranks: rank 0's
+                _run(trainer, threads_used, quiet)
+        except KeyboardInterrupt:  # a second Ctrl-C: stopped at once
+            if trainer.main:
+                _nothing_saved(trainer.run_dir, new_dir, quiet)
+            raise
 
 
-def _start(
-    source: list[str],
-    preset: str | None,
-    given: dict[str, Any],
-    seed: int | None,
-    out: str | None,
-    force: bool,
-    init_from: str | None,
-    quiet: bool,
-) -> tuple[Trainer, list[str]]:
-    config, notes = resolve_config(preset, given)
-    if init_from is None:  # a fine-tune's tokenizer is the source's, checked by new_trainer
+@dataclass
+class _Start:
+    """How a new run starts, besides its settings."""
+
+    preset: str | None
+    seed: int | None
+    out: str | None
+    force: bool
+    init_from: str | None
+    unknown: str
+
+
+def _start(source: list[str], given: dict[str, Any], start: _Start) -> tuple[Trainer, list[str]]:
+    # With --init-from the checkpoint fixes the architecture and tokenizer: new_trainer
+    # refuses options that disagree, so the preset's notes must not speak of them.
+    ours = {k: v for k, v in given.items() if not start.init_from or k not in INIT_FIXED}
+    config, notes = resolve_config(start.preset, ours)
+    if start.init_from is None:  # a fine-tune's tokenizer is the source's, checked below
         check_tokenizer_options(config.data.tokenizer, given)
     corpus = read_corpus(source, config.data.encoding)
-    run_dir = choose_run_dir(out, corpus.name, config.model.model, force)
-    trainer, warnings = new_trainer(config, corpus, run_dir, seed, init_from)
+    run_dir = choose_run_dir(start.out, corpus.name, config.model.model, start.force)
+    trainer, warnings = new_trainer(
+        config, corpus, run_dir, start.seed, start.init_from, given, start.unknown
+    )
     return trainer, notes + _skipped_note(corpus) + warnings
 
 
@@ -338,6 +381,36 @@ def _skipped_note(corpus: Corpus) -> list[str]:
         f"skipped {len(corpus.skipped)} file(s) that are not {corpus.encoding} text "
         f"(e.g. {example}); pass --encoding if they are text in another one"
     ]
+
+
+def _finished(trainer: Trainer, quiet: bool) -> bool:
+    """A finished run says so and how to extend it, and is left untouched."""
+    reason = trainer.finished()
+    if reason and not quiet:
+        tc, st = trainer.config.train, trainer.state
+        longer = {
+            "max_steps": f"--max-steps {2 * (tc.max_steps or 0)}",
+            "epochs": f"--epochs {2 * tc.epochs}",
+            "max_time": f"--max-time {2 * (tc.max_time or 0):g}s",
+            "patience": f"--patience {st.evals_since_best + (tc.patience or 0)}",
+        }[reason]
+        info(
+            f"{trainer.run_dir} is finished ({reason} reached at step {st.step:,}): to train on, "
+            f"raise the bound, e.g. 'charlm train --resume {trainer.run_dir} {longer}'"
+        )
+    return bool(reason)
+
+
+def _nothing_saved(run_dir: Path, new_dir: bool, quiet: bool) -> None:
+    """After a stop at once: say when nothing was saved, and remove a directory made for it."""
+    if any((run_dir / name).exists() for name in (ckpt_io.LATEST, ckpt_io.BEST)):
+        return
+    removed = new_dir and run_dir.is_dir()
+    if removed:
+        shutil.rmtree(run_dir)
+    if not quiet:
+        gone = f"; removed {run_dir}" if removed else ""
+        info(f"stopped before the first checkpoint: nothing was saved{gone}")
 
 
 def _data_parallel(nproc: int, corpus: list[str] | None, resume: Path | None) -> None:
