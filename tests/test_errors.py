@@ -115,6 +115,9 @@ BREAKS: dict[str, list[tuple[str, list[str]]]] = {
         ("--eval-every", COUNTS),
         ("--patience", ["0", "-1", "nan"]),
         ("--sample-length", NON_NEGATIVE),
+        ("--reset-prob", ["-0.1", "1", "nan", "x"]),
+        ("--unknown", ["maybe", ""]),
+        ("--word-split", ["commas", ""]),
     ],
     "sample": [("{ckpt}", IN_PATHS), ("--prime-file", IN_PATHS), *GENERATION],
     "prime": [
