@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from charlm.runlock import LOCK_NAME, is_stale, read_owner
+from charlm.runlog import METRICS
 from charlm.textio import InputError
 
-METRICS = "metrics.jsonl"
 X_FIELDS = {"tokens": "tokens_seen", "time": "elapsed"}  # --x choice -> metrics field
 # Panel series, from the rows that carry them: train loss from the step rows (an evaluation
 # row repeats the running mean), the others wherever they appear.

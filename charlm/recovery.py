@@ -9,14 +9,12 @@ caller to say; it never prints.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 from charlm import atomic, runlock
-from charlm.runlog import METRICS, SAMPLES
+from charlm.runlog import METRICS, SAMPLE_HEADER, SAMPLES
 
 # The header RunLog.sample writes before each sample.
-_SAMPLE_HEADER = re.compile(r"^===== step (\d+), val bpc \S+ =====$", re.MULTILINE)
 
 
 def tidy(run_dir: Path, step: int) -> list[str]:
@@ -80,7 +78,7 @@ def trim_samples(path: Path, step: int) -> int:
     if not path.exists():
         return 0
     text = path.read_text(encoding="utf-8")
-    headers = list(_SAMPLE_HEADER.finditer(text))
+    headers = list(SAMPLE_HEADER.finditer(text))
     later = [m for m in headers if int(m.group(1)) > step]
     if not later:
         return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,12 @@ from charlm.config import RunConfig
 from charlm.trainstate import TrainState
 
 METRICS, SAMPLES = "metrics.jsonl", "samples.txt"
+# Each sample in samples.txt starts with this line; recovery finds the samples by it.
+SAMPLE_HEADER = re.compile(r"^===== step (\d+), val bpc [^\n]* =====$", re.MULTILINE)
+
+
+def sample_header(step: int, bpc: float, how: str) -> str:
+    return f"===== step {step}, val bpc {bpc:.3f}, {how} ====="
 
 
 class Meter:
@@ -66,7 +73,7 @@ class RunLog:
         if not (self.enabled and text):
             return
         with open(self.run_dir / SAMPLES, "a", encoding="utf-8") as f:
-            f.write(f"===== step {step}, val bpc {bpc:.3f}, {how} =====\n{text}\n\n")
+            f.write(f"{sample_header(step, bpc, how)}\n{text}\n\n")
 
     def config(self, config: RunConfig, state: TrainState) -> None:
         if not self.enabled:
