@@ -84,7 +84,8 @@ def fit_baseline(run: RunData, spec: BaselineSpec) -> Baseline:
     warnings = []
     if corpus.sha256 != run.corpus_sha256:
         warnings.append(
-            f"{run.corpus} changed since the run trained on it: the n-gram fits it as it is now"
+            f"{run.corpus} is not the text the run trained on (its SHA-256 differs: another file, "
+            "or the same one changed): the n-gram fits it as it is"
         )
     key = _cache_key(run, corpus.sha256)
     searched = (_load_search(run, key) or {}) if spec.order is None else {}

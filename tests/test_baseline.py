@@ -68,7 +68,7 @@ def test_cache_is_keyed_by_the_corpus(trained_run: Path, tmp_path: Path) -> None
     other = fit_baseline(
         RunData(run.run_dir, run.config, run.tokenizer, str(changed), ""), BaselineSpec(2)
     )
-    assert not other.cached and "changed since the run trained" in other.warnings[0]
+    assert not other.cached and "not the text the run trained on" in other.warnings[0]
     files = sorted((trained_run / "ngram").glob("*.npz"))
     assert len(files) == 2
     with np.load(files[0], allow_pickle=False) as f:  # no pickle needed to read it
