@@ -116,8 +116,12 @@ def text_notes(given: set[str]) -> list[str]:
     return ["--candidates only shapes the --json report, and no --json was given: ignored"]
 
 
-def check_prime(tokenizer: Tokenizer, text: str, mode: str, quiet: bool) -> str:
-    """The prime the model can read: unknown characters are an error, or dropped with a note."""
+def check_prime(
+    tokenizer: Tokenizer, text: str, mode: str, quiet: bool, what: str = "the prime"
+) -> str:
+    """The text the model can read: unknown characters are an error, or dropped with a note.
+
+    ``what`` names the text in the messages (prime, sample and inspect share the rule)."""
     if mode not in UNKNOWN_MODES:
         raise ConfigError(f"unknown --unknown '{mode}': choose error or skip")
     unknown = tokenizer.unknown(text)
@@ -125,10 +129,10 @@ def check_prime(tokenizer: Tokenizer, text: str, mode: str, quiet: bool) -> str:
         return text
     if mode == "error":
         raise InputError(
-            f"the prime has {describe_unknown(unknown)}: pass --unknown skip to drop them"
+            f"{what} has {describe_unknown(unknown)}: pass --unknown skip to drop them"
         )
     if not quiet:
-        info(f"warning: the prime has {describe_unknown(unknown)}; they are skipped")
+        info(f"warning: {what} has {describe_unknown(unknown)}; they are skipped")
     return drop_unknown(text, unknown)
 
 

@@ -25,7 +25,7 @@ from charlm.cli.common import (
     user_errors,
     write_json,
 )
-from charlm.cli.generation import UNKNOWN_MODES
+from charlm.cli.generation import UNKNOWN_MODES, check_prime
 from charlm.cli.unitview import (
     coloured_text,
     ranking_table,
@@ -51,7 +51,6 @@ from charlm.runtime import set_threads
 from charlm.saturation import saturation
 from charlm.surprisal import bits_per_char, hardest_spans
 from charlm.textio import InputError, read_text
-from charlm.tokenizers import describe_unknown, drop_unknown
 from charlm.units import Space, Unit, is_sequential, parse_unit, value_range, values
 
 TextArgs = Annotated[
@@ -243,7 +242,7 @@ def _inspect(
         text = text[:max_chars]
     set_threads(threads)
     lm = load_checkpoint(checkpoint, device, quiet)
-    text = _known(lm, text, unknown, quiet)
+    text = check_prime(lm.tokenizer, text, unknown, quiet, what="the text")
     chosen = parse_unit(unit, Space.of_model(lm.config.model)) if unit is not None else None
     ids = lm.tokenizer.encode(text)
     if len(ids) < min_tokens:
@@ -273,20 +272,6 @@ def _text(rest: list[str], file: Path | None) -> str:
     if sys.stdin is not None and not sys.stdin.isatty():
         return read_text("-")
     raise InputError("give a text to inspect: an argument, --file PATH, or - for stdin")
-
-
-def _known(lm: LoadedModel, text: str, mode: str, quiet: bool) -> str:
-    """The same rule as prime: characters the model never saw stop it, or are dropped."""
-    missing = lm.tokenizer.unknown(text)
-    if not missing:
-        return text
-    if mode == "error":
-        raise InputError(
-            f"the text has {describe_unknown(missing)}: pass --unknown skip to drop them"
-        )
-    if not quiet:
-        info(f"warning: the text has {describe_unknown(missing)}; they are skipped")
-    return drop_unknown(text, missing)
 
 
 def _rank(rec: Recording, f: np.ndarray, label: str) -> list[Match]:
