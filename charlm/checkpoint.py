@@ -39,6 +39,9 @@ class Checkpoint:
     hidden: list[torch.Tensor] = field(default_factory=list)
     rng: dict[str, torch.Tensor] = field(default_factory=dict)
     path: Path | None = None  # where it was read from, for messages
+    # With --average-from, ``model`` holds the running mean once it has started, and a
+    # resumable checkpoint keeps the weights being trained here.
+    raw: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def save(ckpt: Checkpoint, path: str | Path) -> None:
@@ -52,6 +55,7 @@ def _flatten(ckpt: Checkpoint) -> tuple[dict[str, torch.Tensor], dict[str, str]]
     tensors = {f"model.{k}": _cpu(v) for k, v in ckpt.model.items()}
     tensors |= {f"hidden.{i}": _cpu(h) for i, h in enumerate(ckpt.hidden)}
     tensors |= {f"rng.{k}": _cpu(v) for k, v in ckpt.rng.items()}
+    tensors |= {f"raw.{k}": _cpu(v) for k, v in ckpt.raw.items()}
     meta: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -137,6 +141,7 @@ def _unflatten(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any
         hidden=[tensors[f"hidden.{i}"] for i in range(len(_prefixed(tensors, "hidden.")))],
         rng=_prefixed(tensors, "rng."),
         path=path,
+        raw=_prefixed(tensors, "raw."),
     )
     if "optimizer" in meta:
         ckpt.optimizer = _optimizer_state(tensors, meta["optimizer"])

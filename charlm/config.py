@@ -60,6 +60,8 @@ class ModelConfig:
     num_layers: int = 1
     dropout: float = 0.0
     tie_weights: bool = False  # share the embedding and decoder matrices
+    # Dropout on the embedding output alone; None gives it --dropout, as before this existed.
+    embed_dropout: float | None = None
 
     def __post_init__(self) -> None:
         _choice("model", self.model, MODELS)
@@ -67,6 +69,11 @@ class ModelConfig:
             _positive(name, getattr(self, name))
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"--dropout must be in [0, 1) (got {self.dropout})")
+        if self.embed_dropout is not None and not 0.0 <= self.embed_dropout < 1.0:
+            raise ConfigError(
+                f"--embed-dropout must be in [0, 1), or left out to follow --dropout "
+                f"(got {self.embed_dropout})"
+            )
         if self.tie_weights and self.embed_size != self.hidden_size:
             raise ConfigError(
                 "--tie-weights needs --embed-size equal to --hidden-size "
@@ -150,6 +157,9 @@ class TrainConfig:
     device: str = "auto"
     threads: int | None = None
     amp: str = "off"  # mixed precision on CUDA: bf16, or fp16 with gradient scaling
+    # From this share of the run on (0..1, as Trainer.progress counts it), scores and
+    # checkpoints use the running mean of the weights; None never averages.
+    average_from: float | None = None
 
     def __post_init__(self) -> None:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -179,6 +189,11 @@ class TrainConfig:
         if self.warmup_steps < 0 or self.weight_decay < 0 or self.sample_length < 0:
             raise ConfigError("--warmup-steps, --weight-decay and --sample-length must be >= 0")
         _choice("device", self.device.split(":")[0], ("auto", "cpu", "cuda"))
+        if self.average_from is not None and not 0.0 <= self.average_from < 1.0:
+            raise ConfigError(
+                "--average-from must be in [0, 1): the share of the run after which the "
+                f"weights are averaged, e.g. 0.8 (got {self.average_from})"
+            )
 
 
 @dataclass

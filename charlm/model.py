@@ -26,7 +26,9 @@ class RNNLM(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_size)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = nn.Dropout(cfg.dropout)  # the top layer's output (self.rnn drops between)
+        embed_p = cfg.dropout if cfg.embed_dropout is None else cfg.embed_dropout
+        self.embed_drop = nn.Dropout(embed_p)
         rnn_kwargs = {"nonlinearity": "tanh"} if cfg.model == "rnn" else {}
         self.rnn = _RNNS[cfg.model](
             cfg.embed_size,
@@ -65,7 +67,7 @@ class RNNLM(nn.Module):
         self, x: torch.Tensor, hidden: Hidden | None = None
     ) -> tuple[torch.Tensor, Hidden]:
         """The top layer's output (B, T, H), dropout applied, before the output layer."""
-        emb = self.drop(self.embed(x))  # (B, T, E)
+        emb = self.embed_drop(self.embed(x))  # (B, T, E)
         out, hidden = self.rnn(emb, hidden)  # (B, T, H)
         return self.drop(out), hidden
 

@@ -49,6 +49,8 @@ FIELDS: dict[str, tuple[str, str]] = {
     "device": ("train", "device"),
     "threads": ("train", "threads"),
     "amp": ("train", "amp"),
+    "embed_dropout": ("model", "embed_dropout"),
+    "average_from": ("train", "average_from"),
 }
 # Options that may change when resuming: how long to go on, not what is being trained.
 RESUME_BOUNDS = ("epochs", "max_steps", "max_time", "patience", "eval_every")

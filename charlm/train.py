@@ -17,6 +17,7 @@ import torch
 
 from charlm import checkpoint as ckpt_io
 from charlm import distributed, recovery
+from charlm.averaging import WeightAverage
 from charlm.config import RunConfig
 from charlm.data import Splits, StripeBatcher
 from charlm.errors import TrainingError
@@ -86,12 +87,16 @@ class Trainer:
         self._good: dict[str, Any] | None = None  # last good state, for rollback
         self._latest_step = -1  # the step latest.safetensors was last written at
         self._notes: list[str] = []  # said through InfoEvents at the next step
+        self.average: WeightAverage | None = None  # from --average-from on
 
     # ---- persistence -------------------------------------------------------------------
     def load(self, ck: ckpt_io.Checkpoint, *, weights_only: bool = False) -> None:
         ckpt_io.load_weights(self.model, ck)
         if weights_only:
             return
+        if ck.raw:  # the weights read were the running mean; training goes on from the raw ones
+            self.average = WeightAverage(self.model)
+            self.model.load_state_dict(ck.raw)
         if ck.optimizer is not None:
             self.optimizer.load_state_dict(ck.optimizer)
         if ck.hidden:  # every rank's rows; this rank takes its own block
@@ -108,9 +113,11 @@ class Trainer:
         ck = ckpt_io.Checkpoint(
             config=self.config,
             tokenizer=self.tokenizer.to_dict(),
-            model=self.model.state_dict(),
+            model=self.scored_model.state_dict(),
             state=asdict(self.state),
         )
+        if full and self.average is not None:
+            ck.raw = self.model.state_dict()
         if full:
             ck.optimizer = self.optimizer.state_dict()
             ck.hidden = [distributed.gather_rows(h.float()) for h in hidden_tensors(self.hidden)]
@@ -121,7 +128,8 @@ class Trainer:
 
     def save(self, name: str, full: bool) -> None:
         """Every rank calls this (a full checkpoint gathers hidden state); rank 0 writes."""
-        if not all(bool(p.isfinite().all()) for p in self.model.parameters()):
+        params = [*self.model.parameters(), *self.scored_model.parameters()]
+        if not all(bool(p.isfinite().all()) for p in params):
             self._notes.append(f"weights are not finite: {name} not written")
             return
         ck = self.checkpoint(full)
@@ -176,7 +184,8 @@ class Trainer:
             st.step, st.window = st.step + 1, k + 1
             st.tokens_seen += x.numel() * self.world
             st.elapsed = time.monotonic() - self._started
-            loss = self._agree(loss)
+            loss = self._agree(loss, total_steps)
+            self._average(loss is not None, total_steps)
             meter.add(x.numel() * self.world, loss)
             self._say(on_event)
             if loss is not None:
@@ -256,19 +265,49 @@ class Trainer:
             p = max(p, self.state.elapsed / self.config.train.max_time)
         return min(p, 1.0)
 
-    def _agree(self, loss: float | None) -> float | None:
+    def _agree(self, loss: float | None, total_steps: int) -> float | None:
         """The step's loss averaged over ranks, and the stop flags: one all-reduce a step.
 
         A signal or the clock may reach one rank before another; acting on a local stop
-        would leave the others waiting in a collective, so every rank acts on the sum.
+        would leave the others waiting in a collective, so every rank acts on the sum. The
+        same goes for the start of weight averaging, which the clock may decide.
         """
         if self.world == 1:
             return loss
-        total, n_stop, n_late = distributed.all_reduce_sum(
-            [loss or 0.0, self.stop_requested, self._late()], self.device
+        total, n_stop, n_late, n_average = distributed.all_reduce_sum(
+            [loss or 0.0, self.stop_requested, self._late(), self._average_due(total_steps)],
+            self.device,
         )
         self._agreed = (n_stop > 0, n_late > 0)
+        self._agreed_average = n_average > 0
         return None if loss is None else total / self.world
+
+    @property
+    def scored_model(self) -> RNNLM:
+        """What evaluation, samples and checkpoints use: the mean of the weights once
+        averaging has started, else the weights being trained."""
+        return self.model if self.average is None else self.average.model
+
+    def _average_due(self, total_steps: int) -> bool:
+        start = self.config.train.average_from
+        return start is not None and self.progress(total_steps) >= start
+
+    def _average(self, stepped: bool, total_steps: int) -> None:
+        """Fold this step's weights into the mean, from --average-from on (once started, to
+        the end). A skipped step changed nothing, so it is not counted twice."""
+        if not stepped:
+            return
+        if self.average is None:
+            due = self._agreed_average if self.world > 1 else self._average_due(total_steps)
+            if not due:
+                return
+            self.average = WeightAverage(self.model)
+            self._notes.append(
+                f"step {self.state.step}: averaging the weights from here on (--average-from "
+                f"{self.config.train.average_from:g}); scores and checkpoints use the mean"
+            )
+        self.state.averaged_steps += 1
+        self.average.add(self.model, self.state.averaged_steps)
 
     def _late(self) -> bool:
         tc = self.config.train
@@ -390,7 +429,7 @@ class Trainer:
         )
         nats, count = 0.0, 0
         if len(shard) > 1:
-            nats, count = score_tokens(self.model, shard, rows, tc.bptt, self.device)
+            nats, count = score_tokens(self.scored_model, shard, rows, tc.bptt, self.device)
         nats, count = distributed.all_reduce_sum([nats, count], self.device)
         return Score(nats, int(count), self.val_chars)
 
@@ -400,7 +439,11 @@ class Trainer:
         if tc.sample_length == 0:
             return ""
         return sample_text(
-            self.model, self.tokenizer, tc.sample_length, tc.sample_temperature, self.sample_seed()
+            self.scored_model,
+            self.tokenizer,
+            tc.sample_length,
+            tc.sample_temperature,
+            self.sample_seed(),
         )
 
     def sample_seed(self) -> int:

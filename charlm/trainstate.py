@@ -22,6 +22,7 @@ class TrainState:
     corpus_sha256: str = ""
     world_size: int = 1  # data-parallel ranks; the checkpoint holds all their hidden state
     init_from: str = ""  # the checkpoint a fine-tuning run started from
+    averaged_steps: int = 0  # steps in the running mean of the weights (--average-from)
 
     @property
     def epoch_number(self) -> int:

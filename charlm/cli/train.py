@@ -151,7 +151,19 @@ def train(
     hidden_size: Annotated[int | None, typer.Option(metavar="N", help="Units per layer.")] = None,
     embed_size: Annotated[int | None, typer.Option(metavar="N", help="Embedding width.")] = None,
     dropout: Annotated[
-        float | None, typer.Option(metavar="P", help="Dropout between layers.")
+        float | None,
+        typer.Option(
+            metavar="P",
+            help="Dropout on the embedding output, between layers and on the top layer's output.",
+        ),
+    ] = None,
+    embed_dropout: Annotated[
+        float | None,
+        typer.Option(
+            metavar="P",
+            help="Dropout on the embedding output alone, in place of --dropout's there "
+            "[default: --dropout].",
+        ),
     ] = None,
     tie_weights: Annotated[
         bool | None, typer.Option("--tie-weights/--no-tie-weights", help="Share in/out matrices.")
@@ -246,6 +258,14 @@ def train(
         float | None,
         typer.Option(
             help="Chance a stripe's carried state restarts from zero, per window; 0 = never."
+        ),
+    ] = None,
+    average_from: Annotated[
+        float | None,
+        typer.Option(
+            metavar="F",
+            help="From this share of the run on (e.g. 0.8), average the weights: scores, "
+            "samples and checkpoints use their running mean [default: off].",
         ),
     ] = None,
     seed: SeedOpt = None,
