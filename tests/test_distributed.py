@@ -196,6 +196,21 @@ def test_two_ranks_of_batch_8_follow_one_process_of_batch_16_and_resume_on_one(
     _assert_same_weights(straight, split)
 
 
+def test_two_ranks_average_the_weights_as_one_process_does(
+    corpus_file: Path, tmp_path: Path
+) -> None:
+    straight, split = tmp_path / "one", tmp_path / "two"
+    average = ["--average-from", "0.5"]
+    ranks = _ranks(2, *_fresh(corpus_file, split, 8, 8), *average)
+    _train_here(*_fresh(corpus_file, straight, 16, 8), *average)
+    _finish(ranks)
+    _assert_same_weights(straight, split)  # the mean of steps 4..8
+    one, two = (ckpt_io.load(run / ckpt_io.LATEST) for run in (straight, split))
+    assert one.state["averaged_steps"] == two.state["averaged_steps"] == 5
+    for k in one.raw:
+        torch.testing.assert_close(one.raw[k], two.raw[k], rtol=1e-4, atol=1e-5)
+
+
 # Slow and timing-sensitive: a c10d rendezvous of two torchrun agents once hung on a loaded
 # host, so it runs with `make test-slow`, not in CI's `make test`.
 @pytest.mark.slow
