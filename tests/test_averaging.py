@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from bench import averaging as bench_averaging
 from charlm import checkpoint as ckpt_io
 from charlm.averaging import WeightAverage
 from charlm.cli import app
@@ -175,3 +177,19 @@ def test_the_option_is_recorded_and_kept_on_resume(corpus_file: Path, tmp_path: 
 def test_off_by_default() -> None:
     config, _ = resolve_config(None, {})
     assert config.train.average_from is None and config.model.embed_dropout is None
+
+
+def test_the_bench_keeps_the_same_mean_as_the_trainer(corpus_file: Path, tmp_path: Path) -> None:
+    micro = ["hidden_size=16", "embed_size=8", "batch_size=4", "bptt=16", "warmup_steps=2"]
+    args = argparse.Namespace(
+        steps=8, minutes=None, starts="0.5", ema="0.9", set=micro, seed=5, corpus=corpus_file
+    )
+    result = bench_averaging.run(args)
+    options = result["settings"] | {"average_from": 0.5}
+    config, _ = resolve_config(None, options)
+    trainer = _trainer(corpus_file, tmp_path, config)
+    evals = []
+    trainer.run(lambda e: evals.append(e) if isinstance(e, EvalEvent) else None)
+    scores = result["val_nats_per_char"]
+    assert scores["uniform from 0.5 (5 steps)"] == pytest.approx(evals[-1].val_loss, rel=1e-6)
+    assert len(scores) == 3 and "| EMA decay 0.9 from 0.5 |" in bench_averaging.table(result)
