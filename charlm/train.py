@@ -128,8 +128,8 @@ class Trainer:
 
     def save(self, name: str, full: bool) -> None:
         """Every rank calls this (a full checkpoint gathers hidden state); rank 0 writes."""
-        params = [*self.model.parameters(), *self.scored_model.parameters()]
-        if not all(bool(p.isfinite().all()) for p in params):
+        models = {self.model, self.scored_model}  # the one model, until averaging starts
+        if not all(bool(p.isfinite().all()) for m in models for p in m.parameters()):
             self._notes.append(f"weights are not finite: {name} not written")
             return
         ck = self.checkpoint(full)
