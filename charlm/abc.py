@@ -21,7 +21,7 @@ from charlm.textio import InputError
 # keeps fewer (it drops X and T). One order makes every tune's header read alike.
 KEPT_FIELDS = ("X", "T", "R", "M", "L", "Q", "K")
 _FIELD = re.compile(r"^([A-Za-z]):\s*(.*)$")
-_CHORD_SYMBOL = re.compile(r"^[A-G][#b]?(m|min|maj|dim|aug|sus|add|M)?\d*(/[A-G][#b]?)?$")
+CHORD_SYMBOL = re.compile(r"^[A-G][#b]?(m|min|maj|dim|aug|sus|add|M)?\d*(/[A-G][#b]?)?$")
 
 
 class ABCError(InputError):
@@ -121,7 +121,7 @@ def _clean_body_line(line: str) -> str:
     if line.startswith("%"):
         return ""
     line = _strip_comment(line)
-    line = _QUOTED.sub(lambda m: m.group(0) if _CHORD_SYMBOL.match(m.group(1)) else "", line)
+    line = _QUOTED.sub(lambda m: m.group(0) if CHORD_SYMBOL.match(m.group(1)) else "", line)
     for layout in "\\y$`":  # line continuation, spacer, score line break, beam gap
         line = line.replace(layout, " ")
     return " ".join(line.split())

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from charlm.abc import CHORD_SYMBOL
 from charlm.textio import InputError
 
 LETTERS = "CDEFGAB"
@@ -173,8 +174,8 @@ class _Transposer:
 
     def chord_symbol(self, name: str) -> str:
         m = _CHORD_NAME.match(name)
-        if not m or name.startswith(("^", "_", "<", ">", "@")):
-            return name  # an annotation, not a chord: left as written
+        if not m or not CHORD_SYMBOL.match(name):
+            return name  # an annotation ("Fine", "^text"), not a chord: left as written
         root, sharp, kind, bass, bass_sharp = m.groups()
         out = self._pitch_name(root, sharp) + kind
         return out + ("/" + self._pitch_name(bass, bass_sharp) if bass else "")
@@ -216,6 +217,9 @@ def _body_line(t: _Transposer, line: str) -> str:
     out: list[str] = []
     i = 0
     while i < len(line):
+        if line[i] == "%":  # a comment: no notes in it
+            out.append(line[i:])
+            break
         m = _INLINE_FIELD.match(line, i)
         if m:
             name, value = m.groups()

@@ -94,6 +94,12 @@ CASES = {
         "C",
         "c8|\nK:Am\nA2 ^G2 A4|",
     ),
+    "annotations and comments are text, not chords or notes": (
+        "D",
+        '"Fine"d4 "^after"A4|% D.C. al fine',
+        "C",
+        '"Fine"c4 "^after"G4|% D.C. al fine',
+    ),
     "clef and octave words after the key are kept": (
         "E phr bass",
         "E2 F2 G4|",
