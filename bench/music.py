@@ -3,7 +3,11 @@
 Prepares music21's collections as ``charlm prepare abc`` does (seed 0), then times the
 check on the first 1,000 tunes and reports the check's totals on the last 100 (the
 validation tail a model trained on the corpus is scored on): the figures sampled tunes
-are compared against. Run alone: ``python -m bench.music [--quick]``.
+are compared against. Then a 5-gram character model (Kneser-Ney, ``charlm.ngram``) is fitted
+on the corpus's training part (the split ``charlm train`` makes by default, all but the last
+5%) and 100 tunes sampled from it at temperatures 1.0 and 0.8 (seed 1), primed with ``X:1``
+and stopped at a blank line as the README's recipe samples the LSTM, are checked the same
+way: the baseline a trained network has to beat. Run alone: ``python -m bench.music [--quick]``.
 """
 
 from __future__ import annotations
@@ -12,9 +16,38 @@ import sys
 import time
 from typing import Any
 
+import numpy as np
+
 from charlm.abc import join_tunes, split_tunes
+from charlm.config import RunConfig
+from charlm.dataset import prepare
 from charlm.musiccheck import check_text
 from charlm.musiccorpus import build_corpus, music21_collections
+from charlm.ngram import count_ngrams, sample
+
+PRIME, STOP = "X:1", "\n\n"  # as `charlm sample RUN --prime 'X:1' --stop '\n\n'`
+# In the corpus X:1 always follows a blank line, and a Kneser-Ney model's lower orders count
+# continuations, not occurrences: after 'X:1' alone it gives the newline 0.42, after
+# '\n\nX:1' 1.0. The blank line tells the n-gram a tune starts, as a fresh state tells the LSTM.
+CONTEXT = STOP + PRIME
+MAX_CHARS = 2000  # as the README's `--length 2000`: a tune longer than this is cut
+
+
+def ngram_tunes(
+    corpus: str, order: int = 5, tunes: int = 100, seed: int = 1, temperature: float = 1.0
+) -> str:
+    """``tunes`` tunes sampled from an order-``order`` model of the training part."""
+    prep = prepare(RunConfig(), corpus)
+    tok = prep.tokenizer
+    model = count_ngrams(prep.splits.train, tok.vocab_size, order, every_model=False)
+    model = model.model(order)
+    rng = np.random.default_rng(seed)
+    prime, stop = tok.encode(CONTEXT), tok.encode(STOP)
+    out = [
+        PRIME + tok.decode(sample(model, prime, MAX_CHARS, rng, stop, temperature))
+        for _ in range(tunes)
+    ]
+    return "".join(t + STOP for t in out)
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -33,6 +66,9 @@ def run(quick: bool = False) -> dict[str, Any]:
     _, summary = check_text(first)
     checked = time.monotonic() - t0
     _, tail = check_text(join_tunes(tunes[-100:]))
+    t0 = time.monotonic()
+    n = 10 if quick else 100
+    ngram = {t: check_text(ngram_tunes(corpus.text, tunes=n, temperature=t))[1] for t in (1.0, 0.8)}
     return {
         "tunes": len(tunes),
         "prepare_seconds": round(prepared, 1),
@@ -40,6 +76,9 @@ def run(quick: bool = False) -> dict[str, Any]:
         "check_seconds": round(checked, 2),
         "check_tunes_per_s": round(summary.tunes / checked),
         "real_tail_100": tail.to_dict(),
+        "ngram5_tunes_t1.0": ngram[1.0].to_dict(),
+        "ngram5_tunes_t0.8": ngram[0.8].to_dict(),
+        "ngram5_seconds": round(time.monotonic() - t0, 1),
     }
 
 

@@ -21,7 +21,7 @@ from charlm.textio import InputError
 # keeps fewer (it drops X and T). One order makes every tune's header read alike.
 KEPT_FIELDS = ("X", "T", "R", "M", "L", "Q", "K")
 _FIELD = re.compile(r"^([A-Za-z]):\s*(.*)$")
-_CHORD_SYMBOL = re.compile(r"^[A-G][#b]?(m|min|maj|dim|aug|sus|add|M)?\d*(/[A-G][#b]?)?$")
+CHORD_SYMBOL = re.compile(r"^[A-G][#b]?(m|min|maj|dim|aug|sus|add|M)?\d*(/[A-G][#b]?)?$")
 
 
 class ABCError(InputError):
@@ -121,7 +121,7 @@ def _clean_body_line(line: str) -> str:
     if line.startswith("%"):
         return ""
     line = _strip_comment(line)
-    line = _QUOTED.sub(lambda m: m.group(0) if _CHORD_SYMBOL.match(m.group(1)) else "", line)
+    line = _QUOTED.sub(lambda m: m.group(0) if CHORD_SYMBOL.match(m.group(1)) else "", line)
     for layout in "\\y$`":  # line continuation, spacer, score line break, beam gap
         line = line.replace(layout, " ")
     return " ".join(line.split())
@@ -161,14 +161,20 @@ def join_tunes(tunes: list[Tune]) -> str:
 _NOTE = re.compile(r"(\^\^|\^|__|_|=)?([A-Ga-g])([,']*)")
 _REST = re.compile(r"[zx]")
 _LENGTH = re.compile(r"(\d*)(/*)(\d*)")
-_BAR = re.compile(r"(:\|\]|:\|\||:\|:|\[\||\|\]|\|\||\|:|:\||::+|\||\[(?=\d))([0-9][0-9,\-]*)?")
+# Bar lines: | || |] [| [|] with repeat colons on either side (:| |: :: :||: ...), and
+# [1 (a variant ending with no bar line before it); digits after one name an ending.
+_BAR = re.compile(r"(:*\[\|\]:*|:*\[\|:*|:*\|[\]|]?:*|::+|\[(?=\d))([0-9][0-9,\-]*)?")
 _INLINE_FIELD = re.compile(r"\[([A-Za-z]):([^\]]*)\]")
 _TUPLET = re.compile(r"\((\d)(?::(\d*))?(?::(\d*))?")
 _SKIP = re.compile(r'"[^"]*"|![^!\n]*!|\+[^+\n]*\+|\{[^}]*\}|[ \t.~HLMOPSTuvy$`\\]|[()\-]')
 _MULTI_REST = re.compile(r"[ZX](\d*)")
-# Bar lines that open or close a section ('' is the start or end of the tune): the
-# places where a pickup, or the short bar that completes one, is written.
-SECTION_LINES = frozenset({"|]", "||", ":|", "::", ":||", ":|]", ":|:", "|:", "[|", ""})
+LINE_END = "\n"  # a line break standing for a bar line (see ``_Reader.line_end``)
+
+
+def opens_or_closes_section(line: str) -> bool:
+    """A bar line where a pickup, or the short bar that completes one, is written: a repeat
+    sign, a double or thick bar, or '' (the start or end of the tune)."""
+    return line == "" or any(mark in line for mark in (":", "||", "]", "[|"))
 
 
 def meter_length(meter: str | None) -> Fraction | None:
@@ -235,6 +241,18 @@ class _Reader:
             self.bars.append(Bar(self.current, self.started, line, self.meter))
         self.current, self.started = Fraction(0), line
 
+    def line_end(self) -> None:
+        """A line that stops with a full bar and no bar line closes that bar.
+
+        ABC's rule is that a line break is no bar line, and a bar may run on to the next
+        line (``F2`` here, ``f4f2f2f2 |`` there). But the Essen songs in music21's corpus
+        end every phrase at a line break without a bar line: on 100 real tunes, reading
+        those as one bar counted 140 right bars as wrong. A bar that already fills the
+        meter cannot run on, so closing it there is right under both readings.
+        """
+        if self.meter is not None and self.current >= self.meter:
+            self.bar(LINE_END)
+
 
 def read_bars(tune: Tune) -> tuple[list[Bar], list[int]]:
     """The bars of a tune with their lengths, and its pitches; ABCError where it does not read."""
@@ -245,6 +263,8 @@ def read_bars(tune: Tune) -> tuple[list[Bar], list[int]]:
             _inline_field(r, field_line.group(1), field_line.group(2))
         else:
             _read_line(r, line, tune.number)
+            if not line.rstrip().endswith("\\"):  # a backslash continues the line
+                r.line_end()
     if r.current:
         r.bars.append(Bar(r.current, r.started, "", r.meter))
     if not r.bars:

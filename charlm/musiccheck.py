@@ -5,7 +5,8 @@ it has a meter and a key, the share of its bars whose length matches the meter, 
 range in semitones and its length in bars. A bar shorter than the meter is not counted
 against the tune where music allows it: the first bar (a pickup), the last bar, and a bar
 that opens or closes a section (``|:``, ``:|``, ``||``, ``|]``), where folk tunes put their
-pickups and the bars that complete them.
+pickups and the bars that complete them. A line break closes a bar that already fills the
+meter (``charlm.abc._Reader.line_end`` says why).
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from charlm.abc import (
-    SECTION_LINES,
     ABCError,
     Bar,
     Tune,
     meter_length,
+    opens_or_closes_section,
     read_bars,
     split_tunes,
     tune_range,
@@ -74,7 +75,9 @@ def bar_verdict(bar: Bar, first: bool, last: bool) -> bool | None:
     if bar.length == bar.meter:
         return True
     short = bar.length < bar.meter
-    at_edge = first or last or bar.start in SECTION_LINES or bar.end in SECTION_LINES
+    at_edge = (
+        first or last or opens_or_closes_section(bar.start) or opens_or_closes_section(bar.end)
+    )
     return None if short and at_edge else False
 
 

@@ -202,3 +202,31 @@ def _find(keys: np.ndarray, ctx: np.ndarray, tokens: np.ndarray, vocab: int) -> 
     at = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
     hit = (keys[at] == want) & (ctx >= 0)
     return np.where(hit, at, -1).astype(np.int64)
+
+
+def sample(
+    model: NgramModel,
+    prime: np.ndarray,
+    max_tokens: int,
+    rng: np.random.Generator,
+    stop: np.ndarray | None = None,
+    temperature: float = 1.0,
+) -> np.ndarray:
+    """Tokens drawn one at a time from the model's distribution after ``prime``.
+
+    Stops after ``max_tokens``, or as soon as the tokens so far (prime included) end with
+    ``stop``, which is then left out, as ``charlm sample --stop`` leaves its text out.
+    Only the last order-1 tokens are a context, so each step costs the same.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be above 0 (got {temperature})")
+    tokens = [int(t) for t in np.asarray(prime, dtype=np.int64)]
+    start, tail = len(tokens), [] if stop is None else [int(t) for t in stop]
+    for _ in range(max_tokens):
+        p = model.distribution(np.array(tokens[-(model.order - 1) :] if model.order > 1 else []))
+        if temperature != 1.0:  # p ** (1/T), renormalised: softmax(logits / T)
+            p = p ** (1.0 / temperature)
+        tokens.append(int(rng.choice(model.vocab, p=p / p.sum())))
+        if tail and tokens[-len(tail) :] == tail:
+            return np.array(tokens[start : max(start, len(tokens) - len(tail))], dtype=np.int64)
+    return np.array(tokens[start:], dtype=np.int64)

@@ -138,7 +138,11 @@ BREAKS: dict[str, list[tuple[str, list[str]]]] = {
         ("--encoding", ["no-such-codec", ""]),
     ],
     "prepare shakespeare": [("--plays-dir", ["{missing}", "{corpus}", "{nul}", "{too_long}"])],
-    "prepare abc": [("{abc}", [*IN_PATHS, "{corpus}"]), ("--collections", ["nosuch"])],
+    "prepare abc": [
+        ("{abc}", [*IN_PATHS, "{corpus}"]),
+        ("--collections", ["nosuch"]),
+        ("--transpose", ["D", "c", ""]),
+    ],
     "plot": [
         ("{run}", ["{missing}", "{dir}", "{nul}", "{too_long}"]),
         ("{png}", [*OUT_PATHS, "{new}.jpeg"]),

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from charlm.abctranspose import TARGETS
 from charlm.atomic import write_atomic
-from charlm.cli.common import QuietOpt, fail, info, user_errors, write_data
+from charlm.cli.common import (
+    QuietOpt,
+    err,
+    fail,
+    info,
+    stderr_is_terminal,
+    user_errors,
+    write_data,
+)
+from charlm.cli.progress import CountProgress
 from charlm.corpus import (
     FORMATS,
     Cleaned,
@@ -100,15 +111,25 @@ def prepare(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(metavar="N", help="abc: the seed of the tune shuffle.")] = 0,
+    transpose: Annotated[
+        str | None,
+        typer.Option(
+            metavar="C",
+            help="abc: every tune to C major / A minor (other modes: no sharps or flats).",
+        ),
+    ] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Clean raw text into a training corpus: Gutenberg stripping, Unicode, play format."""
     if sources and sources[0] == ABC_RECIPE:
-        prepare_abc(sources[1:], _split(collections), seed, output, max_chars, quiet)
+        abc = AbcOptions(_split(collections), seed, transpose)
+        prepare_abc(sources[1:], abc, output, max_chars, quiet)
         return
     with user_errors():
         if collections:
             raise fail("--collections goes with 'charlm prepare abc'", code=2)
+        if transpose is not None:
+            raise fail("--transpose goes with 'charlm prepare abc'", code=2)
         if fmt not in FORMATS:
             raise fail(f"unknown --format '{fmt}': choose one of {', '.join(FORMATS)}", code=2)
         opts = CleanOptions(fmt, lowercase, ascii_only, keep_directions)
@@ -212,24 +233,34 @@ def _report(text_in: str, text: str, output: Path | None) -> None:
         info(f"warning: {w}")
 
 
+@dataclass
+class AbcOptions:
+    collections: list[str]
+    seed: int
+    transpose: str | None
+
+
 def prepare_abc(
-    sources: list[str],
-    collections: list[str],
-    seed: int,
-    output: Path | None,
-    max_chars: int | None,
-    quiet: bool,
+    sources: list[str], opts: AbcOptions, output: Path | None, max_chars: int | None, quiet: bool
 ) -> None:
     """`charlm prepare abc`: every tune of the ABC files named, or of music21's collections."""
     with user_errors():
-        if sources and collections:
+        if sources and opts.collections:
             raise fail("--collections picks music21's collections: leave it out with files", 2)
+        if opts.transpose is not None and opts.transpose not in TARGETS:
+            raise fail(
+                f"--transpose {opts.transpose}: the one target is C (majors to C, minors to "
+                "A minor, other modes to their key without sharps or flats)",
+                2,
+            )
         if sources:
             files, names = abc_files(sources), []
         else:
-            chosen = pick_collections(music21_collections(), collections)
+            chosen = pick_collections(music21_collections(), opts.collections)
             files, names = [f for fs in chosen.values() for f in fs], list(chosen)
-        corpus = build_corpus(files, seed)
+        live = opts.transpose is not None and not quiet and stderr_is_terminal()
+        with CountProgress("transposing", err, live) as bar:
+            corpus = build_corpus(files, opts.seed, opts.transpose, bar.advance)
         text = corpus.text
         if max_chars is not None and len(text) > max_chars:
             cut = text.rfind("\n\n", 0, max_chars)  # whole tunes only
@@ -254,7 +285,20 @@ def _report_abc(corpus: ABCCorpus, text: str, names: list[str], output: Path | N
         f"({rep.duplicates:,} exact duplicates dropped, {len(rep.skipped):,} unreadable "
         f"skipped); {len(text):,} characters, {len(set(text))} distinct"
     )
-    for title, reason in rep.skipped[:5]:
+    _report_skipped(rep.skipped)
+    moved = corpus.transposed
+    if moved is not None:
+        tunes = moved.transposed + len(moved.skipped)
+        info(
+            f"transposed {moved.transposed:,} tunes to C major / A minor ({moved.duplicates:,} "
+            f"then duplicates of others, dropped; {len(moved.skipped):,} skipped); "
+            f"{moved.from_cache:,} of {tunes:,} read from the cache {moved.cache}"
+        )
+        _report_skipped(moved.skipped)
+
+
+def _report_skipped(skipped: list[tuple[str, str]]) -> None:
+    for title, reason in skipped[:5]:
         info(f"skipped {reason} ({title})")
-    if len(rep.skipped) > 5:
-        info(f"... and {len(rep.skipped) - 5} more skipped")
+    if len(skipped) > 5:
+        info(f"... and {len(skipped) - 5} more skipped")

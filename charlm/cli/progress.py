@@ -16,7 +16,14 @@ from typing import Any
 
 from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.live import Live
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.text import Text
 
 from charlm.events import EvalEvent, InfoEvent, StepEvent
@@ -202,3 +209,37 @@ class ScoringProgress:
 def _short(name: str, most: int = 30) -> str:
     """A long path keeps its end, where the file's name is."""
     return name if len(name) <= most else "…" + name[-(most - 1) :]
+
+
+class CountProgress:
+    """A bar on stderr for work counted in items (prepare's transposed tunes); erased at the end."""
+
+    def __init__(self, label: str, console: Console, live: bool) -> None:
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+        if live:
+            # redirect_stdout=False: the data may be going to stdout.
+            self._progress = Progress(
+                TextColumn(label),
+                BarColumn(bar_width=30),
+                TaskProgressColumn(),
+                TimeRemainingColumn(),
+                console=console,
+                redirect_stdout=False,
+                redirect_stderr=False,
+                transient=True,
+            )
+
+    def __enter__(self) -> CountProgress:
+        if self._progress is not None:
+            self._progress.start()
+            self._task = self._progress.add_task("", total=None)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def advance(self, done: int, total: int) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, completed=done, total=total)
