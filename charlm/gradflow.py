@@ -122,6 +122,11 @@ def spectral_radius(model: RNNLM) -> float | None:
 
 def measure(model: RNNLM, ids: np.ndarray, cfg: FlowConfig, name: str) -> Flow:
     """Mean |dL_t/dh_{t-k}| (and c for an LSTM) per layer over cfg.positions positions of ids."""
+    if model.cfg.model not in _CELLS:  # a Jordan net carries no h: its state is the context
+        raise ConfigError(
+            f"inspect gradients follows h through {', '.join(_CELLS)} layers; {name} is a "
+            f"{model.cfg.model} model, whose state is its context units: give another checkpoint"
+        )
     check_length(len(ids), cfg)
     ends = _positions(len(ids), cfg)
     tokens = torch.as_tensor(np.asarray(ids, dtype=np.int64))

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from charlm.fastpath import GATES
+from charlm.jordan import JordanStack
 from charlm.model import RNNLM
 from charlm.stepping import blas_threads, make_stepper
 
@@ -87,7 +88,7 @@ def record(model: RNNLM, ids: np.ndarray, top: int = 5) -> Recording:
 
 
 def _kind(model: RNNLM) -> str:
-    return {nn.LSTM: "lstm", nn.GRU: "gru", nn.RNN: "rnn"}[type(model.rnn)]
+    return {nn.LSTM: "lstm", nn.GRU: "gru", nn.RNN: "rnn", JordanStack: "jordan"}[type(model.rnn)]
 
 
 def _allocate(kind: str, T: int, L: int, H: int) -> dict[str, np.ndarray]:
