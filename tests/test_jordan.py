@@ -90,6 +90,47 @@ def test_gradients_of_a_two_layer_stack_pass_gradcheck() -> None:
     assert torch.autograd.gradcheck(run, (s0, *params), eps=1e-6, atol=1e-5)
 
 
+def _autograd_loop(model: RNNLM, x: torch.Tensor, s: torch.Tensor, masks: torch.Tensor | None):
+    """The equations through plain autograd: what JordanLoop's hand-written backward must match."""
+    stack, H = model.rnn, model.cfg.hidden_size
+    emb, ctx, logits = model.embed(x), s[0], []
+    for t in range(x.size(1)):
+        u = ctx @ stack.context.weight.t()
+        h = torch.tanh(stack.inputs[0](emb[:, t]) + u[:, :H])
+        for layer in range(1, stack.num_layers):
+            below = h if masks is None else h * masks[t, layer - 1]
+            h = torch.tanh(stack.inputs[layer](below) + u[:, layer * H : (layer + 1) * H])
+        z = model.decoder(h if masks is None else h * masks[t, -1])
+        ctx = stack.decay * ctx + torch.softmax(z, -1)
+        logits.append(z)
+    return torch.stack(logits, 1), ctx[None]
+
+
+def test_the_hand_written_backward_matches_autograd_with_dropout() -> None:
+    torch.manual_seed(4)
+    cfg = ModelConfig(
+        model="jordan", vocab_size=6, embed_size=4, hidden_size=5, num_layers=3, dropout=0.3,
+        jordan_decay=0.6,
+    )  # fmt: skip
+    model = RNNLM(cfg).double().train()
+    model.drop.p = 0.0  # the embedding's dropout is the model's, not the loop's
+    x, s = torch.tensor([[1, 4, 2, 0, 5], [3, 3, 1, 2, 0]]), torch.rand(1, 2, 6).double()
+    torch.manual_seed(9)
+    masks = model.rnn._masks(5, 2, s)
+    assert masks is not None and (masks == 0).any()  # dropout is really on
+    torch.manual_seed(9)
+    grads = []
+    for run in (lambda: model(x, s), lambda: _autograd_loop(model, x, s, masks)):
+        model.zero_grad()
+        logits, after = run()
+        (logits.sin().sum() + (after * torch.arange(6.0)).sum()).backward()
+        grads.append(
+            [logits.detach(), after.detach()] + [p.grad.clone() for p in model.parameters()]
+        )
+    for mine, reference in zip(*grads, strict=True):
+        torch.testing.assert_close(mine, reference)
+
+
 def test_the_gradient_reaches_back_through_the_fed_back_softmax() -> None:
     # y is not detached: the loss at the last step depends on the first token.
     torch.manual_seed(1)
