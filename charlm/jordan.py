@@ -28,8 +28,8 @@ detaching y would leave U trained only on what it sees, never on what it makes.
 The loop is a custom autograd function (``JordanLoop``): the forward pass steps without
 building a graph, keeping each step's h, y and context, and the backward pass steps back by
 hand, leaving every weight gradient to one matrix product over all T steps at the end. On
-one CPU thread (1x512, batch 32, bptt 128, 65 characters) it trained 1.7x faster than the
-same loop through autograd, and TorchScript was slower than both (bench/README.md).
+one CPU thread it trained faster than the same loop through autograd and than TorchScript
+(bench/README.md, "The Jordan network", has the figures).
 """
 
 from __future__ import annotations
@@ -113,6 +113,7 @@ class JordanLoop(torch.autograd.Function):
             hs, zs, ys, cs, s = _steps(first, s, U, D, d, masks, decay, upper)
         fn.decay = decay
         fn.save_for_backward(hs, ys, cs, U, D, masks, *upper)
+        fn.set_materialize_grads(False)  # an unused output (out; a detached state) gives None
         return _top(hs, masks).transpose(0, 1), zs.transpose(0, 1), s
 
     @staticmethod

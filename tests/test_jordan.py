@@ -89,6 +89,9 @@ def test_gradients_of_a_two_layer_stack_pass_gradcheck() -> None:
         return torch.func.functional_call(model, dict(zip(names, weights, strict=True)), (x, s))
 
     assert torch.autograd.gradcheck(run, (s0, *params), eps=1e-6, atol=1e-5)
+    # The loop alone, every output used: the top layer's output, the logits, the context.
+    emb = torch.randn(2, 3, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda e, s: model.rnn(e, s, model.decoder), (emb, s0))
 
 
 def _autograd_loop(model: RNNLM, x: torch.Tensor, s: torch.Tensor, masks: torch.Tensor | None):
