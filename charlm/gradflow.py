@@ -74,7 +74,7 @@ class Flow:
     """The curves of one model, named for display."""
 
     name: str
-    kind: str  # lstm, gru or rnn
+    kind: str  # lstm, gru, rnn or jordan
     curves: list[Curve] = field(default_factory=list)
     spectral_radius: float | None = None  # top layer's recurrent matrix; Elman RNN only
 

@@ -30,7 +30,7 @@ CHUNK = 1024
 class Recording:
     """Per token t of a text: the network's state after reading tokens 0..t."""
 
-    kind: str  # lstm, gru or rnn
+    kind: str  # lstm, gru, rnn or jordan
     ids: np.ndarray  # (T,) token ids
     states: dict[str, np.ndarray]  # "h", "c" (LSTM) and each gate name -> (T, L, H) float32
     log2_prob: np.ndarray  # (T,) log2 p(token t | tokens before it); NaN for t = 0
