@@ -15,7 +15,7 @@ from typing import Any
 from charlm.errors import ConfigError
 from charlm.pretokenised import WORD_SPLITS
 
-MODELS = ("lstm", "gru", "rnn")
+MODELS = ("lstm", "gru", "rnn", "jordan")
 TOKENIZERS = ("char", "word", "sentencepiece")
 TOKEN_CACHE = ("auto", "always", "never")
 OPTIMIZERS = ("adamw", "sgd")
@@ -62,6 +62,8 @@ class ModelConfig:
     tie_weights: bool = False  # share the embedding and decoder matrices
     # Dropout on the embedding output alone; None gives it --dropout, as before this existed.
     embed_dropout: float | None = None
+    # jordan: the context units keep this share of their last value (s = mu * s + y).
+    jordan_decay: float = 0.0
 
     def __post_init__(self) -> None:
         _choice("model", self.model, MODELS)
@@ -78,6 +80,20 @@ class ModelConfig:
             raise ConfigError(
                 "--tie-weights needs --embed-size equal to --hidden-size "
                 f"(got {self.embed_size} and {self.hidden_size})"
+            )
+        self._check_jordan()
+
+    def _check_jordan(self) -> None:
+        _finite("jordan_decay", self.jordan_decay)
+        if not 0.0 <= self.jordan_decay < 1.0:
+            raise ConfigError(
+                f"--jordan-decay must be in [0, 1), e.g. 0.5 (got {self.jordan_decay}): "
+                "from 1 on the context units grow without bound"
+            )
+        if self.jordan_decay and self.model != "jordan":
+            raise ConfigError(
+                f"--jordan-decay applies to --model jordan only (got --model {self.model}): "
+                "drop --jordan-decay or add --model jordan"
             )
 
 

@@ -1,4 +1,4 @@
-"""The NumPy fast path: LSTM, GRU and Elman RNN layers stepped with preallocated buffers.
+"""The NumPy fast path: LSTM, GRU, Elman RNN and Jordan layers stepped with preallocated buffers.
 
 Calling ``nn.LSTM`` on one step costs 0.4 to 2 ms on a CPU (more with two threads or a busy
 host), nearly all of it per-call overhead. ``NumpyCells`` does the layers' arithmetic with
@@ -17,8 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from torch import nn
 
+from charlm.jordan import JordanStack
 from charlm.model import RNNLM, Hidden, hidden_arrays
 
 F32 = np.float32
@@ -28,6 +30,7 @@ GATES = {
     "lstm": ("input", "forget", "output", "candidate"),  # sigmoid, sigmoid, sigmoid, tanh
     "gru": ("reset", "update", "candidate"),  # sigmoid, sigmoid, tanh
     "rnn": ("pre",),  # the pre-activation W_ih x + b_ih + W_hh h + b_hh
+    "jordan": (),  # no gates: its recorded state is h (see NumpyJordanStepper)
 }
 
 
@@ -35,7 +38,7 @@ GATES = {
 class StepStates:
     """What the recurrent layers computed on the last step: per layer, (B, H) float32 copies."""
 
-    kind: str  # lstm, gru or rnn
+    kind: str  # lstm, gru, rnn or jordan
     h: list[np.ndarray]  # hidden state of each layer
     c: list[np.ndarray]  # LSTM cell state of each layer; empty for GRU and RNN
     gates: dict[str, list[np.ndarray]]  # gate name (GATES[kind]) -> one array per layer
@@ -241,3 +244,91 @@ class NumpyStepper:
 
     def write_states(self, out: dict[str, np.ndarray], row: int) -> None:
         self.cells.write_states(out, row)
+
+
+def supports_jordan_path(model: nn.Module) -> bool:
+    """A Jordan stack (``charlm.jordan``) between an embedding and a plain linear decoder."""
+    decoder = getattr(model, "decoder", None)
+    return (
+        type(getattr(model, "rnn", None)) is JordanStack
+        and type(getattr(model, "embed", None)) is nn.Embedding
+        and type(decoder) is nn.Linear
+        and decoder.bias is not None
+    )
+
+
+class NumpyJordanStepper:
+    """A Jordan network's step (``charlm.jordan``) in NumPy, softmax and context included.
+
+    The decoder is inside the recurrence, so this one class holds the layers, the decoder
+    and the context units s (B, V); layer 1's input part is a table, one row per token, as
+    in ``NumpyCells``. With ``record`` it keeps each layer's h (the only state it has
+    that is H wide; the context, V wide, is what the returned logits make of it).
+    """
+
+    def __init__(self, model: RNNLM, record: bool = False) -> None:
+        rnn = model.rnn
+        self.record, self.decay = record, rnn.decay
+        self.L, self.H = rnn.num_layers, rnn.hidden_size
+
+        def array(p: torch.Tensor) -> np.ndarray:
+            return p.detach().double().cpu().numpy()
+
+        first = rnn.inputs[0]
+        self.table = array(model.embed.weight) @ array(first.weight).T + array(first.bias)
+        self.table = self.table.astype(F32)  # (vocab, H)
+        self.W = [np.ascontiguousarray(array(m.weight).T, F32) for m in rnn.inputs[1:]]
+        self.b = [array(m.bias).astype(F32) for m in rnn.inputs[1:]]
+        self.U = np.ascontiguousarray(array(rnn.context.weight).T, F32)  # (V, L * H)
+        self.W_dec = np.ascontiguousarray(array(model.decoder.weight).T, F32)  # (H, V)
+        self.b_dec = array(model.decoder.bias).astype(F32)
+
+    def start(self, hidden: Hidden, batch: int) -> None:
+        """Begin ``batch`` streams from one (1, 1, V) context, copied to each."""
+        self.s = hidden_arrays(hidden, batch)[0][0].copy()  # (B, V)
+        B, H, V = batch, self.H, self.W_dec.shape[1]
+        self.u = np.empty((B, self.L * H), F32)
+        self.h = np.zeros((self.L, B, H), F32)
+        self.logits, self.y = np.empty((B, V), F32), np.empty((B, V), F32)
+        self.norm = np.empty((B, 1), F32)
+
+    def step(self, ids: np.ndarray) -> np.ndarray:
+        """Feed one token per stream (B,); return logits (B, V), a buffer the next call reuses."""
+        H, h = self.H, self.h
+        np.dot(self.s, self.U, out=self.u)  # every layer's U^l s_t
+        np.take(self.table, ids, axis=0, out=h[0])
+        np.add(h[0], self.u[:, :H], out=h[0])
+        np.tanh(h[0], out=h[0])
+        for k in range(1, self.L):
+            np.dot(h[k - 1], self.W[k - 1], out=h[k])
+            h[k] += self.b[k - 1]
+            h[k] += self.u[:, k * H : (k + 1) * H]
+            np.tanh(h[k], out=h[k])
+        np.dot(h[-1], self.W_dec, out=self.logits)
+        np.add(self.logits, self.b_dec, out=self.logits)
+        self._update_context()
+        return self.logits
+
+    def _update_context(self) -> None:
+        """s <- mu * s + softmax(logits)."""
+        y = self.y
+        np.max(self.logits, axis=1, keepdims=True, out=self.norm)
+        np.subtract(self.logits, self.norm, out=y)
+        np.exp(y, out=y)
+        np.sum(y, axis=1, keepdims=True, out=self.norm)
+        np.divide(y, self.norm, out=y)
+        if self.decay:
+            np.multiply(self.s, F32(self.decay), out=self.s)
+            np.add(self.s, y, out=self.s)
+        else:
+            np.copyto(self.s, y)
+
+    def states(self) -> StepStates:
+        if not self.record:
+            raise ValueError("states are kept only by a stepper made with record=True")
+        return StepStates("jordan", [h.copy() for h in self.h], [], {})
+
+    def write_states(self, out: dict[str, np.ndarray], row: int) -> None:
+        if not self.record:
+            raise ValueError("states are kept only by a stepper made with record=True")
+        out["h"][row] = self.h[:, 0]

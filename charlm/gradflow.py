@@ -74,7 +74,7 @@ class Flow:
     """The curves of one model, named for display."""
 
     name: str
-    kind: str  # lstm, gru or rnn
+    kind: str  # lstm, gru, rnn or jordan
     curves: list[Curve] = field(default_factory=list)
     spectral_radius: float | None = None  # top layer's recurrent matrix; Elman RNN only
 
@@ -104,10 +104,11 @@ def fresh_model(cfg: ModelConfig, kind: str, init_scale: float = 1.0, seed: int 
     """A freshly initialised model of the same size, its recurrent weights times init_scale."""
     with torch.random.fork_rng(devices=[]):  # the caller's random stream is left as it was
         torch.manual_seed(seed)
-        model = RNNLM(dataclasses.replace(cfg, model=kind, dropout=0.0))
+        decay = cfg.jordan_decay if kind == "jordan" else 0.0
+        model = RNNLM(dataclasses.replace(cfg, model=kind, dropout=0.0, jordan_decay=decay))
     with torch.no_grad():
         for name, p in model.rnn.named_parameters():
-            if name.startswith("weight_hh"):
+            if name.startswith("weight_hh") or name == "context.weight":  # Jordan's recurrence
                 p.mul_(init_scale)
     return model.eval()
 
@@ -166,8 +167,12 @@ def _window_gradients(
     idx = (start[:, None] + steps[None, :]).to(device)  # (B, carry_in + K + 2)
     seq = tokens.to(device)[idx]
     before, window, target = seq[:, : cfg.carry_in], seq[:, cfg.carry_in : -1], seq[:, -1]
-    hidden = _carried_in(model, before)
-    states = state_gradients(model, window, target, hidden)
+    if model.cfg.model == "jordan":
+        with torch.no_grad():
+            _, context = model(before, None) if before.size(1) else (None, None)
+        states = jordan_state_gradients(model, window, target, context)
+    else:
+        states = state_gradients(model, window, target, _carried_in(model, before))
     return {key: g.flip(1) for key, g in states.items()}  # step s -> lag K - s
 
 
@@ -217,6 +222,42 @@ def state_gradients(
     keys = list(kept)
     flat = [t for key in keys for t in kept[key]]
     grads = iter(torch.autograd.grad(loss, flat))
+    return {key: torch.stack([next(grads) for _ in kept[key]], dim=1) for key in keys}
+
+
+def jordan_state_gradients(
+    model: RNNLM, window: torch.Tensor, target: torch.Tensor, context: torch.Tensor | None
+) -> dict[tuple[str, int], torch.Tensor]:
+    """``state_gradients`` for a Jordan network (charlm.jordan): {("h", layer): (B, T, H)}.
+
+    Its only path back in time runs from h through the decoder's softmax into the context
+    units, so these curves measure how much of the loss that path carries.
+    """
+    stack, H = model.rnn, model.cfg.hidden_size
+
+    def weights(m: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+        b = m.bias.detach().double() if m.bias is not None else None
+        return m.weight.detach().double(), b
+
+    layers = [weights(m) for m in stack.inputs]  # W^l, b^l
+    U, _ = weights(stack.context)
+    D, d = weights(model.decoder)
+    B, V = window.shape[0], D.shape[0]
+    x = model.embed(window).detach().double()  # (B, T, E)
+    s = torch.zeros(B, V, dtype=torch.float64, device=x.device) if context is None else context[0]
+    s = s.detach().double().requires_grad_()  # a leaf, so the graph exists
+    kept: dict[tuple[str, int], list[torch.Tensor]] = {}
+    for t in range(window.size(1)):
+        u = s @ U.t()
+        h = x[:, t]
+        for layer, (w, b) in enumerate(layers):
+            h = torch.tanh(F.linear(h, w, b) + u[:, layer * H : (layer + 1) * H])
+            kept.setdefault(("h", layer), []).append(h)
+        z = F.linear(h, D, d)
+        s = stack.decay * s + torch.softmax(z, -1)
+    loss = F.cross_entropy(z, target, reduction="sum")
+    keys = list(kept)
+    grads = iter(torch.autograd.grad(loss, [t for key in keys for t in kept[key]]))
     return {key: torch.stack([next(grads) for _ in kept[key]], dim=1) for key in keys}
 
 

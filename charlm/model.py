@@ -1,4 +1,4 @@
-"""The recurrent language model: embedding, a stack of LSTM/GRU/RNN layers, a decoder."""
+"""The recurrent language model: embedding, a stack of LSTM/GRU/RNN/Jordan layers, a decoder."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from charlm.config import ModelConfig
+from charlm.jordan import JordanStack
 
 Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
@@ -29,15 +30,26 @@ class RNNLM(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)  # the top layer's output (self.rnn drops between)
         embed_p = cfg.dropout if cfg.embed_dropout is None else cfg.embed_dropout
         self.embed_drop = nn.Dropout(embed_p)
-        rnn_kwargs = {"nonlinearity": "tanh"} if cfg.model == "rnn" else {}
-        self.rnn = _RNNS[cfg.model](
-            cfg.embed_size,
-            cfg.hidden_size,
-            num_layers=cfg.num_layers,
-            dropout=cfg.dropout if cfg.num_layers > 1 else 0.0,
-            batch_first=True,
-            **rnn_kwargs,
-        )
+        self.rnn: nn.Module
+        if cfg.model == "jordan":
+            self.rnn = JordanStack(
+                cfg.embed_size,
+                cfg.hidden_size,
+                cfg.vocab_size,
+                cfg.num_layers,
+                cfg.dropout,
+                cfg.jordan_decay,
+            )
+        else:
+            rnn_kwargs = {"nonlinearity": "tanh"} if cfg.model == "rnn" else {}
+            self.rnn = _RNNS[cfg.model](
+                cfg.embed_size,
+                cfg.hidden_size,
+                num_layers=cfg.num_layers,
+                dropout=cfg.dropout if cfg.num_layers > 1 else 0.0,
+                batch_first=True,
+                **rnn_kwargs,
+            )
         self.adaptive = uses_adaptive_softmax(cfg)
         self.decoder: nn.Module
         if self.adaptive:
@@ -68,6 +80,9 @@ class RNNLM(nn.Module):
     ) -> tuple[torch.Tensor, Hidden]:
         """The top layer's output (B, T, H), dropout applied, before the output layer."""
         emb = self.embed_drop(self.embed(x))  # (B, T, E)
+        if self.cfg.model == "jordan":  # its layers step through the decoder: see jordan.py
+            out, _, hidden = self.rnn(emb, hidden, self.decoder)
+            return out, hidden
         out, hidden = self.rnn(emb, hidden)  # (B, T, H)
         return self.drop(out), hidden
 
@@ -79,6 +94,9 @@ class RNNLM(nn.Module):
         """
         if self.adaptive:
             return self.log_probs(x, hidden)
+        if self.cfg.model == "jordan":  # the logits come out of the loop that needs them
+            _, logits, hidden = self.rnn(self.embed_drop(self.embed(x)), hidden, self.decoder)
+            return logits, hidden
         out, hidden = self.features(x, hidden)
         return self.decoder(out), hidden  # (B, T, V)
 
@@ -119,6 +137,8 @@ class RNNLM(nn.Module):
         return torch.log_softmax(self.decoder(out).float(), dim=-1)
 
     def init_hidden(self, batch_size: int, device: torch.device | str = "cpu") -> Hidden:
+        if self.cfg.model == "jordan":  # the context units: one per vocabulary entry
+            return torch.zeros((1, batch_size, self.cfg.vocab_size), device=device)
         shape = (self.cfg.num_layers, batch_size, self.cfg.hidden_size)
         h = torch.zeros(shape, device=device)
         return (h, torch.zeros(shape, device=device)) if self.cfg.model == "lstm" else h
@@ -130,9 +150,10 @@ def uses_adaptive_softmax(cfg: ModelConfig) -> bool:
     A full softmax over V words costs H x V per token, several times the recurrent layers
     themselves; the adaptive one (Grave et al. 2017) computes a head of the most frequent
     ids and only the clusters the targets fall in. Ids must be in order of falling
-    frequency, as the word tokenizer gives them. Tied weights keep the full softmax.
+    frequency, as the word tokenizer gives them. Tied weights keep the full softmax, and so
+    does a Jordan network: it feeds the whole distribution back at every step.
     """
-    return cfg.vocab_size >= ADAPTIVE_MIN_VOCAB and not cfg.tie_weights
+    return cfg.vocab_size >= ADAPTIVE_MIN_VOCAB and not cfg.tie_weights and cfg.model != "jordan"
 
 
 def adaptive_cutoffs(vocab_size: int) -> list[int]:

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from charlm.fastpath import GATES
+from charlm.jordan import JordanStack
 from charlm.model import RNNLM
 from charlm.stepping import blas_threads, make_stepper
 
@@ -29,7 +30,7 @@ CHUNK = 1024
 class Recording:
     """Per token t of a text: the network's state after reading tokens 0..t."""
 
-    kind: str  # lstm, gru or rnn
+    kind: str  # lstm, gru, rnn or jordan
     ids: np.ndarray  # (T,) token ids
     states: dict[str, np.ndarray]  # "h", "c" (LSTM) and each gate name -> (T, L, H) float32
     log2_prob: np.ndarray  # (T,) log2 p(token t | tokens before it); NaN for t = 0
@@ -87,7 +88,7 @@ def record(model: RNNLM, ids: np.ndarray, top: int = 5) -> Recording:
 
 
 def _kind(model: RNNLM) -> str:
-    return {nn.LSTM: "lstm", nn.GRU: "gru", nn.RNN: "rnn"}[type(model.rnn)]
+    return {nn.LSTM: "lstm", nn.GRU: "gru", nn.RNN: "rnn", JordanStack: "jordan"}[type(model.rnn)]
 
 
 def _allocate(kind: str, T: int, L: int, H: int) -> dict[str, np.ndarray]:

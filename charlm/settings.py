@@ -21,6 +21,7 @@ FIELDS: dict[str, tuple[str, str]] = {
     "embed_size": ("model", "embed_size"),
     "dropout": ("model", "dropout"),
     "tie_weights": ("model", "tie_weights"),
+    "jordan_decay": ("model", "jordan_decay"),
     "tokenizer": ("data", "tokenizer"),
     "encoding": ("data", "encoding"),
     "val_frac": ("data", "val_frac"),

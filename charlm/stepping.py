@@ -19,10 +19,12 @@ from threadpoolctl import threadpool_limits
 
 from charlm.fastpath import (
     NumpyCells,
+    NumpyJordanStepper,
     NumpyStepper,
     StepStates,
     supports_cells,
     supports_fast_path,
+    supports_jordan_path,
 )
 from charlm.model import RNNLM, Hidden, hidden_arrays, hidden_from_tensors
 
@@ -137,6 +139,10 @@ def make_stepper(model: RNNLM, fast: bool = True, record: bool = False) -> Stepp
         stepper = NumpyStepper(model, record)
         if _agrees(stepper, model):
             return stepper
+    if (fast or record) and supports_jordan_path(model):  # its one implementation of states
+        jordan = NumpyJordanStepper(model, record)
+        if _agrees(jordan, model):
+            return jordan
     torch_stepper = TorchStepper(model, record)
     if record and not _agrees(torch_stepper, model):
         # Recording steps the layers through NumpyCells, which would not be this model.

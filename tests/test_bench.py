@@ -87,3 +87,12 @@ def test_ngram_child_fits_scores_and_reports_its_memory(tmp_path: Path) -> None:
     assert result["val_bpc"]["3"] < result["val_bpc"]["1"]  # a repeated line is predictable
     assert result["peak_rss_mb"] >= result["rss_before_fit_mb"] > 0
     assert result["cache_mb"] > 0
+
+
+def test_a_cell_row_times_the_cell_and_the_lstm_through_the_same_path(monkeypatch) -> None:
+    monkeypatch.setattr(training, "time", _TickClock())
+    shape = Shape(1, 16, 8, 4, steps=2)
+    row = training.compare_cell("jordan", shape, threads=1, reps=2, steps=2)
+    assert row["model"] == "jordan" and row["ratio"] == 1.0  # equal tokens on a fair clock
+    assert row["model_tok_s"] == row["lstm_tok_s"] == 2 * shape.batch * shape.bptt
+    assert len(row["runs"]["jordan"]) == len(row["runs"]["lstm"]) == 2

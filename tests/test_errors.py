@@ -120,6 +120,7 @@ BREAKS: dict[str, list[tuple[str, list[str]]]] = {
         ("--word-split", ["commas", ""]),
         ("--embed-dropout", FRACTIONS),
         ("--average-from", FRACTIONS),
+        ("--jordan-decay", FRACTIONS),
     ],
     "sample": [("{ckpt}", IN_PATHS), ("--prime-file", IN_PATHS), *GENERATION],
     "prime": [

@@ -283,11 +283,14 @@ def _rank(rec: Recording, f: np.ndarray, label: str) -> list[Match]:
     return rank_units(rec.states, f)
 
 
+_NAMES = {"rnn": "Elman RNN (rnn)", "jordan": "Jordan network (jordan)"}  # the gateless kinds
+
+
 def _show_saturation(sats: list, kind: str) -> None:
     if sats:
         show(saturation_table(sats))
     else:
-        info(f"an Elman RNN ({kind}) has no sigmoid gates: no saturation to show")
+        info(f"the {_NAMES.get(kind, kind)} has no sigmoid gates: no saturation to show")
 
 
 def _export(

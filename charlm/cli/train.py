@@ -60,6 +60,7 @@ def preset_settings(name: str) -> str:
     for option, (section, field) in FIELDS.items():
         value = getattr(getattr(config, section), field)
         skip = option in _NOT_IN_PRESET_HELP or option in TOKENIZER_OPTIONS  # not char's
+        skip = skip or (option == "jordan_decay" and config.model.model != "jordan")
         if skip or value is None or value is False:
             continue
         if value is True:
@@ -143,7 +144,8 @@ def train(
         ),
     ] = None,
     model: Annotated[
-        str | None, typer.Option(metavar="MODEL", help="lstm, gru or rnn (Elman, tanh).")
+        str | None,
+        typer.Option(metavar="MODEL", help="lstm, gru, rnn (Elman, tanh) or jordan."),
     ] = None,
     layers: Annotated[
         int | None, typer.Option(metavar="N", help="Stacked recurrent layers.")
@@ -167,6 +169,10 @@ def train(
     ] = None,
     tie_weights: Annotated[
         bool | None, typer.Option("--tie-weights/--no-tie-weights", help="Share in/out matrices.")
+    ] = None,
+    jordan_decay: Annotated[
+        float | None,
+        typer.Option(metavar="MU", help="jordan: context kept per step, in [0, 1) [default: 0]."),
     ] = None,
     tokenizer: Annotated[
         str | None, typer.Option(metavar="KIND", help="char, word or sentencepiece.")
