@@ -26,7 +26,7 @@ from torch import nn
 from charlm.config import ConfigError, ModelConfig
 from charlm.model import RNNLM
 
-_CELLS = {"lstm": nn.LSTMCell, "gru": nn.GRUCell, "rnn": nn.RNNCell}
+_CELLS = {"lstm": nn.LSTMCell, "gru": nn.GRUCell, "rnn": nn.RNNCell, "esn": nn.RNNCell}
 VANISHED = 1e-3  # a curve has "vanished" once it falls below this fraction of its lag-0 value
 
 
@@ -104,7 +104,9 @@ def fresh_model(cfg: ModelConfig, kind: str, init_scale: float = 1.0, seed: int 
     """A freshly initialised model of the same size, its recurrent weights times init_scale."""
     with torch.random.fork_rng(devices=[]):  # the caller's random stream is left as it was
         torch.manual_seed(seed)
-        model = RNNLM(dataclasses.replace(cfg, model=kind, dropout=0.0))
+        # An echo-state network keeps its input weights fixed: it never ties them.
+        tie = cfg.tie_weights and kind != "esn"
+        model = RNNLM(dataclasses.replace(cfg, model=kind, dropout=0.0, tie_weights=tie))
     with torch.no_grad():
         for name, p in model.rnn.named_parameters():
             if name.startswith("weight_hh"):
@@ -114,7 +116,7 @@ def fresh_model(cfg: ModelConfig, kind: str, init_scale: float = 1.0, seed: int 
 
 def spectral_radius(model: RNNLM) -> float | None:
     """Largest |eigenvalue| of the top layer's W_hh: above 1, a tanh RNN can explode."""
-    if model.cfg.model != "rnn":
+    if model.cfg.model not in ("rnn", "esn"):
         return None
     w = getattr(model.rnn, f"weight_hh_l{model.cfg.num_layers - 1}").detach().double()
     return float(torch.linalg.eigvals(w).abs().max())

@@ -1,4 +1,8 @@
-"""The recurrent language model: embedding, a stack of LSTM/GRU/RNN layers, a decoder."""
+"""The recurrent language model: embedding, a stack of LSTM/GRU/RNN layers, a decoder.
+
+``esn`` (the echo-state network) is the tanh RNN with its embedding and recurrent layers
+fixed and random: ``charlm.esn`` draws and freezes them.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from charlm import esn
 from charlm.config import ModelConfig
 
 Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
-_RNNS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+_RNNS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN, "esn": nn.RNN}
 ADAPTIVE_MIN_VOCAB = 5000  # from this vocabulary size on, the output layer is adaptive
 
 
@@ -27,7 +32,7 @@ class RNNLM(nn.Module):
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_size)
         self.drop = nn.Dropout(cfg.dropout)
-        rnn_kwargs = {"nonlinearity": "tanh"} if cfg.model == "rnn" else {}
+        rnn_kwargs = {"nonlinearity": "tanh"} if cfg.model in ("rnn", "esn") else {}
         self.rnn = _RNNS[cfg.model](
             cfg.embed_size,
             cfg.hidden_size,
@@ -60,14 +65,22 @@ class RNNLM(nn.Module):
                         p.zero_()
                         if name.startswith("bias_ih"):
                             p[h : 2 * h] = 1.0
+        if self.cfg.model == "esn":
+            esn.init_reservoir(self.embed, self.rnn, self.cfg.spectral_radius)
 
     def features(
         self, x: torch.Tensor, hidden: Hidden | None = None
     ) -> tuple[torch.Tensor, Hidden]:
         """The top layer's output (B, T, H), dropout applied, before the output layer."""
-        emb = self.drop(self.embed(x))  # (B, T, E)
-        out, hidden = self.rnn(emb, hidden)  # (B, T, H)
+        out, hidden = self.top_states(x, hidden)
         return self.drop(out), hidden
+
+    def top_states(
+        self, x: torch.Tensor, hidden: Hidden | None = None
+    ) -> tuple[torch.Tensor, Hidden]:
+        """The top layer's hidden states h_1..h_T (B, T, H), before the output dropout."""
+        emb = self.drop(self.embed(x))  # (B, T, E)
+        return self.rnn(emb, hidden)  # (B, T, H)
 
     def forward(self, x: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
         """Next-token scores (B, T, V) whose softmax is the model's distribution.
@@ -88,12 +101,21 @@ class RNNLM(nn.Module):
         Training and scoring go through here, so an output layer other than a full
         softmax (e.g. an adaptive softmax for large vocabularies) changes only this class.
         """
-        if self.adaptive:  # only the head and the targets' clusters are computed
-            out, hidden = self.features(x, hidden)
-            return -self.decoder(out.reshape(-1, out.size(-1)), y.reshape(-1)).output, hidden
-        logits, hidden = self(x, hidden)
-        nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="none")
+        nll, _, hidden = self.nll_and_states(x, y, hidden)
         return nll, hidden
+
+    def nll_and_states(
+        self, x: torch.Tensor, y: torch.Tensor, hidden: Hidden | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, Hidden]:
+        """``nll`` and the top layer's states (B, T, H) before dropout, for a state penalty."""
+        states, hidden = self.top_states(x, hidden)
+        out = self.drop(states)
+        if self.adaptive:  # only the head and the targets' clusters are computed
+            nll = -self.decoder(out.reshape(-1, out.size(-1)), y.reshape(-1)).output
+            return nll, states, hidden
+        logits = self.decoder(out)  # (B, T, V)
+        nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="none")
+        return nll, states, hidden
 
     def log_probs(
         self, x: torch.Tensor, hidden: Hidden | None = None
@@ -169,5 +191,11 @@ def hidden_arrays(hidden: Hidden, batch: int) -> list[np.ndarray]:
     ]
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+def count_parameters(model: nn.Module, trained_only: bool = False) -> int:
+    """Every weight (tied ones once), or only those the optimizer trains.
+
+    An echo-state network's fixed reservoir counts in the total, every stored entry of it
+    (zeros of its sparse matrix too), and not in the trained count.
+    """
+    unique = {id(p): p for p in model.parameters()}.values()
+    return sum(p.numel() for p in unique if p.requires_grad or not trained_only)

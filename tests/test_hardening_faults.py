@@ -59,9 +59,9 @@ def test_repeated_nan_losses_roll_back_with_a_lower_rate_and_say_so(
 
     def poisoned(x, y, hidden):  # type: ignore[no-untyped-def]
         calls[0] += 1
-        nll, hidden = real_net(x, y, hidden)
+        nll, states, hidden = real_net(x, y, hidden)
         bad = 3 <= calls[0] < 3 + MAX_BAD_STEPS  # steps 3..7: NaN, then healthy again
-        return (nll * float("nan") if bad else nll), hidden
+        return (nll * float("nan") if bad else nll), states, hidden
 
     trainer.net = poisoned
     events: list[object] = []
@@ -89,7 +89,7 @@ def test_inf_loss_is_skipped_like_nan(corpus_file: Path, tmp_path: Path) -> None
     trainer = _trainer(corpus_file, tmp_path)
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     real_net = trainer.net
-    trainer.net = lambda x, y, h: (lambda nll, h2: (nll * math.inf, h2))(*real_net(x, y, h))
+    trainer.net = lambda x, y, h: (lambda nll, s, h2: (nll * math.inf, s, h2))(*real_net(x, y, h))
     loss, _, _ = trainer._step(*trainer.batcher.window(0), total_steps=10)
     assert loss is None
     assert all(torch.equal(v, trainer.model.state_dict()[k]) for k, v in before.items())
