@@ -118,6 +118,9 @@ BREAKS: dict[str, list[tuple[str, list[str]]]] = {
         ("--reset-prob", ["-0.1", "1", "nan", "x"]),
         ("--unknown", ["maybe", ""]),
         ("--word-split", ["commas", ""]),
+        ("--spectral-radius", POSITIVE_REALS),
+        ("--state-penalty", ["-1", *REALS]),
+        ("--state-penalty-kind", ["l2", ""]),
     ],
     "sample": [("{ckpt}", IN_PATHS), ("--prime-file", IN_PATHS), *GENERATION],
     "prime": [
