@@ -45,8 +45,8 @@ def test_two_steps_by_hand_match_the_model_and_the_fast_path() -> None:
     _set(model.decoder.bias, [0.0, 0.1, -0.1])
     # Written out: h_t = tanh(W_in u_t + b + W h_{t-1}) from h_0 = 0.5, tokens 1 then 2.
     h0 = [0.5, 0.5]
-    # step 1, u = (0.3, -0.1): W_in u = (0.18, 0.02); W h0 = (0.3, -0.2)
-    h1 = [math.tanh(0.18 + 0.1 + 0.3), math.tanh(0.02 - 0.1 - 0.2)]
+    # step 1, u = (0.3, -0.1): W_in u = (0.18, 0.02); W h0 = (0.6 * 0.5, -0.4 * 0.5)
+    h1 = [math.tanh(0.18 + 0.1 + 0.6 * h0[1]), math.tanh(0.02 - 0.1 - 0.4 * h0[0])]
     # step 2, u = (-0.2, 0.4): W_in u = (-0.22, 0.12); W h1 = (0.6 h1[1], -0.4 h1[0])
     h2 = [math.tanh(-0.22 + 0.1 + 0.6 * h1[1]), math.tanh(0.12 - 0.1 - 0.4 * h1[0])]
     logits = [[h[0], h[1] + 0.1, 0.5 * h[0] - 0.5 * h[1] - 0.1] for h in (h1, h2)]
