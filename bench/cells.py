@@ -125,7 +125,10 @@ def train_row(row: dict[str, Any], budget: str) -> dict[str, Any]:
 
 def summary(metrics: list[dict[str, Any]]) -> dict[str, Any]:
     """The figures of a run's metrics.jsonl rows: best evaluation, tokens/s while training."""
-    best = min((r for r in metrics if "val_loss" in r), key=lambda r: r["val_loss"])
+    evals = [r for r in metrics if "val_loss" in r]
+    if not evals:
+        return {"error": "the run ended before its first evaluation"}
+    best = min(evals, key=lambda r: r["val_loss"])
     rates = [r["tokens_per_s"] for r in metrics if "grad_norm" in r]
     return {
         "val_nats_per_char": round(best["val_loss"], 4),
