@@ -44,7 +44,7 @@ BUDGET = {False: "10m", True: "20s"}  # --max-time of a row, by --quick
 ROWS_KEY = {False: "rows", True: "quick_rows"}
 MATCH = 0.10  # a model's parameter count within 10% of the default preset's
 # The state penalty of the "with" rows, chosen by a short sweep (bench/README.md, "Cells").
-PENALTY = ("norm", 1.0)
+PENALTY = ("norm", 0.1)
 PROBE_SIZES = (8, 16, 32)  # hidden sizes the parameter count is fitted on
 
 Runner = Callable[[dict[str, Any], str], dict[str, Any]]  # (row, --max-time) -> figures
