@@ -6,7 +6,7 @@ default preset but for --model and --hidden-size, --threads 1, --seed 1 and the 
 --max-time (10 minutes; 20 seconds with --quick), once without and once with the state
 penalty. The hidden size of each model is solved so that its parameter count, counted by
 building the model, is within 10% of the default preset's. The figure is the run's best
-validation loss in nats per character.
+validation loss in nats per character, and the speed its training alone ran at.
 
 A row takes 10 minutes, so the section can be run in pieces: finished rows are kept in
 bench/results/cells.json (the 20-second rows apart from the 10-minute ones) and a run does
@@ -19,6 +19,7 @@ only the rows it does not hold. Environment variables choose what runs:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import subprocess
@@ -129,14 +130,25 @@ def summary(metrics: list[dict[str, Any]]) -> dict[str, Any]:
     if not evals:
         return {"error": "the run ended before its first evaluation"}
     best = min(evals, key=lambda r: r["val_loss"])
-    rates = [r["tokens_per_s"] for r in metrics if "grad_norm" in r]
     return {
         "val_nats_per_char": round(best["val_loss"], 4),
         "val_bits_per_char": round(best["val_bpc"], 4),
         "at_step": best["step"],
         "steps": metrics[-1]["step"],
-        "tokens_per_s": round(float(np.median(rates)), 1),
+        "tokens_per_s": round(training_rate(evals), 1),
     }
+
+
+def training_rate(evals: list[dict[str, Any]]) -> float:
+    """Tokens per second of training alone, over the whole run.
+
+    Each evaluation row's rate covers the tokens since the one before, its clock stopped
+    before scoring: the run's rate is their tokens over the sum of their times.
+    """
+    seen = [0] + [r["tokens_seen"] for r in evals]
+    tokens = [b - a for a, b in itertools.pairwise(seen)]
+    seconds = sum(n / r["tokens_per_s"] for n, r in zip(tokens, evals, strict=True) if n)
+    return sum(tokens) / seconds if seconds else 0.0
 
 
 def chosen_models() -> list[str]:

@@ -60,18 +60,18 @@ def test_a_row_is_a_command_charlm_accepts(corpus_text: str, tmp_path: Path, mon
     assert config["train"]["state_penalty_kind"] == cells.PENALTY[0]
 
 
-def test_summary_takes_the_best_evaluation_and_the_median_speed() -> None:
+def test_summary_takes_the_best_evaluation_and_the_training_speed() -> None:
     metrics = [
-        {"step": 10, "grad_norm": 1.0, "tokens_per_s": 100.0},
-        {"step": 20, "val_loss": 2.0, "val_bpc": 2.9, "tokens_per_s": 0.0},
-        {"step": 30, "grad_norm": 1.0, "tokens_per_s": 300.0},
-        {"step": 35, "grad_norm": 1.0, "tokens_per_s": 200.0},
-        {"step": 40, "val_loss": 1.5, "val_bpc": 2.2, "tokens_per_s": 0.0},
-        {"step": 50, "val_loss": 1.7, "val_bpc": 2.5, "tokens_per_s": 0.0},
+        {"step": 10, "grad_norm": 1.0, "tokens_seen": 500, "tokens_per_s": 100.0},
+        {"step": 20, "val_loss": 2.0, "val_bpc": 2.9, "tokens_seen": 1000, "tokens_per_s": 100.0},
+        {"step": 40, "val_loss": 1.5, "val_bpc": 2.2, "tokens_seen": 2000, "tokens_per_s": 500.0},
+        {"step": 50, "val_loss": 1.7, "val_bpc": 2.5, "tokens_seen": 2500, "tokens_per_s": 250.0},
     ]
     got = cells.summary(metrics)
+    # 2,500 tokens in 10 s + 2 s + 2 s of training
     assert got == {"val_nats_per_char": 1.5, "val_bits_per_char": 2.2, "at_step": 40,
-                   "steps": 50, "tokens_per_s": 200.0}  # fmt: skip
+                   "steps": 50, "tokens_per_s": round(2500 / 14, 1)}  # fmt: skip
+    assert "error" in cells.summary(metrics[:1])
 
 
 class FakeTrain:
