@@ -29,6 +29,7 @@ SECTIONS = (
     "words",
     "inspect",
     "coldstart",
+    "cells",
 )
 
 

@@ -15,11 +15,12 @@ from typing import Any
 from charlm.errors import ConfigError
 from charlm.pretokenised import WORD_SPLITS
 
-MODELS = ("lstm", "gru", "rnn", "jordan")
+MODELS = ("lstm", "gru", "rnn", "jordan", "esn")
 TOKENIZERS = ("char", "word", "sentencepiece")
 TOKEN_CACHE = ("auto", "always", "never")
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "constant")
+STATE_PENALTIES = ("norm", "diff")  # charlm.statepenalty
 
 
 SEED_LIMIT = 2**32  # seeds in [0, 2**32): what NumPy, torch and Python's random all accept
@@ -53,7 +54,8 @@ def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
 class ModelConfig:
     """The network: embedding, a stack of recurrent layers, a linear decoder."""
 
-    model: str = "lstm"  # lstm (with forget gate), gru, or rnn (Elman, tanh)
+    # lstm (with forget gate), gru, rnn (Elman, tanh), or esn (echo-state: charlm.esn)
+    model: str = "lstm"
     vocab_size: int = 0  # filled in from the tokenizer
     embed_size: int = 64
     hidden_size: int = 512
@@ -64,11 +66,17 @@ class ModelConfig:
     embed_dropout: float | None = None
     # jordan: the context units keep this share of their last value (s = mu * s + y).
     jordan_decay: float = 0.0
+    spectral_radius: float = 0.9  # esn: the largest |eigenvalue| of each fixed reservoir
 
     def __post_init__(self) -> None:
         _choice("model", self.model, MODELS)
-        for name in ("embed_size", "hidden_size", "num_layers"):
+        for name in ("embed_size", "hidden_size", "num_layers", "spectral_radius"):
             _positive(name, getattr(self, name))
+        if self.model == "esn" and self.tie_weights:
+            raise ConfigError(
+                "--tie-weights would train the echo-state network's fixed input weights: "
+                "add --no-tie-weights, or choose another --model"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"--dropout must be in [0, 1) (got {self.dropout})")
         if self.embed_dropout is not None and not 0.0 <= self.embed_dropout < 1.0:
@@ -176,9 +184,14 @@ class TrainConfig:
     # From this share of the run on (0..1, as Trainer.progress counts it), scores and
     # checkpoints use the running mean of the weights; None never averages.
     average_from: float | None = None
+    # beta of a penalty on the top layer's state changes, added to the training loss only;
+    # 0 is off. norm: Krueger and Memisevic 2016; diff: Merity et al. 2017 (statepenalty.py).
+    state_penalty: float = 0.0
+    state_penalty_kind: str = "norm"
 
     def __post_init__(self) -> None:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("state_penalty_kind", self.state_penalty_kind, STATE_PENALTIES)
         _choice("amp", self.amp, ("off", "bf16", "fp16"))
         _choice("schedule", self.schedule, SCHEDULES)
         for name in (
@@ -202,6 +215,11 @@ class TrainConfig:
             )
         if self.grad_clip < 0:
             raise ConfigError(f"--grad-clip must be 0 (off) or positive (got {self.grad_clip})")
+        _finite("state_penalty", self.state_penalty)
+        if self.state_penalty < 0:
+            raise ConfigError(
+                f"--state-penalty must be 0 (off) or positive (got {self.state_penalty})"
+            )
         if self.warmup_steps < 0 or self.weight_decay < 0 or self.sample_length < 0:
             raise ConfigError("--warmup-steps, --weight-decay and --sample-length must be >= 0")
         _choice("device", self.device.split(":")[0], ("auto", "cpu", "cuda"))
@@ -217,6 +235,13 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if self.model.model == "esn" and self.train.state_penalty:
+            raise ConfigError(
+                "--state-penalty acts through trained recurrent weights and --model esn trains "
+                "none (only its read-out): drop --state-penalty, or choose another --model"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -88,7 +88,8 @@ def teardown() -> None:
 
 
 class _NLL(nn.Module):
-    """Routes DDP's forward to RNNLM.nll, so data-parallel training keeps the model's loss."""
+    """Routes DDP's forward to RNNLM.nll_and_states, so data-parallel training keeps the
+    model's loss (and the states a state penalty reads)."""
 
     def __init__(self, model: RNNLM) -> None:
         super().__init__()
@@ -96,18 +97,20 @@ class _NLL(nn.Module):
 
     def forward(
         self, x: torch.Tensor, y: torch.Tensor, hidden: Hidden
-    ) -> tuple[torch.Tensor, Hidden]:
-        return self.model.nll(x, y, hidden)
+    ) -> tuple[torch.Tensor, torch.Tensor, Hidden]:
+        return self.model.nll_and_states(x, y, hidden)
 
 
-def data_parallel(model: RNNLM, device: torch.device) -> Callable[..., tuple[torch.Tensor, Hidden]]:
-    """``model.nll``, through DistributedDataParallel when there are several ranks.
+def data_parallel(
+    model: RNNLM, device: torch.device
+) -> Callable[..., tuple[torch.Tensor, torch.Tensor, Hidden]]:
+    """``model.nll_and_states``, through DistributedDataParallel when there are several ranks.
 
     DDP broadcasts rank 0's initial weights, and averages gradients across ranks during
     backward, so the clipping that follows sees the global gradient norm.
     """
     if world() == 1:
-        return model.nll
+        return model.nll_and_states
     ids = [device.index] if device.type == "cuda" else None
     return DistributedDataParallel(_NLL(model), device_ids=ids)
 

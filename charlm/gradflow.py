@@ -26,7 +26,7 @@ from torch import nn
 from charlm.config import ConfigError, ModelConfig
 from charlm.model import RNNLM
 
-_CELLS = {"lstm": nn.LSTMCell, "gru": nn.GRUCell, "rnn": nn.RNNCell}
+_CELLS = {"lstm": nn.LSTMCell, "gru": nn.GRUCell, "rnn": nn.RNNCell, "esn": nn.RNNCell}
 VANISHED = 1e-3  # a curve has "vanished" once it falls below this fraction of its lag-0 value
 
 
@@ -105,7 +105,12 @@ def fresh_model(cfg: ModelConfig, kind: str, init_scale: float = 1.0, seed: int 
     with torch.random.fork_rng(devices=[]):  # the caller's random stream is left as it was
         torch.manual_seed(seed)
         decay = cfg.jordan_decay if kind == "jordan" else 0.0
-        model = RNNLM(dataclasses.replace(cfg, model=kind, dropout=0.0, jordan_decay=decay))
+        # An echo-state network keeps its input weights fixed: it never ties them.
+        tie = cfg.tie_weights and kind != "esn"
+        replaced = dataclasses.replace(
+            cfg, model=kind, dropout=0.0, jordan_decay=decay, tie_weights=tie
+        )
+        model = RNNLM(replaced)
     with torch.no_grad():
         for name, p in model.rnn.named_parameters():
             if name.startswith("weight_hh") or name == "context.weight":  # Jordan's recurrence
@@ -115,7 +120,7 @@ def fresh_model(cfg: ModelConfig, kind: str, init_scale: float = 1.0, seed: int 
 
 def spectral_radius(model: RNNLM) -> float | None:
     """Largest |eigenvalue| of the top layer's W_hh: above 1, a tanh RNN can explode."""
-    if model.cfg.model != "rnn":
+    if model.cfg.model not in ("rnn", "esn"):
         return None
     w = getattr(model.rnn, f"weight_hh_l{model.cfg.num_layers - 1}").detach().double()
     return float(torch.linalg.eigvals(w).abs().max())

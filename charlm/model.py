@@ -1,4 +1,8 @@
-"""The recurrent language model: embedding, a stack of LSTM/GRU/RNN/Jordan layers, a decoder."""
+"""The recurrent language model: embedding, a stack of LSTM/GRU/RNN/Jordan layers, a decoder.
+
+``esn`` (the echo-state network) is the tanh RNN with its embedding and recurrent layers
+fixed and random: ``charlm.esn`` draws and freezes them.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from charlm import esn
 from charlm.config import ModelConfig
 from charlm.jordan import JordanStack
 
 Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
-_RNNS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+_RNNS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN, "esn": nn.RNN}
 ADAPTIVE_MIN_VOCAB = 5000  # from this vocabulary size on, the output layer is adaptive
 
 
@@ -41,7 +46,7 @@ class RNNLM(nn.Module):
                 cfg.jordan_decay,
             )
         else:
-            rnn_kwargs = {"nonlinearity": "tanh"} if cfg.model == "rnn" else {}
+            rnn_kwargs = {"nonlinearity": "tanh"} if cfg.model in ("rnn", "esn") else {}
             self.rnn = _RNNS[cfg.model](
                 cfg.embed_size,
                 cfg.hidden_size,
@@ -74,17 +79,36 @@ class RNNLM(nn.Module):
                         p.zero_()
                         if name.startswith("bias_ih"):
                             p[h : 2 * h] = 1.0
+        if self.cfg.model == "esn":
+            esn.init_reservoir(self.embed, self.rnn, self.cfg.spectral_radius)
 
     def features(
         self, x: torch.Tensor, hidden: Hidden | None = None
     ) -> tuple[torch.Tensor, Hidden]:
         """The top layer's output (B, T, H), dropout applied, before the output layer."""
+        states, logits, hidden = self._run(x, hidden)
+        return (states if logits is not None else self.drop(states)), hidden
+
+    def top_states(
+        self, x: torch.Tensor, hidden: Hidden | None = None
+    ) -> tuple[torch.Tensor, Hidden]:
+        """The top layer's hidden states h_1..h_T (B, T, H), before the output dropout."""
+        states, _, hidden = self._run(x, hidden)
+        return states, hidden
+
+    def _run(
+        self, x: torch.Tensor, hidden: Hidden | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, Hidden]:
+        """The top layer's states, the logits if the recurrence computed them, the new state.
+
+        A Jordan network's layers step through the decoder (jordan.py), so its logits and its
+        dropout come out of its own loop; its states are the top output as the decoder saw it.
+        """
         emb = self.embed_drop(self.embed(x))  # (B, T, E)
-        if self.cfg.model == "jordan":  # its layers step through the decoder: see jordan.py
-            out, _, hidden = self.rnn(emb, hidden, self.decoder)
-            return out, hidden
+        if self.cfg.model == "jordan":
+            return self.rnn(emb, hidden, self.decoder)
         out, hidden = self.rnn(emb, hidden)  # (B, T, H)
-        return self.drop(out), hidden
+        return out, None, hidden
 
     def forward(self, x: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
         """Next-token scores (B, T, V) whose softmax is the model's distribution.
@@ -94,11 +118,17 @@ class RNNLM(nn.Module):
         """
         if self.adaptive:
             return self.log_probs(x, hidden)
-        if self.cfg.model == "jordan":  # the logits come out of the loop that needs them
-            _, logits, hidden = self.rnn(self.embed_drop(self.embed(x)), hidden, self.decoder)
-            return logits, hidden
-        out, hidden = self.features(x, hidden)
-        return self.decoder(out), hidden  # (B, T, V)
+        _, logits, hidden = self._scores(x, hidden)
+        return logits, hidden  # (B, T, V)
+
+    def _scores(
+        self, x: torch.Tensor, hidden: Hidden | None
+    ) -> tuple[torch.Tensor, torch.Tensor, Hidden]:
+        """The top layer's states and the full softmax's logits (B, T, V)."""
+        states, logits, hidden = self._run(x, hidden)
+        if logits is None:
+            logits = self.decoder(self.drop(states))
+        return states, logits, hidden
 
     def nll(
         self, x: torch.Tensor, y: torch.Tensor, hidden: Hidden | None = None
@@ -108,12 +138,21 @@ class RNNLM(nn.Module):
         Training and scoring go through here, so an output layer other than a full
         softmax (e.g. an adaptive softmax for large vocabularies) changes only this class.
         """
-        if self.adaptive:  # only the head and the targets' clusters are computed
-            out, hidden = self.features(x, hidden)
-            return -self.decoder(out.reshape(-1, out.size(-1)), y.reshape(-1)).output, hidden
-        logits, hidden = self(x, hidden)
-        nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="none")
+        nll, _, hidden = self.nll_and_states(x, y, hidden)
         return nll, hidden
+
+    def nll_and_states(
+        self, x: torch.Tensor, y: torch.Tensor, hidden: Hidden | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, Hidden]:
+        """``nll`` and the top layer's states (B, T, H) before dropout, for a state penalty."""
+        if self.adaptive:  # only the head and the targets' clusters are computed
+            states, hidden = self.top_states(x, hidden)
+            out = self.drop(states)
+            nll = -self.decoder(out.reshape(-1, out.size(-1)), y.reshape(-1)).output
+            return nll, states, hidden
+        states, logits, hidden = self._scores(x, hidden)
+        nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="none")
+        return nll, states, hidden
 
     def log_probs(
         self, x: torch.Tensor, hidden: Hidden | None = None
@@ -192,5 +231,11 @@ def hidden_arrays(hidden: Hidden, batch: int) -> list[np.ndarray]:
     ]
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+def count_parameters(model: nn.Module, trained_only: bool = False) -> int:
+    """Every weight (tied ones once), or only those the optimizer trains.
+
+    An echo-state network's fixed reservoir counts in the total, every stored entry of it
+    (zeros of its sparse matrix too), and not in the trained count.
+    """
+    unique = {id(p): p for p in model.parameters()}.values()
+    return sum(p.numel() for p in unique if p.requires_grad or not trained_only)

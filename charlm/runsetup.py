@@ -194,6 +194,7 @@ def describe(trainer: Trainer) -> dict[str, Any]:
     return {
         "config": trainer.config.to_dict(),
         "parameters": count_parameters(trainer.model),
+        "trained_parameters": count_parameters(trainer.model, trained_only=True),
         "vocab_size": trainer.tokenizer.vocab_size,
         "tokenizer": trainer.tokenizer.kind,
         "tokens": {k: len(getattr(trainer.splits, k)) for k in ("train", "val", "test")},

@@ -52,6 +52,9 @@ FIELDS: dict[str, tuple[str, str]] = {
     "amp": ("train", "amp"),
     "embed_dropout": ("model", "embed_dropout"),
     "average_from": ("train", "average_from"),
+    "spectral_radius": ("model", "spectral_radius"),
+    "state_penalty": ("train", "state_penalty"),
+    "state_penalty_kind": ("train", "state_penalty_kind"),
 }
 # Options that may change when resuming: how long to go on, not what is being trained.
 RESUME_BOUNDS = ("epochs", "max_steps", "max_time", "patience", "eval_every")
@@ -120,6 +123,7 @@ def resolve_config(preset: str | None, given: dict[str, Any]) -> tuple[RunConfig
             notes.append(f"{_as_typed(option, typed)} overrides preset '{preset}'")
         values.setdefault(section, {})[name] = value
     notes += _follow_tied_sizes(values.setdefault("model", {}), given)
+    notes += _esn_options(values["model"], given)
     notes += _repeatable_bounds(preset, given, values.setdefault("train", {}))
     try:
         return RunConfig.from_dict(values), notes
@@ -140,6 +144,22 @@ def _follow_tied_sizes(model: dict[str, Any], given: dict[str, Any]) -> list[str
         return []
     model["tie_weights"] = False
     return ["--embed-size differs from --hidden-size: the preset's tied weights are untied"]
+
+
+def _esn_options(model: dict[str, Any], given: dict[str, Any]) -> list[str]:
+    """--spectral-radius only with --model esn; an echo-state network unties a preset's tied
+    weights (its input weights are fixed, its read-out trained), with a note."""
+    if model.get("model") != "esn":
+        if "spectral_radius" in given:
+            raise ConfigError(
+                "--spectral-radius sets the echo-state network's reservoir: add --model esn, "
+                "or drop --spectral-radius"
+            )
+        return []
+    if not model.get("tie_weights") or "tie_weights" in given:
+        return []
+    model["tie_weights"] = False
+    return ["--model esn keeps its input weights fixed: the preset's tied weights are untied"]
 
 
 def _value(option: str, typed: Any) -> Any:

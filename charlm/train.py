@@ -28,6 +28,7 @@ from charlm.precision import Precision
 from charlm.runlog import Meter, RunLog
 from charlm.runtime import resolve_device
 from charlm.scoring import Score, score_tokens
+from charlm.statepenalty import state_penalty
 from charlm.tokenizers import Tokenizer
 from charlm.trainstate import TrainState
 
@@ -88,6 +89,7 @@ class Trainer:
         self._latest_step = -1  # the step latest.safetensors was last written at
         self._notes: list[str] = []  # said through InfoEvents at the next step
         self.average: WeightAverage | None = None  # from --average-from on
+        self._penalty = 0.0  # the last step's state penalty, logged apart from the loss
 
     # ---- persistence -------------------------------------------------------------------
     def load(self, ck: ckpt_io.Checkpoint, *, weights_only: bool = False) -> None:
@@ -341,13 +343,19 @@ class Trainer:
         self, x: torch.Tensor, y: torch.Tensor, total_steps: int
     ) -> tuple[float | None, float, float]:
         x, y = self._to_device(x), self._to_device(y)
+        tc = self.config.train
         with self.precision.autocast():
-            nll, hidden = self.net(x, y, self.hidden)
+            nll, states, hidden = self.net(x, y, self.hidden)
             loss = nll.float().mean()
+        objective = loss
+        if tc.state_penalty:  # trains the model; never part of a reported loss
+            penalty = state_penalty(states, tc.state_penalty, tc.state_penalty_kind)
+            objective = loss + penalty
+            self._penalty = penalty.item()
         self.optimizer.zero_grad(set_to_none=True)
-        self.precision.backward(loss)  # with DDP, gradients arrive averaged over ranks
+        self.precision.backward(objective)  # with DDP, gradients arrive averaged over ranks
         self.precision.unscale(self.optimizer)
-        clip = self.config.train.grad_clip or math.inf
+        clip = tc.grad_clip or math.inf
         norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip))
         value = loss.item()
         lr = self.learning_rate(total_steps)
@@ -451,7 +459,8 @@ class Trainer:
         return self.state.seed + self.state.step
 
     def _log_step(self, meter: Meter, lr: float, norm: float) -> None:
-        self.log.row(self.state, meter, lr=lr, grad_norm=norm)
+        extra = {"state_penalty": self._penalty} if self.config.train.state_penalty else {}
+        self.log.row(self.state, meter, lr=lr, grad_norm=norm, **extra)
 
     def _log_eval(self, score: Score, sample: str, meter: Meter) -> None:
         # Perplexity per token beside bits per character: per word (with <eos>) in whitespace
@@ -472,8 +481,8 @@ class Trainer:
 
 def _make_optimizer(model: RNNLM, config: RunConfig) -> torch.optim.Optimizer:
     tc = config.train
+    # Fixed weights (an echo-state reservoir) stay out: no update, no weight decay.
+    params = [p for p in model.parameters() if p.requires_grad]
     if tc.optimizer == "sgd":
-        return torch.optim.SGD(
-            model.parameters(), lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay
-        )
-    return torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+        return torch.optim.SGD(params, lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
+    return torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)

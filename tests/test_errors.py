@@ -121,6 +121,9 @@ BREAKS: dict[str, list[tuple[str, list[str]]]] = {
         ("--embed-dropout", FRACTIONS),
         ("--average-from", FRACTIONS),
         ("--jordan-decay", FRACTIONS),
+        ("--spectral-radius", POSITIVE_REALS),
+        ("--state-penalty", ["-1", *REALS]),
+        ("--state-penalty-kind", ["l2", ""]),
     ],
     "sample": [("{ckpt}", IN_PATHS), ("--prime-file", IN_PATHS), *GENERATION],
     "prime": [

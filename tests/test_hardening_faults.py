@@ -59,9 +59,9 @@ def test_repeated_nan_losses_roll_back_with_a_lower_rate_and_say_so(
 
     def poisoned(x, y, hidden):  # type: ignore[no-untyped-def]
         calls[0] += 1
-        nll, hidden = real_net(x, y, hidden)
+        nll, states, hidden = real_net(x, y, hidden)
         bad = 3 <= calls[0] < 3 + MAX_BAD_STEPS  # steps 3..7: NaN, then healthy again
-        return (nll * float("nan") if bad else nll), hidden
+        return (nll * float("nan") if bad else nll), states, hidden
 
     trainer.net = poisoned
     events: list[object] = []
@@ -89,7 +89,7 @@ def test_inf_loss_is_skipped_like_nan(corpus_file: Path, tmp_path: Path) -> None
     trainer = _trainer(corpus_file, tmp_path)
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     real_net = trainer.net
-    trainer.net = lambda x, y, h: (lambda nll, h2: (nll * math.inf, h2))(*real_net(x, y, h))
+    trainer.net = lambda x, y, h: (lambda nll, s, h2: (nll * math.inf, s, h2))(*real_net(x, y, h))
     loss, _, _ = trainer._step(*trainer.batcher.window(0), total_steps=10)
     assert loss is None
     assert all(torch.equal(v, trainer.model.state_dict()[k]) for k, v in before.items())
@@ -111,13 +111,13 @@ def test_non_finite_weights_are_never_written(corpus_file: Path, tmp_path: Path)
 def test_a_loss_that_stays_nan_ends_with_advice(
     corpus_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_forward = RNNLM.forward
+    real_loss = RNNLM.nll_and_states  # what every training step calls
 
     def always_nan(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        out = real_forward(self, *args, **kwargs)
+        out = real_loss(self, *args, **kwargs)
         return (out[0] * float("nan"), *out[1:])
 
-    monkeypatch.setattr(RNNLM, "forward", always_nan)
+    monkeypatch.setattr(RNNLM, "nll_and_states", always_nan)
     out = tmp_path / "run"
     args = [a if a != "12" else "500" for a in MICRO_ARGS]  # --max-steps: far enough
     result = train(str(corpus_file), "--out", str(out), *args)

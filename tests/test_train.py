@@ -71,13 +71,17 @@ def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return ckpt_io.load(run_dir / ckpt_io.LATEST).model
 
 
+@pytest.mark.parametrize(
+    ("kind", "penalty"), [("lstm", {}), ("esn", {}), ("gru", {"state_penalty": 0.5})]
+)
 def test_interrupted_then_resumed_run_equals_uninterrupted(
-    corpus_file: Path, tmp_path: Path
+    corpus_file: Path, tmp_path: Path, kind: str, penalty: dict[str, float]
 ) -> None:
     # Dropout on, two epochs and several evaluations: resume must restore weights, optimizer,
-    # schedule, position in the data, hidden state and random state exactly.
+    # schedule, position in the data, hidden state and random state exactly (and an echo-state
+    # network its reservoir, a penalised run its penalty).
     def config() -> RunConfig:
-        return micro_config(epochs=2, max_steps=None, eval_every=7)
+        return micro_config(kind, epochs=2, max_steps=None, eval_every=7, **penalty)
 
     straight = _trainer(corpus_file, tmp_path / "a", config())
     total = straight.total_steps()

@@ -29,7 +29,7 @@ from charlm.cli.common import (
     write_json,
 )
 from charlm.cli.progress import TrainReporter
-from charlm.config import DataConfig
+from charlm.config import DataConfig, RunConfig
 from charlm.dataset import Corpus, read_corpus
 from charlm.events import FinishEvent
 from charlm.presets import DESCRIPTIONS, default_preset
@@ -60,7 +60,7 @@ def preset_settings(name: str) -> str:
     for option, (section, field) in FIELDS.items():
         value = getattr(getattr(config, section), field)
         skip = option in _NOT_IN_PRESET_HELP or option in TOKENIZER_OPTIONS  # not char's
-        skip = skip or (option == "jordan_decay" and config.model.model != "jordan")
+        skip = skip or not _applies(option, config)
         if skip or value is None or value is False:
             continue
         if value is True:
@@ -74,6 +74,18 @@ def preset_settings(name: str) -> str:
                 else f"{flag(option)} {value}"
             )
     return " ".join(parts)
+
+
+def _applies(option: str, config: RunConfig) -> bool:
+    """An option that only matters with another: the reservoir's, the context's decay, the
+    state penalty's kind."""
+    if option == "spectral_radius":
+        return config.model.model == "esn"
+    if option.startswith("state_penalty"):
+        return bool(config.train.state_penalty)
+    if option == "jordan_decay":
+        return config.model.model == "jordan"
+    return True
 
 
 def _duration(seconds: float) -> str:
@@ -145,7 +157,11 @@ def train(
     ] = None,
     model: Annotated[
         str | None,
-        typer.Option(metavar="MODEL", help="lstm, gru, rnn (Elman, tanh) or jordan."),
+        typer.Option(
+            metavar="MODEL",
+            help="lstm, gru, rnn (Elman, tanh), jordan, or esn (echo-state: a fixed "
+            "random reservoir, only the read-out trained).",
+        ),
     ] = None,
     layers: Annotated[
         int | None, typer.Option(metavar="N", help="Stacked recurrent layers.")
@@ -272,6 +288,23 @@ def train(
             metavar="F",
             help="From this share of the run on (e.g. 0.8), average the weights: scores, "
             "samples and checkpoints use their running mean [default: off].",
+        ),
+    ] = None,
+    spectral_radius: Annotated[
+        float | None,
+        typer.Option(
+            metavar="R", help="esn: largest |eigenvalue| of the reservoir [default: 0.9]."
+        ),
+    ] = None,
+    state_penalty: Annotated[
+        float | None,
+        typer.Option(metavar="BETA", help="Penalise top-layer state changes in training; 0 = off."),
+    ] = None,
+    state_penalty_kind: Annotated[
+        str | None,
+        typer.Option(
+            metavar="KIND",
+            help="norm: (|h_t| - |h_t-1|)^2 (Krueger 2016); diff: |h_t - h_t-1|^2 (Merity 2017).",
         ),
     ] = None,
     seed: SeedOpt = None,
@@ -458,10 +491,14 @@ def _data_parallel(nproc: int, corpus: list[str] | None, resume: Path | None) ->
 def _run(trainer: Trainer, threads: int, quiet: bool) -> None:
     run_dir = trainer.run_dir
     if not quiet:
-        st, cfg = trainer.state, trainer.config
+        st, cfg, sizes = trainer.state, trainer.config, describe(trainer)
+        fixed = sizes["parameters"] - sizes["trained_parameters"]
+        counts = f"{sizes['parameters']:,} parameters" + (
+            f", {fixed:,} of them fixed" if fixed else ""
+        )
         info(
             f"training {cfg.model.num_layers}x{cfg.model.hidden_size} {cfg.model.model} "
-            f"({describe(trainer)['parameters']:,} parameters, vocabulary "
+            f"({counts}, vocabulary "
             f"{trainer.tokenizer.vocab_size}) on {_where(trainer, threads)}, "
             f"seed {st.seed}, into {run_dir}"
         )
