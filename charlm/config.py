@@ -15,7 +15,9 @@ from typing import Any
 from charlm.errors import ConfigError
 from charlm.pretokenised import WORD_SPLITS
 
-MODELS = ("lstm", "gru", "rnn")
+MODELS = ("lstm", "gru", "rnn", "peephole")
+# Cells with an LSTM's gates and (h, c) state: --forget-bias and --input-bias apply to these.
+LSTM_TYPES = ("lstm", "peephole")
 TOKENIZERS = ("char", "word", "sentencepiece")
 TOKEN_CACHE = ("auto", "always", "never")
 OPTIMIZERS = ("adamw", "sgd")
@@ -53,16 +55,23 @@ def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
 class ModelConfig:
     """The network: embedding, a stack of recurrent layers, a linear decoder."""
 
-    model: str = "lstm"  # lstm (with forget gate), gru, or rnn (Elman, tanh)
+    # lstm (with forget gate), gru, rnn (Elman, tanh), or peephole (LSTM whose gates see c)
+    model: str = "lstm"
     vocab_size: int = 0  # filled in from the tokenizer
     embed_size: int = 64
     hidden_size: int = 512
     num_layers: int = 1
     dropout: float = 0.0
     tie_weights: bool = False  # share the embedding and decoder matrices
+    # LSTM-type cells' starting gate biases. Forget 1 (Gers et al. 2000): the cell keeps its
+    # memory until it learns to forget. Input below 0 (the lectures' -1) makes writing to the
+    # cell something it learns to do.
+    forget_bias: float = 1.0
+    input_bias: float = 0.0
 
     def __post_init__(self) -> None:
         _choice("model", self.model, MODELS)
+        self._check_gate_biases()
         for name in ("embed_size", "hidden_size", "num_layers"):
             _positive(name, getattr(self, name))
         if not 0.0 <= self.dropout < 1.0:
@@ -72,6 +81,17 @@ class ModelConfig:
                 "--tie-weights needs --embed-size equal to --hidden-size "
                 f"(got {self.embed_size} and {self.hidden_size})"
             )
+
+    def _check_gate_biases(self) -> None:
+        defaults = {"forget_bias": 1.0, "input_bias": 0.0}
+        for name, default in defaults.items():
+            _finite(name, getattr(self, name))
+            if self.model not in LSTM_TYPES and getattr(self, name) != default:
+                option = "--" + name.replace("_", "-")
+                raise ConfigError(
+                    f"{option} sets an LSTM gate and --model {self.model} has none: drop "
+                    f"{option} or use --model {' or '.join(LSTM_TYPES)}"
+                )
 
 
 @dataclass

@@ -14,7 +14,12 @@ import numpy as np
 
 LEFT, RIGHT = 0.1, 0.9
 # The sigmoid gates of each model kind: values in [0, 1], so saturation has a meaning.
-SIGMOID_GATES = {"lstm": ("input", "forget", "output"), "gru": ("reset", "update"), "rnn": ()}
+SIGMOID_GATES = {
+    "lstm": ("input", "forget", "output"),
+    "gru": ("reset", "update"),
+    "rnn": (),
+    "peephole": ("input", "forget", "output"),
+}
 
 
 @dataclass

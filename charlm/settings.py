@@ -21,6 +21,8 @@ FIELDS: dict[str, tuple[str, str]] = {
     "embed_size": ("model", "embed_size"),
     "dropout": ("model", "dropout"),
     "tie_weights": ("model", "tie_weights"),
+    "forget_bias": ("model", "forget_bias"),
+    "input_bias": ("model", "input_bias"),
     "tokenizer": ("data", "tokenizer"),
     "encoding": ("data", "encoding"),
     "val_frac": ("data", "val_frac"),

@@ -143,7 +143,10 @@ def train(
         ),
     ] = None,
     model: Annotated[
-        str | None, typer.Option(metavar="MODEL", help="lstm, gru or rnn (Elman, tanh).")
+        str | None,
+        typer.Option(
+            metavar="MODEL", help="lstm, gru, rnn (Elman, tanh) or peephole (LSTM, gates see c)."
+        ),
     ] = None,
     layers: Annotated[
         int | None, typer.Option(metavar="N", help="Stacked recurrent layers.")
@@ -155,6 +158,14 @@ def train(
     ] = None,
     tie_weights: Annotated[
         bool | None, typer.Option("--tie-weights/--no-tie-weights", help="Share in/out matrices.")
+    ] = None,
+    forget_bias: Annotated[
+        float | None,
+        typer.Option(metavar="B", help="lstm, peephole: forget-gate bias at start [default: 1]."),
+    ] = None,
+    input_bias: Annotated[
+        float | None,
+        typer.Option(metavar="B", help="lstm, peephole: input-gate bias at start [default: 0]."),
     ] = None,
     tokenizer: Annotated[
         str | None, typer.Option(metavar="KIND", help="char, word or sentencepiece.")
