@@ -118,6 +118,8 @@ BREAKS: dict[str, list[tuple[str, list[str]]]] = {
         ("--reset-prob", ["-0.1", "1", "nan", "x"]),
         ("--unknown", ["maybe", ""]),
         ("--word-split", ["commas", ""]),
+        ("--forget-bias", REALS),
+        ("--input-bias", REALS),
     ],
     "sample": [("{ckpt}", IN_PATHS), ("--prime-file", IN_PATHS), *GENERATION],
     "prime": [
