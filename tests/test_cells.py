@@ -22,6 +22,7 @@ from charlm.model import RNNLM
 from charlm.peephole import PeepholeLSTM
 from charlm.runsetup import new_trainer, resume_trainer
 from charlm.stepping import make_stepper, run_prime
+from charlm.train import Trainer
 from tests.conftest import micro_config
 
 runner = CliRunner()
@@ -73,7 +74,7 @@ def test_plain_lstm_two_steps_by_hand() -> None:
         bias_hh_l0=[0.0] * 4,
     )
     state = (torch.full((1, 1, 1), 0.5, dtype=torch.float64),) * 2
-    out, (h_n, c_n) = rnn(torch.tensor([[[X[0]], [X[1]]]], dtype=torch.float64), state)
+    out, (_, c_n) = rnn(torch.tensor([[[X[0]], [X[1]]]], dtype=torch.float64), state)
     assert out[0, :, 0].tolist() == pytest.approx([e[0] for e in expected], abs=1e-12)
     assert c_n.item() == pytest.approx(expected[-1][1], abs=1e-12)
 
@@ -95,7 +96,7 @@ def test_peephole_two_steps_by_hand() -> None:
     expected = []
     for x in X:
 
-        def pre(k: str, u: int, h: list[float] = h) -> float:
+        def pre(k: str, u: int, x: float = x, h: list[float] = h) -> float:
             return P_W[k][u] * x + P_U[k][u][0] * h[0] + P_U[k][u][1] * h[1] + P_B[k][u]
 
         i = [sigmoid(pre("i", u) + PEEP["i"][u] * c[u]) for u in (0, 1)]  # sees c_{t-1}
@@ -193,7 +194,7 @@ def test_other_cells_refuse_gate_biases(kind: str) -> None:
     ModelConfig(model=kind, forget_bias=1.0, input_bias=0.0)  # the defaults are no choice
     with pytest.raises(ConfigError, match="--forget-bias sets an LSTM gate"):
         ModelConfig(model=kind, forget_bias=2.0)
-    with pytest.raises(ConfigError, match="--input-bias .* use --model lstm or peephole"):
+    with pytest.raises(ConfigError, match=r"--input-bias .* use --model lstm or peephole"):
         ModelConfig(model=kind, input_bias=-1.0)
 
 
@@ -246,7 +247,7 @@ def test_peephole_numpy_step_records_its_gates() -> None:
 
 
 def test_peephole_run_resumes_exactly(corpus_file: Path, tmp_path: Path) -> None:
-    def trainer(run_dir: Path):  # noqa: ANN202
+    def trainer(run_dir: Path) -> Trainer:
         config = micro_config("peephole", epochs=2, max_steps=None, eval_every=7)
         return new_trainer(config, read_corpus(str(corpus_file)), run_dir, seed=5)[0]
 
