@@ -6,6 +6,10 @@ change in the host's load hits both alike. charlm is driven through ``Trainer.ru
 synthetic corpus with the CLI's plain-text reporter attached, so its batcher, events,
 metrics and progress are all in the timed steps; the final evaluation and checkpoint are
 not (their cost depends on --eval-every and the size of the validation split).
+
+Beside that table, ``peephole``: charlm's peephole LSTM (its own recurrence, ``charlm.peephole``)
+against charlm's nn.LSTM of the same size, both through ``Trainer.run``, interleaved: issue 15
+asks for at least half the LSTM's tokens/s on one thread.
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ SHAPES = (
     Shape(3, 512, 100, 64, steps=4),
 )
 WARM = 2  # untimed steps first: allocator and oneDNN set-up
+PEEPHOLE_SHAPE = Shape(1, 512, 128, 32, steps=6)  # the default preset's network and windows
 
 
 def matmul_peak(threads: int, seconds: float = 2.0, n: int = 1024) -> float:
@@ -114,10 +119,12 @@ def synthetic_text(n: int, seed: int = 0) -> str:
     return "".join(np.array(list(ALPHABET))[ids])
 
 
-def charlm_rate(shape: Shape, steps: int, threads: int) -> float:
+def charlm_rate(shape: Shape, steps: int, threads: int, cell: str = "lstm") -> float:
     """Tokens per second of ``Trainer.run`` over ``steps`` steps after the warm-up ones."""
     total = WARM + steps
-    model = ModelConfig(embed_size=shape.embed, hidden_size=shape.hidden, num_layers=shape.layers)
+    model = ModelConfig(
+        model=cell, embed_size=shape.embed, hidden_size=shape.hidden, num_layers=shape.layers
+    )
     config = RunConfig(
         model=model,
         data=DataConfig(val_frac=0.01),
@@ -189,6 +196,27 @@ def compare(shape: Shape, threads: int, reps: int, steps: int, peak: float) -> d
     }
 
 
+def compare_peephole(shape: Shape, threads: int, reps: int, steps: int) -> dict[str, Any]:
+    """The peephole LSTM against nn.LSTM, both through charlm: interleaved (A, B, B, A, ...)."""
+    rates: dict[str, list[float]] = {"peephole": [], "lstm": []}
+    for rep in range(reps):
+        for cell in ("peephole", "lstm") if rep % 2 == 0 else ("lstm", "peephole"):
+            rates[cell].append(charlm_rate(shape, steps, threads, cell))
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    return {
+        "config": shape.name,
+        "threads": threads,
+        "peephole_tok_s": round(med["peephole"]),
+        "lstm_tok_s": round(med["lstm"]),
+        "ratio": round(med["peephole"] / med["lstm"], 3),
+        # Each pair ran back to back, so the host's load hit both alike: its own ratio.
+        "paired_ratios": ", ".join(
+            f"{p / q:.2f}" for p, q in zip(rates["peephole"], rates["lstm"], strict=True)
+        ),
+        "runs": {k: [round(r) for r in v] for k, v in rates.items()},
+    }
+
+
 def run(quick: bool = False, threads: int = 1) -> dict[str, Any]:
     reps = 2 if quick else 3
     peak = matmul_peak(threads)
@@ -198,4 +226,13 @@ def run(quick: bool = False, threads: int = 1) -> dict[str, Any]:
         rows.append(
             compare(shape, threads, 1 if quick and shape.hidden >= 512 else reps, steps, peak)
         )
-    return {"threads": threads, "matmul_peak_gflops": round(peak, 1), "rows": rows}
+    shape = PEEPHOLE_SHAPE
+    peephole = compare_peephole(
+        shape, threads, 2 if quick else 4, max(2, shape.steps // 3) if quick else shape.steps
+    )
+    return {
+        "threads": threads,
+        "matmul_peak_gflops": round(peak, 1),
+        "rows": rows,
+        "peephole": [peephole],
+    }

@@ -41,6 +41,16 @@ def test_both_loops_time_exactly_the_steps_after_warm_up(rate, monkeypatch) -> N
     assert rate(shape, steps, 1) == steps * shape.batch * shape.bptt
 
 
+def test_peephole_row_times_both_cells_through_charlm(monkeypatch) -> None:
+    monkeypatch.setattr(training, "time", _TickClock())
+    shape = Shape(1, 8, 8, 4, steps=2)
+    row = training.compare_peephole(shape, threads=1, reps=2, steps=2)
+    tokens = 2 * shape.batch * shape.bptt  # per run, with a clock ticking once per reading
+    assert row["runs"] == {"peephole": [tokens] * 2, "lstm": [tokens] * 2}
+    assert row["ratio"] == 1.0 and row["paired_ratios"] == "1.00, 1.00"
+    assert "| config | threads | peephole_tok_s |" in "\n".join(report.table([row]))
+
+
 def test_markdown_renders_rows_and_scalars_and_skips_nested_values() -> None:
     host = {"date": "today", "cpu": "cpu", "cores": 2, "torch": "2", "load_average_1min": 0.1}
     sections = {
