@@ -175,6 +175,7 @@ class _Recurrence(torch.autograd.Function):
         cs, tcs = xp.new_empty(T, B, H), xp.new_empty(T, B, H)  # c_t and tanh(c_t)
         p_i, p_f, p_o = peep.unbind(0)
         recur = _Product(w_hh, B)  # h @ W_hh^T
+        h0, c0 = h0.contiguous(), c0.contiguous()  # a carried state may be a strided view
         h, c = h0, c0
         for t in range(T):
             a = gates[t]
