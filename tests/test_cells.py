@@ -307,3 +307,18 @@ def test_gate_bias_for_a_gru_is_one_line(corpus_file: Path, tmp_path: Path) -> N
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("charlm: error: --forget-bias")
     assert not (tmp_path / "run").exists()
+
+
+def test_two_peephole_ranks_follow_one_process(corpus_file: Path, tmp_path: Path) -> None:
+    from tests.test_distributed import _assert_same_weights, _finish, _fresh, _ranks, _rows
+
+    straight, split = tmp_path / "one", tmp_path / "two"
+    peephole = ("--model", "peephole")
+    ranks = _ranks(2, *_fresh(corpus_file, split, 8, 6), *peephole)
+    result = cli("train", *_fresh(corpus_file, straight, 16, 6), *peephole)
+    assert result.exit_code == 0, result.output
+    _finish(ranks)
+    one, two = _rows(straight), _rows(split)
+    for key, row in two.items():
+        assert row["train_loss"] == pytest.approx(one[key]["train_loss"], rel=1e-5), key
+    _assert_same_weights(straight, split)
