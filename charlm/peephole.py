@@ -64,6 +64,11 @@ def _weight_grad(d: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return d.t() @ x
 
 
+def _sigmoid_grad(grad: torch.Tensor, s: torch.Tensor, out: torch.Tensor) -> None:
+    """out = grad * s * (1 - s), the gradient through s = sigmoid(a), in one fused op."""
+    torch.ops.aten.sigmoid_backward.grad_input(grad, s, grad_input=out)
+
+
 class PeepholeLSTM(nn.Module):
     """A stack of peephole LSTM layers, shaped like ``nn.LSTM(batch_first=True)``.
 
@@ -207,6 +212,7 @@ class _Recurrence(torch.autograd.Function):
         dh = h0.new_zeros(B, H)  # from step t + 1 through W_hh
         dc = d_cn.clone() if d_cn is not None else c0.new_zeros(B, H)
         back = _Product(w_hh.t(), B)  # d_pre @ W_hh
+        tmp = h0.new_empty(B, H)
         for t in range(T - 1, -1, -1):
             i, f, g, o = gates[t].chunk(4, 1)
             di, df, dg, do = d_pre[t].chunk(4, 1)
@@ -215,17 +221,15 @@ class _Recurrence(torch.autograd.Function):
                 dh = dh + d_hs[t]
             tc = tcs[t]
             # h = o * tanh(c): to o's pre-activation, and to c (through tanh and o's peephole)
-            torch.mul(dh, tc, out=do)
-            do.mul_(o * (1 - o))
-            dc = dc + dh * o * (1 - tc * tc) + do * p_o
-            # c = f * c_prev + i * g
-            torch.mul(dc, g, out=di)
-            di.mul_(i * (1 - i))
-            torch.mul(dc, c_prev, out=df)
-            df.mul_(f * (1 - f))
-            torch.mul(dc, i, out=dg)
-            dg.mul_(1 - g * g)
-            dc = dc * f + di * p_i + df * p_f
+            _sigmoid_grad(torch.mul(dh, tc, out=tmp), o, out=do)
+            dc = dc + torch.ops.aten.tanh_backward(dh * o, tc)
+            dc.addcmul_(do, p_o)
+            # c = f * c_prev + i * g: to the pre-activations of i, f and g
+            _sigmoid_grad(torch.mul(dc, g, out=tmp), i, out=di)
+            _sigmoid_grad(torch.mul(dc, c_prev, out=tmp), f, out=df)
+            torch.ops.aten.tanh_backward.grad_input(torch.mul(dc, i, out=tmp), g, grad_input=dg)
+            dc = dc * f
+            dc.addcmul_(di, p_i).addcmul_(df, p_f)
             dh = back(d_pre[t])  # (B, H)
         h_prev = torch.cat([h0[None], hs[:-1]])  # (T, B, H)
         c_prev_all = torch.cat([c0[None], cs[:-1]])
