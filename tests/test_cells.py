@@ -322,3 +322,23 @@ def test_two_peephole_ranks_follow_one_process(corpus_file: Path, tmp_path: Path
     for key, row in two.items():
         assert row["train_loss"] == pytest.approx(one[key]["train_loss"], rel=1e-5), key
     _assert_same_weights(straight, split)
+
+
+def test_gradient_flow_steps_the_peephole_model_as_it_runs() -> None:
+    from charlm.gradflow import FlowConfig, _cells, measure
+
+    model = random_peephole()
+    ids = np.random.default_rng(3).integers(0, 23, size=(2, 9))
+    x = model.embed(torch.as_tensor(ids))
+    with torch.no_grad():
+        expected, _ = model.rnn(x)
+        state = [(torch.zeros(2, 16, dtype=torch.float64),) * 2 for _ in range(2)]
+        for t in range(9):  # the cells inspect gradients steps, one layer at a time
+            inp = x[:, t].double()
+            for k, cell in enumerate(_cells(model)):
+                state[k] = cell(inp, state[k])
+                inp = state[k][0]
+            np.testing.assert_allclose(inp.numpy(), expected[:, t].numpy(), atol=1e-5)
+    flow = measure(model, ids.reshape(-1), FlowConfig(max_lag=4, positions=2, carry_in=3), "p")
+    assert {(c.state, c.layer) for c in flow.curves} == {("h", 0), ("c", 0), ("h", 1), ("c", 1)}
+    assert flow.kind == "peephole" and flow.curve("c").mean_norm[0] > 0

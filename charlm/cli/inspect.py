@@ -86,7 +86,8 @@ def gradients(
         str,
         typer.Option(
             metavar="MODELS",
-            help="Fresh models of the same size beside it: a list of rnn,gru,lstm or none.",
+            help="Fresh models of the same size beside it: a list of rnn,gru,lstm,peephole "
+            "or none.",
         ),
     ] = "rnn,gru,lstm",
     init_scale: Annotated[
