@@ -264,8 +264,11 @@ class PeepholeCell(nn.Module):
         for p in self.parameters():
             nn.init.uniform_(p, -bound, bound)
 
-    def forward(self, x: torch.Tensor, state: PeepholeState) -> PeepholeState:
-        """x (B, I), (h, c) each (B, H) -> the new (h, c)."""
+    def forward(self, x: torch.Tensor, state: PeepholeState | None = None) -> PeepholeState:
+        """x (B, I), (h, c) each (B, H) (zeros when None, as for nn.LSTMCell) -> the new (h, c)."""
+        if state is None:
+            zeros = x.new_zeros(x.size(0), self.weight_hh.size(1))
+            state = (zeros, zeros)
         h, c = state
         pre = F.linear(x, self.weight_ih, self.bias_ih) + F.linear(h, self.weight_hh, self.bias_hh)
         a_i, a_f, a_g, a_o = pre.chunk(4, 1)
