@@ -15,7 +15,9 @@ from typing import Any
 from charlm.errors import ConfigError
 from charlm.pretokenised import WORD_SPLITS
 
-MODELS = ("lstm", "gru", "rnn", "jordan", "esn")
+MODELS = ("lstm", "gru", "rnn", "peephole", "jordan", "esn")
+# Cells with an LSTM's gates and (h, c) state: --forget-bias and --input-bias apply to these.
+LSTM_TYPES = ("lstm", "peephole")
 TOKENIZERS = ("char", "word", "sentencepiece")
 TOKEN_CACHE = ("auto", "always", "never")
 OPTIMIZERS = ("adamw", "sgd")
@@ -54,7 +56,8 @@ def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
 class ModelConfig:
     """The network: embedding, a stack of recurrent layers, a linear decoder."""
 
-    # lstm (with forget gate), gru, rnn (Elman, tanh), or esn (echo-state: charlm.esn)
+    # lstm (with forget gate), gru, rnn (Elman, tanh), peephole (LSTM whose gates see c),
+    # jordan (charlm.jordan) or esn (echo-state: charlm.esn)
     model: str = "lstm"
     vocab_size: int = 0  # filled in from the tokenizer
     embed_size: int = 64
@@ -68,8 +71,15 @@ class ModelConfig:
     jordan_decay: float = 0.0
     spectral_radius: float = 0.9  # esn: the largest |eigenvalue| of each fixed reservoir
 
+    # LSTM-type cells' starting gate biases. Forget 1 (Gers et al. 2000): the cell keeps its
+    # memory until it learns to forget. Input below 0 (the lectures' -1) makes writing to the
+    # cell something it learns to do.
+    forget_bias: float = 1.0
+    input_bias: float = 0.0
+
     def __post_init__(self) -> None:
         _choice("model", self.model, MODELS)
+        self._check_gate_biases()
         for name in ("embed_size", "hidden_size", "num_layers", "spectral_radius"):
             _positive(name, getattr(self, name))
         if self.model == "esn" and self.tie_weights:
@@ -103,6 +113,17 @@ class ModelConfig:
                 f"--jordan-decay applies to --model jordan only (got --model {self.model}): "
                 "drop --jordan-decay or add --model jordan"
             )
+
+    def _check_gate_biases(self) -> None:
+        defaults = {"forget_bias": 1.0, "input_bias": 0.0}
+        for name, default in defaults.items():
+            _finite(name, getattr(self, name))
+            if self.model not in LSTM_TYPES and getattr(self, name) != default:
+                option = "--" + name.replace("_", "-")
+                raise ConfigError(
+                    f"{option} sets an LSTM gate and --model {self.model} has none: drop "
+                    f"{option} or use --model {' or '.join(LSTM_TYPES)}"
+                )
 
 
 @dataclass

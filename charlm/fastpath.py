@@ -1,4 +1,5 @@
-"""The NumPy fast path: LSTM, GRU, Elman RNN and Jordan layers stepped with preallocated buffers.
+"""The NumPy fast path: LSTM, GRU, Elman RNN, peephole LSTM and Jordan layers stepped with
+preallocated buffers.
 
 Calling ``nn.LSTM`` on one step costs 0.4 to 2 ms on a CPU (more with two threads or a busy
 host), nearly all of it per-call overhead. ``NumpyCells`` does the layers' arithmetic with
@@ -20,8 +21,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from charlm.config import LSTM_TYPES
 from charlm.jordan import JordanStack
 from charlm.model import RNNLM, Hidden, hidden_arrays
+from charlm.peephole import PeepholeLSTM
 
 F32 = np.float32
 
@@ -30,25 +33,35 @@ GATES = {
     "lstm": ("input", "forget", "output", "candidate"),  # sigmoid, sigmoid, sigmoid, tanh
     "gru": ("reset", "update", "candidate"),  # sigmoid, sigmoid, tanh
     "rnn": ("pre",),  # the pre-activation W_ih x + b_ih + W_hh h + b_hh
+    "peephole": ("input", "forget", "output", "candidate"),  # as the LSTM's
     "jordan": (),  # no gates: its recorded state is h (see NumpyJordanStepper)
 }
+_KINDS: dict[type, str] = {nn.LSTM: "lstm", nn.GRU: "gru", nn.RNN: "rnn", PeepholeLSTM: "peephole"}
 
 
 @dataclass
 class StepStates:
     """What the recurrent layers computed on the last step: per layer, (B, H) float32 copies."""
 
-    kind: str  # lstm, gru, rnn or jordan
+    kind: str  # lstm, gru, rnn, peephole or jordan
     h: list[np.ndarray]  # hidden state of each layer
-    c: list[np.ndarray]  # LSTM cell state of each layer; empty for GRU and RNN
+    c: list[np.ndarray]  # LSTM (and peephole) cell state of each layer; empty for GRU and RNN
     gates: dict[str, list[np.ndarray]]  # gate name (GATES[kind]) -> one array per layer
 
 
+def cell_kind(model: nn.Module) -> str:
+    """lstm, gru, rnn, peephole or jordan: which cells the model's recurrent stack is made of
+    (an echo-state network's are rnn)."""
+    if isinstance(model.rnn, JordanStack):
+        return "jordan"
+    return _KINDS[type(model.rnn)]
+
+
 def supports_cells(model: nn.Module) -> bool:
-    """An embedding under a stack of unidirectional LSTM/GRU/RNN layers with biases."""
+    """An embedding under a stack of unidirectional LSTM/GRU/RNN/peephole layers with biases."""
     rnn = getattr(model, "rnn", None)
     return (
-        type(rnn) in (nn.LSTM, nn.GRU, nn.RNN)
+        type(rnn) in _KINDS
         and type(getattr(model, "embed", None)) is nn.Embedding
         and rnn.bias
         and not rnn.bidirectional
@@ -63,7 +76,7 @@ def supports_fast_path(model: nn.Module) -> bool:
 
 
 class NumpyCells:
-    """The recurrent layers of an LSTM, GRU or tanh/ReLU RNN model, one step per call.
+    """The recurrent layers of an LSTM, GRU, tanh/ReLU RNN or peephole model, one step per call.
 
     State per layer l lives in ``xh[l]`` = [input | hidden] (B, I + H), so an upper layer's
     gates are one matrix product; each layer writes its new hidden state straight into its
@@ -72,7 +85,7 @@ class NumpyCells:
 
     def __init__(self, model: RNNLM, record: bool = False) -> None:
         rnn = model.rnn
-        self.kind = {nn.LSTM: "lstm", nn.GRU: "gru", nn.RNN: "rnn"}[type(rnn)]
+        self.kind = cell_kind(model)
         self.relu = self.kind == "rnn" and rnn.nonlinearity == "relu"
         self.record = record
         self.L, self.H = rnn.num_layers, rnn.hidden_size
@@ -90,6 +103,12 @@ class NumpyCells:
                 w, b = w[w_ih.shape[1] :], np.zeros_like(b)
             self.W.append(np.ascontiguousarray(w, dtype=F32))
             self.b.append(b.astype(F32))
+        # Peephole weights (i, f, o) per layer, halved as the sigmoid gates' inputs are.
+        self.peep = [
+            (0.5 * p[f"weight_peep_l{layer}"]).astype(F32)
+            for layer in range(self.L)
+            if self.kind == "peephole"
+        ]
 
     def _prepare(
         self, w_ih: np.ndarray, w_hh: np.ndarray, b_ih: np.ndarray, b_hh: np.ndarray
@@ -107,7 +126,7 @@ class NumpyCells:
             b = np.concatenate([b_ih[: 2 * H] + b_hh[: 2 * H], b_ih[2 * H :], b_hh[2 * H :]])
             return w, b
         w, b = np.concatenate([w_ih.T, w_hh.T]), b_ih + b_hh
-        if self.kind == "lstm":
+        if self.kind in LSTM_TYPES:
             # Gates (i, f, g, o) reordered to (i, f, o, g), and the sigmoid gates halved:
             # sigmoid(x) = (tanh(x / 2) + 1) / 2, so one tanh covers all four gates.
             # Halving is exact in binary floating point.
@@ -125,7 +144,7 @@ class NumpyCells:
             self.xh[k][:, -H:] = states[0][k]
             if k > 0:
                 self.xh[k][:, :H] = states[0][k - 1]
-        self.c = [states[1][k].copy() for k in range(L)] if self.kind == "lstm" else []
+        self.c = [states[1][k].copy() for k in range(L)] if self.kind in LSTM_TYPES else []
         G = self.W[0].shape[1]
         self.g, self.tmp = np.empty((B, G), F32), np.empty((B, G), F32)
         self.t = np.empty((B, H), F32)
@@ -168,7 +187,7 @@ class NumpyCells:
     def write_states(self, out: dict[str, np.ndarray], row: int) -> None:
         """Write stream 0's h, c and gates after the last step into ``out[name][row]``.
 
-        ``out`` maps "h", "c" (LSTM) and each gate name to a (rows, L, H) array. The same
+        ``out`` maps "h", "c" (LSTM, peephole) and each gate name to a (rows, L, H) array. The same
         values as ``states()`` without its per-step copies: recording a long text step by
         step, they were a fifth of the time (22 of 94 us a step for a 1x512 LSTM).
         """
@@ -198,6 +217,8 @@ class NumpyCells:
             np.add(c, t, out=c)
             np.tanh(c, out=t)
             np.multiply(g[:, 2 * H : 3 * H], t, out=h)
+        elif self.kind == "peephole":
+            self._peephole_cell(layer, g, h)
         elif self.kind == "gru":
             rz = g[:, : 2 * H]
             np.negative(rz, out=rz)
@@ -216,6 +237,29 @@ class NumpyCells:
             np.maximum(g, 0.0, out=h)
         else:
             np.tanh(g, out=h)
+
+    def _peephole_cell(self, layer: int, g: np.ndarray, h: np.ndarray) -> None:
+        """The LSTM's step with the peepholes: i and f see c_{t-1}, o sees the new c_t."""
+        H, t, c = self.H, self.t, self.c[layer]
+        p = self.peep[layer]  # (3, H): i, f, o, halved
+        for j in (0, 1):
+            np.multiply(c, p[j], out=t)
+            np.add(g[:, j * H : (j + 1) * H], t, out=g[:, j * H : (j + 1) * H])
+        i_f, o, cand = g[:, : 2 * H], g[:, 2 * H : 3 * H], g[:, 3 * H :]
+        np.tanh(i_f, out=i_f)
+        np.multiply(i_f, 0.5, out=i_f)
+        np.add(i_f, 0.5, out=i_f)
+        np.tanh(cand, out=cand)
+        np.multiply(c, g[:, H : 2 * H], out=c)
+        np.multiply(g[:, :H], cand, out=t)
+        np.add(c, t, out=c)
+        np.multiply(c, p[2], out=t)
+        np.add(o, t, out=o)
+        np.tanh(o, out=o)
+        np.multiply(o, 0.5, out=o)
+        np.add(o, 0.5, out=o)
+        np.tanh(c, out=t)
+        np.multiply(o, t, out=h)
 
 
 class NumpyStepper:

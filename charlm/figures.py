@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from charlm.config import ConfigError
+from charlm.config import LSTM_TYPES, ConfigError
 from charlm.gradflow import VANISHED, Flow
 from charlm.metrics import RunCurves
 
@@ -63,7 +63,7 @@ def gradient_flow_figure(
     for i, flow in enumerate(flows):
         color = colors[i % len(colors)]
         for state, style in (("h", "-"), ("c", "--")):
-            if state == "c" and flow.kind != "lstm":
+            if state == "c" and flow.kind not in LSTM_TYPES:
                 continue
             curve = flow.curve(state)
             label = flow.name if state == "h" else f"{flow.name}: cell c"

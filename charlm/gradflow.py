@@ -23,10 +23,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from charlm.config import ConfigError, ModelConfig
+from charlm.config import LSTM_TYPES, ConfigError, ModelConfig
 from charlm.model import RNNLM
+from charlm.peephole import PeepholeCell
 
-_CELLS = {"lstm": nn.LSTMCell, "gru": nn.GRUCell, "rnn": nn.RNNCell, "esn": nn.RNNCell}
+_CELLS = {
+    "lstm": nn.LSTMCell,
+    "gru": nn.GRUCell,
+    "rnn": nn.RNNCell,
+    "esn": nn.RNNCell,
+    "peephole": PeepholeCell,
+}
 VANISHED = 1e-3  # a curve has "vanished" once it falls below this fraction of its lag-0 value
 
 
@@ -74,7 +81,7 @@ class Flow:
     """The curves of one model, named for display."""
 
     name: str
-    kind: str  # lstm, gru, rnn or jordan
+    kind: str  # lstm, gru, rnn, peephole or jordan
     curves: list[Curve] = field(default_factory=list)
     spectral_radius: float | None = None  # top layer's recurrent matrix; Elman RNN only
 
@@ -107,8 +114,10 @@ def fresh_model(cfg: ModelConfig, kind: str, init_scale: float = 1.0, seed: int 
         decay = cfg.jordan_decay if kind == "jordan" else 0.0
         # An echo-state network keeps its input weights fixed: it never ties them.
         tie = cfg.tie_weights and kind != "esn"
+        # An LSTM's gate biases mean nothing to other cells, which refuse them.
+        biases = {} if kind in LSTM_TYPES else {"forget_bias": 1.0, "input_bias": 0.0}
         replaced = dataclasses.replace(
-            cfg, model=kind, dropout=0.0, jordan_decay=decay, tie_weights=tie
+            cfg, model=kind, dropout=0.0, jordan_decay=decay, tie_weights=tie, **biases
         )
         model = RNNLM(replaced)
     with torch.no_grad():
@@ -274,8 +283,8 @@ def _cells(model: RNNLM) -> list[nn.Module]:
         size_in = cfg.embed_size if layer == 0 else cfg.hidden_size
         cell = _CELLS[cfg.model](size_in, cfg.hidden_size, bias=True)
         with torch.no_grad():
-            for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-                getattr(cell, kind).copy_(getattr(model.rnn, f"{kind}_l{layer}"))
+            for name, p in cell.named_parameters():  # weight_ih, ..., weight_peep (peephole)
+                p.copy_(getattr(model.rnn, f"{name}_l{layer}"))
         cell.requires_grad_(False)
         cells.append(cell.to(next(model.parameters()).device, torch.float64).eval())
     return cells

@@ -1,4 +1,7 @@
-"""The recurrent language model: embedding, a stack of LSTM/GRU/RNN/Jordan layers, a decoder.
+"""The recurrent language model: embedding, a stack of recurrent layers, a decoder.
+
+The layers: LSTM, GRU, Elman RNN (torch's), the peephole LSTM (``charlm.peephole``), the
+Jordan network (``charlm.jordan``).
 
 ``esn`` (the echo-state network) is the tanh RNN with its embedding and recurrent layers
 fixed and random: ``charlm.esn`` draws and freezes them.
@@ -12,12 +15,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from charlm import esn
-from charlm.config import ModelConfig
+from charlm.config import LSTM_TYPES, ModelConfig
 from charlm.jordan import JordanStack
+from charlm.peephole import PeepholeLSTM
 
 Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
-_RNNS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN, "esn": nn.RNN}
+_RNNS: dict[str, type[nn.Module]] = {
+    "lstm": nn.LSTM,
+    "gru": nn.GRU,
+    "rnn": nn.RNN,
+    "peephole": PeepholeLSTM,
+    "esn": nn.RNN,
+}
 ADAPTIVE_MIN_VOCAB = 5000  # from this vocabulary size on, the output layer is adaptive
 
 
@@ -25,7 +35,8 @@ class RNNLM(nn.Module):
     """Token ids (B, T) -> next-token logits (B, T, V), carrying a hidden state.
 
     Uses PyTorch's fused nn.LSTM / nn.GRU / nn.RNN: on a CPU it measured faster than
-    every hand-written or compiled alternative.
+    every hand-written or compiled alternative. The peephole LSTM, which PyTorch lacks, is
+    ``charlm.peephole.PeepholeLSTM``, shaped like nn.LSTM.
     """
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -69,16 +80,18 @@ class RNNLM(nn.Module):
 
     def _init_weights(self) -> None:
         nn.init.normal_(self.embed.weight, std=0.1)
-        if self.cfg.model == "lstm":
-            # Forget-gate bias 1 (Gers et al. 2000): the cell remembers by default.
-            # PyTorch orders the gates (input, forget, cell, output) and adds two biases.
+        if self.cfg.model in LSTM_TYPES:
+            # Forget-gate bias 1 by default (Gers et al. 2000): the cell remembers until it
+            # learns to forget. The gates are ordered (input, forget, cell, output) and there
+            # are two biases: the values go in bias_ih, bias_hh stays 0.
             h = self.cfg.hidden_size
             for name, p in self.rnn.named_parameters():
                 if name.startswith("bias_"):
                     with torch.no_grad():
                         p.zero_()
                         if name.startswith("bias_ih"):
-                            p[h : 2 * h] = 1.0
+                            p[:h] = self.cfg.input_bias
+                            p[h : 2 * h] = self.cfg.forget_bias
         if self.cfg.model == "esn":
             esn.init_reservoir(self.embed, self.rnn, self.cfg.spectral_radius)
 
@@ -180,7 +193,7 @@ class RNNLM(nn.Module):
             return torch.zeros((1, batch_size, self.cfg.vocab_size), device=device)
         shape = (self.cfg.num_layers, batch_size, self.cfg.hidden_size)
         h = torch.zeros(shape, device=device)
-        return (h, torch.zeros(shape, device=device)) if self.cfg.model == "lstm" else h
+        return (h, torch.zeros(shape, device=device)) if self.cfg.model in LSTM_TYPES else h
 
 
 def uses_adaptive_softmax(cfg: ModelConfig) -> bool:

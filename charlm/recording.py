@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch import nn
 
-from charlm.fastpath import GATES
-from charlm.jordan import JordanStack
+from charlm.config import LSTM_TYPES
+from charlm.fastpath import GATES, cell_kind
 from charlm.model import RNNLM
 from charlm.stepping import blas_threads, make_stepper
 
@@ -30,7 +29,7 @@ CHUNK = 1024
 class Recording:
     """Per token t of a text: the network's state after reading tokens 0..t."""
 
-    kind: str  # lstm, gru, rnn or jordan
+    kind: str  # lstm, gru, rnn, peephole or jordan
     ids: np.ndarray  # (T,) token ids
     states: dict[str, np.ndarray]  # "h", "c" (LSTM) and each gate name -> (T, L, H) float32
     log2_prob: np.ndarray  # (T,) log2 p(token t | tokens before it); NaN for t = 0
@@ -57,7 +56,7 @@ class Recording:
 
 def state_names(kind: str) -> tuple[str, ...]:
     """The recorded arrays of a model kind, in the order the inspector lists them."""
-    return ("h", "c", *GATES[kind]) if kind == "lstm" else ("h", *GATES[kind])
+    return ("h", "c", *GATES[kind]) if kind in LSTM_TYPES else ("h", *GATES[kind])
 
 
 @torch.inference_mode()
@@ -69,7 +68,7 @@ def record(model: RNNLM, ids: np.ndarray, top: int = 5) -> Recording:
         raise ValueError("record needs at least one token")
     stepper = make_stepper(model, record=True)
     stepper.start(model.init_hidden(1, next(model.parameters()).device), 1)
-    kind = _kind(model)
+    kind = cell_kind(model)
     states = _allocate(kind, T, model.rnn.num_layers, model.rnn.hidden_size)
     k = min(top, model.embed.num_embeddings)
     log2_prob = np.full(T, np.nan)
@@ -85,10 +84,6 @@ def record(model: RNNLM, ids: np.ndarray, top: int = 5) -> Recording:
                 start = t - t % CHUNK
                 _reduce(scores[: t - start + 1], ids, start, log2_prob, top_ids, top_probs)
     return Recording(kind, ids, states, log2_prob, top_ids, top_probs)
-
-
-def _kind(model: RNNLM) -> str:
-    return {nn.LSTM: "lstm", nn.GRU: "gru", nn.RNN: "rnn", JordanStack: "jordan"}[type(model.rnn)]
 
 
 def _allocate(kind: str, T: int, L: int, H: int) -> dict[str, np.ndarray]:

@@ -18,6 +18,7 @@ SIGMOID_GATES = {
     "lstm": ("input", "forget", "output"),
     "gru": ("reset", "update"),
     "rnn": (),
+    "peephole": ("input", "forget", "output"),
     "jordan": (),
 }
 

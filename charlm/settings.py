@@ -22,6 +22,8 @@ FIELDS: dict[str, tuple[str, str]] = {
     "dropout": ("model", "dropout"),
     "tie_weights": ("model", "tie_weights"),
     "jordan_decay": ("model", "jordan_decay"),
+    "forget_bias": ("model", "forget_bias"),
+    "input_bias": ("model", "input_bias"),
     "tokenizer": ("data", "tokenizer"),
     "encoding": ("data", "encoding"),
     "val_frac": ("data", "val_frac"),

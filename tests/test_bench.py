@@ -41,6 +41,17 @@ def test_both_loops_time_exactly_the_steps_after_warm_up(rate, monkeypatch) -> N
     assert rate(shape, steps, 1) == steps * shape.batch * shape.bptt
 
 
+@pytest.mark.parametrize("kind", training.CELLS)
+def test_a_cell_row_times_both_cells_through_charlm(kind, monkeypatch) -> None:
+    monkeypatch.setattr(training, "time", _TickClock())
+    shape = Shape(1, 8, 8, 4, steps=2)
+    row = training.compare_cell(kind, shape, threads=1, reps=2, steps=2)
+    tokens = 2 * shape.batch * shape.bptt  # per run, with a clock ticking once per reading
+    assert row["runs"] == {kind: [tokens] * 2, "lstm": [tokens] * 2}
+    assert row["ratio"] == 1.0 and row["paired_ratios"] == "1.00, 1.00"
+    assert "| config | model | threads | model_tok_s |" in "\n".join(report.table([row]))
+
+
 def test_markdown_renders_rows_and_scalars_and_skips_nested_values() -> None:
     host = {"date": "today", "cpu": "cpu", "cores": 2, "torch": "2", "load_average_1min": 0.1}
     sections = {
@@ -87,12 +98,3 @@ def test_ngram_child_fits_scores_and_reports_its_memory(tmp_path: Path) -> None:
     assert result["val_bpc"]["3"] < result["val_bpc"]["1"]  # a repeated line is predictable
     assert result["peak_rss_mb"] >= result["rss_before_fit_mb"] > 0
     assert result["cache_mb"] > 0
-
-
-def test_a_cell_row_times_the_cell_and_the_lstm_through_the_same_path(monkeypatch) -> None:
-    monkeypatch.setattr(training, "time", _TickClock())
-    shape = Shape(1, 16, 8, 4, steps=2)
-    row = training.compare_cell("jordan", shape, threads=1, reps=2, steps=2)
-    assert row["model"] == "jordan" and row["ratio"] == 1.0  # equal tokens on a fair clock
-    assert row["model_tok_s"] == row["lstm_tok_s"] == 2 * shape.batch * shape.bptt
-    assert len(row["runs"]["jordan"]) == len(row["runs"]["lstm"]) == 2

@@ -124,6 +124,8 @@ BREAKS: dict[str, list[tuple[str, list[str]]]] = {
         ("--spectral-radius", POSITIVE_REALS),
         ("--state-penalty", ["-1", *REALS]),
         ("--state-penalty-kind", ["l2", ""]),
+        ("--forget-bias", REALS),
+        ("--input-bias", REALS),
     ],
     "sample": [("{ckpt}", IN_PATHS), ("--prime-file", IN_PATHS), *GENERATION],
     "prime": [

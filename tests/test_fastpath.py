@@ -37,7 +37,7 @@ def reference(model: RNNLM, ids: np.ndarray) -> np.ndarray:
     return log_probs.numpy()
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn", "esn"])
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn", "peephole", "esn"])
 @pytest.mark.parametrize("layers", [1, 3])
 def test_numpy_step_matches_the_model(kind: str, layers: int) -> None:
     model = random_model(kind, layers)
@@ -50,7 +50,7 @@ def test_numpy_step_matches_the_model(kind: str, layers: int) -> None:
         np.testing.assert_allclose(got, expected[:, t], atol=2e-5, rtol=0)
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn", "esn"])
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn", "peephole", "esn"])
 def test_numpy_step_continues_from_a_primed_state(kind: str) -> None:
     model = random_model(kind)
     ids = np.random.default_rng(2).integers(0, V, size=30)

@@ -69,7 +69,7 @@ def test_gradient_vectors_not_only_norms_match() -> None:
         np.testing.assert_allclose(grads[8 - k].numpy(), g, rtol=1e-4, atol=1e-7)
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn", "peephole"])
 def test_cells_reproduce_the_fused_stacked_rnn(kind: str) -> None:
     cfg = ModelConfig(model=kind, vocab_size=7, embed_size=4, hidden_size=6, num_layers=2)
     model = fresh_model(cfg, kind, seed=4)

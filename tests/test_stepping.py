@@ -114,7 +114,7 @@ def test_recording_an_adaptive_softmax_model() -> None:
         np.testing.assert_allclose(stepper.states().h[1], hs[1][:, t].numpy(), **TOL)
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("kind", ["lstm", "gru", "peephole"])
 def test_recording_leaves_the_scores_alone(kind: str) -> None:
     model = random_model(kind)
     ids = np.random.default_rng(2).integers(0, V, size=(3, 12))

@@ -27,7 +27,7 @@ from charlm.cli.common import (
     write_json,
 )
 from charlm.cli.inspect_units import surprisal, units
-from charlm.config import MODELS, ConfigError, check_seed
+from charlm.config import LSTM_TYPES, MODELS, ConfigError, check_seed
 from charlm.dataset import split_text
 from charlm.figures import check_output, gradient_flow_figure
 from charlm.gradflow import Flow, FlowConfig, check_length, fresh_model, measure
@@ -86,7 +86,8 @@ def gradients(
         str,
         typer.Option(
             metavar="MODELS",
-            help="Fresh models of the same size beside it: a list of rnn,gru,lstm,jordan or none.",
+            help="Fresh models of the same size beside it: a list of rnn,gru,lstm,peephole,"
+            "jordan or none.",
         ),
     ] = "rnn,gru,lstm",
     init_scale: Annotated[
@@ -230,7 +231,7 @@ def _table(flows: list[Flow], max_lag: int) -> Table:
         table.add_column(f"k={k}", justify="right", no_wrap=True)
     table.add_column("< 1e-3 x k=0 at", justify="right")
     for flow in flows:
-        for state in ("h", "c") if flow.kind == "lstm" else ("h",):
+        for state in ("h", "c") if flow.kind in LSTM_TYPES else ("h",):
             curve = flow.curve(state)
             at = curve.vanished_at()
             cells = [_figure(curve.mean_norm[k]) for k in lags]

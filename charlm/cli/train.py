@@ -159,8 +159,8 @@ def train(
         str | None,
         typer.Option(
             metavar="MODEL",
-            help="lstm, gru, rnn (Elman, tanh), jordan, or esn (echo-state: a fixed "
-            "random reservoir, only the read-out trained).",
+            help="lstm, gru, rnn (Elman, tanh), peephole (LSTM, gates see c), jordan, "
+            "or esn (echo-state: a fixed random reservoir, only the read-out trained).",
         ),
     ] = None,
     layers: Annotated[
@@ -189,6 +189,14 @@ def train(
     jordan_decay: Annotated[
         float | None,
         typer.Option(metavar="MU", help="jordan: context kept per step, in [0, 1) [default: 0]."),
+    ] = None,
+    forget_bias: Annotated[
+        float | None,
+        typer.Option(metavar="B", help="lstm, peephole: forget-gate bias at start [default: 1]."),
+    ] = None,
+    input_bias: Annotated[
+        float | None,
+        typer.Option(metavar="B", help="lstm, peephole: input-gate bias at start [default: 0]."),
     ] = None,
     tokenizer: Annotated[
         str | None, typer.Option(metavar="KIND", help="char, word or sentencepiece.")
