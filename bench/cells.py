@@ -12,6 +12,7 @@ A row takes 10 minutes, so the section can be run in pieces: finished rows are k
 bench/results/cells.json (the 20-second rows apart from the 10-minute ones) and a run does
 only the rows it does not hold. Environment variables choose what runs:
   CHARLM_BENCH_CELLS=lstm,gru  only these models (default: every model in charlm.config.MODELS)
+  CHARLM_BENCH_ROWS=lstm,gru+penalty  only these rows, by name (a model, or model+penalty)
   CHARLM_BENCH_JOBS=2          rows run concurrently (default 1; each row uses one thread)
   CHARLM_BENCH_FRESH=1         run the chosen rows again even when held
 """
@@ -159,6 +160,12 @@ def chosen_models() -> list[str]:
     return names or list(MODELS)
 
 
+def chosen_row(name: str) -> bool:
+    """Whether CHARLM_BENCH_ROWS (row names, comma-separated; unset: every row) names it."""
+    names = {n.strip() for n in os.environ.get("CHARLM_BENCH_ROWS", "").split(",") if n.strip()}
+    return not names or name in names
+
+
 def load(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
@@ -173,7 +180,8 @@ def run(
     key, budget = ROWS_KEY[quick], BUDGET[quick]
     done = {r["row"]: r for r in held.get(key, [])}
     fresh = os.environ.get("CHARLM_BENCH_FRESH") == "1"
-    todo = [r for r in plan(default_model(vocab), chosen_models()) if fresh or r["row"] not in done]
+    rows = [r for r in plan(default_model(vocab), chosen_models()) if chosen_row(r["row"])]
+    todo = [r for r in rows if fresh or r["row"] not in done]
 
     lock = threading.Lock()
 

@@ -114,3 +114,12 @@ def test_an_unknown_model_name_is_refused(monkeypatch) -> None:
     monkeypatch.setenv("CHARLM_BENCH_CELLS", "lstm,transformer")
     with pytest.raises(ValueError, match="transformer"):
         cells.chosen_models()
+
+
+def test_rows_can_be_picked_by_name(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(cells, "default_model", lambda vocab: BASE)
+    fake = FakeTrain()
+    monkeypatch.setenv("CHARLM_BENCH_CELLS", "gru,lstm")
+    monkeypatch.setenv("CHARLM_BENCH_ROWS", "lstm,gru+penalty")
+    cells.run(results=tmp_path, runner=fake)
+    assert sorted(fake.ran) == [("gru+penalty", "10m"), ("lstm", "10m")]
