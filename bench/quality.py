@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench.cells import summary
+
 CORPUS = (
     Path(__file__).resolve().parents[2] / "shared" / "corpora" / "tinyshakespeare" / "input.txt"
 )
@@ -39,13 +41,7 @@ def train_once(preset: str, threads: int) -> dict[str, Any]:
         if proc.returncode != 0:
             return {"error": proc.stderr.strip().splitlines()[-1:]}
         rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    evals = [r for r in rows if "val_loss" in r]
-    best = min(evals, key=lambda r: r["val_loss"])
-    return {
-        "val_nats_per_char": round(best["val_loss"], 4),
-        "val_bits_per_char": round(best["val_bpc"], 4),
-        "at_step": best["step"],
-        "steps": rows[-1]["step"],
+    return summary(rows) | {
         "chars_seen": rows[-1]["tokens_seen"],
         "minutes": round(rows[-1]["elapsed"] / 60, 2),
     }

@@ -164,23 +164,28 @@ class TrainReporter:
         )
 
 
+def erased_bar(label: str, console: Console) -> Progress:
+    """A bar with its share and time left, erased when done. It never redirects stdout: the
+    data (JSON, a prepared corpus) may be going there."""
+    return Progress(
+        TextColumn(label),
+        BarColumn(bar_width=30),
+        TaskProgressColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        redirect_stdout=False,
+        redirect_stderr=False,
+        transient=True,
+    )
+
+
 class ScoringProgress:
     """evaluate's bar on stderr (a terminal only), one file at a time; erased at the end."""
 
     def __init__(self, console: Console, live: bool) -> None:
         self._progress: Progress | None = None
         if live:
-            # redirect_stdout=False: the JSON on stdout must never be diverted.
-            self._progress = Progress(
-                TextColumn("scoring {task.description}"),
-                BarColumn(bar_width=30),
-                TaskProgressColumn(),
-                TimeRemainingColumn(),
-                console=console,
-                redirect_stdout=False,
-                redirect_stderr=False,
-                transient=True,
-            )
+            self._progress = erased_bar("scoring {task.description}", console)
 
     def __enter__(self) -> ScoringProgress:
         if self._progress is not None:
@@ -218,17 +223,7 @@ class CountProgress:
         self._progress: Progress | None = None
         self._task: TaskID | None = None
         if live:
-            # redirect_stdout=False: the data may be going to stdout.
-            self._progress = Progress(
-                TextColumn(label),
-                BarColumn(bar_width=30),
-                TaskProgressColumn(),
-                TimeRemainingColumn(),
-                console=console,
-                redirect_stdout=False,
-                redirect_stderr=False,
-                transient=True,
-            )
+            self._progress = erased_bar(label, console)
 
     def __enter__(self) -> CountProgress:
         if self._progress is not None:
