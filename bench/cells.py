@@ -74,7 +74,9 @@ def matched_hidden_size(base: ModelConfig, model: str, target: int) -> int:
     """
     totals = [counts(base, model, h)[1] for h in PROBE_SIZES]
     a, b, c = np.polyfit(PROBE_SIZES, totals, 2)
-    roots = np.roots([a, b, c - target]) if a else np.array([(target - c) / b])
+    # A count linear in H (the Jordan network: no H x H matrix) fits a as noise, not 0.
+    quadratic = abs(a) > 1e-9 * abs(b)
+    roots = np.roots([a, b, c - target]) if quadratic else np.array([(target - c) / b])
     hidden = max(1, round(max(r.real for r in roots)))
     total = counts(base, model, hidden)[1]
     if abs(total - target) > MATCH * target:

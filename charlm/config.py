@@ -213,6 +213,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("state_penalty_kind", self.state_penalty_kind, STATE_PENALTIES)
+        if self.state_penalty == 0 and self.state_penalty_kind != "norm":
+            raise ConfigError(
+                f"--state-penalty-kind {self.state_penalty_kind} needs --state-penalty BETA "
+                "above 0: add one, or drop --state-penalty-kind"
+            )
         _choice("amp", self.amp, ("off", "bf16", "fp16"))
         _choice("schedule", self.schedule, SCHEDULES)
         for name in (

@@ -81,9 +81,9 @@ class Flow:
     """The curves of one model, named for display."""
 
     name: str
-    kind: str  # lstm, gru, rnn, peephole or jordan
+    kind: str  # lstm, gru, rnn, peephole, jordan or esn
     curves: list[Curve] = field(default_factory=list)
-    spectral_radius: float | None = None  # top layer's recurrent matrix; Elman RNN only
+    spectral_radius: float | None = None  # top layer's recurrent matrix; Elman RNN and ESN
 
     def curve(self, state: str = "h", layer: int = -1) -> Curve:
         layers = sorted({c.layer for c in self.curves})

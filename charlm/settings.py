@@ -126,6 +126,7 @@ def resolve_config(preset: str | None, given: dict[str, Any]) -> tuple[RunConfig
         values.setdefault(section, {})[name] = value
     notes += _follow_tied_sizes(values.setdefault("model", {}), given)
     notes += _esn_options(values["model"], given)
+    _jordan_penalty(values["model"], values.setdefault("train", {}))
     notes += _repeatable_bounds(preset, given, values.setdefault("train", {}))
     try:
         return RunConfig.from_dict(values), notes
@@ -162,6 +163,16 @@ def _esn_options(model: dict[str, Any], given: dict[str, Any]) -> list[str]:
         return []
     model["tie_weights"] = False
     return ["--model esn keeps its input weights fixed: the preset's tied weights are untied"]
+
+
+def _jordan_penalty(model: dict[str, Any], train: dict[str, Any]) -> None:
+    """The Jordan network's loop hands out its top states after its own dropout: a state
+    penalty there would measure the dropout masks, so the two do not combine."""
+    if model.get("model") == "jordan" and model.get("dropout") and train.get("state_penalty"):
+        raise ConfigError(
+            "--state-penalty with --model jordan needs --dropout 0 (the Jordan network's states "
+            "come out of its loop after dropout): drop one of them"
+        )
 
 
 def _value(option: str, typed: Any) -> Any:

@@ -96,7 +96,9 @@ class TorchStepper:
 
     def __init__(self, model: RNNLM, record: bool = False) -> None:
         if record and not supports_cells(model):
-            raise ValueError("states can be recorded only for LSTM, GRU and RNN layers")
+            raise ValueError(
+                "the NumPy steps that record states do not reproduce this model's layers"
+            )
         self.model = model.eval()
         self.device = next(model.parameters()).device
         self.hidden: Hidden | None = None

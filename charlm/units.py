@@ -41,7 +41,9 @@ class Space:
 
     @classmethod
     def of_model(cls, cfg: ModelConfig) -> Space:
-        return cls(state_names(cfg.model), cfg.num_layers, cfg.hidden_size)
+        # An echo-state network is the Elman RNN frozen: its recorded arrays are the RNN's.
+        kind = "rnn" if cfg.model == "esn" else cfg.model
+        return cls(state_names(kind), cfg.num_layers, cfg.hidden_size)
 
     @classmethod
     def of_recording(cls, rec: Recording) -> Space:

@@ -194,4 +194,4 @@ def test_a_feature_that_never_varies_and_an_unrecordable_model_are_one_line(
 
     monkeypatch.setattr("charlm.cli.inspect_units.record", refuse)
     line = _one_error_line(_run("inspect", "surprisal", str(trained_run), TEXT))
-    assert "cannot record states" in line and "only LSTM, GRU and RNN" in line
+    assert "cannot record states" in line and "charlm inspects the cells it trains" in line

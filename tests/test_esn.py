@@ -22,6 +22,7 @@ from charlm.model import RNNLM, count_parameters
 from charlm.runsetup import new_trainer
 from charlm.settings import resolve_config
 from charlm.stepping import make_stepper
+from charlm.units import Space
 from tests.conftest import MICRO_ARGS, micro_config
 
 
@@ -138,3 +139,9 @@ def test_esn_options_are_checked() -> None:
     assert not config.model.tie_weights and any("untied" in n for n in notes)
     cfg = resolve_config(None, {"model": "esn", "spectral_radius": 1.2})[0]
     assert replace(cfg.model, vocab_size=5).spectral_radius == 1.2
+
+
+def test_inspect_units_names_an_esn_unit_as_the_elman_rnn_s() -> None:
+    # The unit names are checked against the config before recording: an ESN's are the RNN's.
+    space = Space.of_model(ModelConfig(model="esn", vocab_size=5, hidden_size=8))
+    assert space.names == ("h", "pre")

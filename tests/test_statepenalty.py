@@ -90,3 +90,20 @@ def test_the_penalty_is_logged_apart_and_kept_on_resume(corpus_file: Path, tmp_p
     steps = [r for r in rows if "grad_norm" in r]
     assert steps[-1]["step"] == 12 and all(r["state_penalty"] > 0 for r in steps)
     assert all("state_penalty" not in r for r in rows if "val_loss" in r)
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--state-penalty-kind", "diff"], "needs --state-penalty BETA above 0"),
+        (["--model", "jordan", "--dropout", "0.2", "--state-penalty", "0.1"], "needs --dropout 0"),
+    ],
+)
+def test_a_penalty_setting_that_would_do_nothing_or_the_wrong_thing_is_one_line(
+    corpus_file: Path, tmp_path: Path, args: list[str], words: str
+) -> None:
+    result = CliRunner().invoke(
+        app, ["train", str(corpus_file), "--out", str(tmp_path / "run"), *args]
+    )
+    assert result.exit_code != 0 and words in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()

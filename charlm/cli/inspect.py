@@ -87,7 +87,7 @@ def gradients(
         typer.Option(
             metavar="MODELS",
             help="Fresh models of the same size beside it: a list of rnn,gru,lstm,peephole,"
-            "jordan or none.",
+            "jordan,esn or none.",
         ),
     ] = "rnn,gru,lstm",
     init_scale: Annotated[

@@ -253,7 +253,8 @@ def _inspect(
         rec = record(lm.model, ids)
     except ValueError as e:  # a model the recording cells do not reproduce
         raise InputError(
-            f"{lm.path}: {e}; only LSTM, GRU and RNN models can be inspected"
+            f"{lm.path}: {e}; charlm inspects the cells it trains (--model lstm, gru, rnn, "
+            "peephole, jordan, esn) as charlm builds them"
         ) from None
     vocab = [lm.tokenizer.decode([i]) for i in range(lm.tokenizer.vocab_size)]
     return Inspected(lm, text, rec, vocab, chosen)
@@ -283,7 +284,10 @@ def _rank(rec: Recording, f: np.ndarray, label: str) -> list[Match]:
     return rank_units(rec.states, f)
 
 
-_NAMES = {"rnn": "Elman RNN (rnn)", "jordan": "Jordan network (jordan)"}  # the gateless kinds
+_NAMES = {  # the gateless kinds
+    "rnn": "Elman RNN (rnn) or echo-state network (esn)",
+    "jordan": "Jordan network (jordan)",
+}
 
 
 def _show_saturation(sats: list, kind: str) -> None:
