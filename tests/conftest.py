@@ -76,3 +76,28 @@ def trained_run(tmp_path: Path, corpus_file: Path) -> Path:
     result = CliRunner().invoke(app, ["train", str(corpus_file), "--out", str(out), *MICRO_ARGS])
     assert result.exit_code == 0, result.output
     return out
+
+
+def straight_and_resumed(make, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A run made by ``make(run_dir)`` trained straight through in ``tmp_path/a``, and the same
+    run stopped a few steps into its second half in ``tmp_path/b``, then resumed to the end.
+
+    Returns (straight, resumed, a's and b's latest weights): an exact resume makes them equal.
+    """
+    from charlm import checkpoint as ckpt_io
+    from charlm.runsetup import resume_trainer
+
+    straight = make(tmp_path / "a")
+    total = straight.total_steps()
+    straight.run()
+    stopped = make(tmp_path / "b")
+
+    def stop_midway(e: object) -> None:
+        if getattr(e, "step", None) == total // 2 + 3:
+            stopped.stop_requested = True
+
+    assert stopped.run(stop_midway).reason == "interrupted"
+    resumed, _ = resume_trainer(tmp_path / "b")
+    assert resumed.run().reason == "epochs"
+    weights = [ckpt_io.load(tmp_path / run / ckpt_io.LATEST).model for run in ("a", "b")]
+    return straight, resumed, weights[0], weights[1]

@@ -12,18 +12,16 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from charlm import checkpoint as ckpt_io
 from charlm.cli import app
 from charlm.config import ConfigError, ModelConfig
 from charlm.dataset import read_corpus
-from charlm.events import StepEvent
 from charlm.fastpath import NumpyStepper
 from charlm.model import RNNLM
 from charlm.peephole import PeepholeLSTM
-from charlm.runsetup import new_trainer, resume_trainer
+from charlm.runsetup import new_trainer
 from charlm.stepping import make_stepper, run_prime
 from charlm.train import Trainer
-from tests.conftest import micro_config
+from tests.conftest import micro_config, straight_and_resumed
 
 runner = CliRunner()
 
@@ -251,20 +249,7 @@ def test_peephole_run_resumes_exactly(corpus_file: Path, tmp_path: Path) -> None
         config = micro_config("peephole", epochs=2, max_steps=None, eval_every=7)
         return new_trainer(config, read_corpus(str(corpus_file)), run_dir, seed=5)[0]
 
-    straight = trainer(tmp_path / "a")
-    total = straight.total_steps()
-    straight.run()
-    stopped = trainer(tmp_path / "b")
-
-    def stop_midway(e: object) -> None:
-        if isinstance(e, StepEvent) and e.step == total // 2 + 3:
-            stopped.stop_requested = True
-
-    assert stopped.run(stop_midway).reason == "interrupted"
-    resumed, _ = resume_trainer(tmp_path / "b")
-    assert resumed.run().reason == "epochs"
-    a = ckpt_io.load(tmp_path / "a" / ckpt_io.LATEST).model
-    b = ckpt_io.load(tmp_path / "b" / ckpt_io.LATEST).model
+    _, _, a, b = straight_and_resumed(trainer, tmp_path)
     assert any(k.startswith("rnn.weight_peep") for k in a)
     assert all(torch.equal(a[k], b[k]) for k in a)
 

@@ -20,9 +20,9 @@ from charlm.dataset import read_corpus
 from charlm.fastpath import NumpyJordanStepper
 from charlm.gradflow import jordan_state_gradients
 from charlm.model import RNNLM
-from charlm.runsetup import new_trainer, resume_trainer
+from charlm.runsetup import new_trainer
 from charlm.stepping import make_stepper, run_prime
-from tests.conftest import micro_config
+from tests.conftest import micro_config, straight_and_resumed
 
 runner = CliRunner()
 SMALL = ["--batch-size", "4", "--bptt", "16", "--eval-every", "10", "--sample-length", "20"]
@@ -225,20 +225,8 @@ def test_an_interrupted_then_resumed_run_equals_an_uninterrupted_one(
     corpus_file: Path, tmp_path: Path
 ) -> None:
     # Two layers, dropout, resets and a carried context: resume restores all of it exactly.
-    straight = _trainer(corpus_file, tmp_path / "a")
-    total = straight.total_steps()
-    straight.run()
-    stopped = _trainer(corpus_file, tmp_path / "b")
-
-    def stop_midway(e: object) -> None:
-        if getattr(e, "step", None) == total // 2 + 3:
-            stopped.stop_requested = True
-
-    assert stopped.run(stop_midway).reason == "interrupted"
-    resumed, _ = resume_trainer(tmp_path / "b")
-    assert resumed.run().reason == "epochs"
-    a = ckpt_io.load(tmp_path / "a" / ckpt_io.LATEST).model
-    b = ckpt_io.load(tmp_path / "b" / ckpt_io.LATEST).model
+    make = lambda run: _trainer(corpus_file, run)  # noqa: E731
+    straight, resumed, a, b = straight_and_resumed(make, tmp_path)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert resumed.state.best_val == straight.state.best_val
 
