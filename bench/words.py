@@ -52,13 +52,17 @@ def corpus_dir(given: str | None, work: Path) -> Path:
 
 
 def start_charlm(corpus: Path, minutes: float, work: Path, seed: int) -> subprocess.Popen[str]:
-    """charlm at its word defaults on train.txt + valid.txt; valid.txt is its validation split."""
+    """charlm at its word defaults on train.txt + valid.txt; valid.txt is its validation split.
+
+    Epochs unbounded, as for word_language_model: the wall time stops both (on a small corpus
+    the default 20 epochs would otherwise end charlm's run early)."""
     train, valid = (corpus / "train.txt").read_text(), (corpus / "valid.txt").read_text()
     joined = work / "train_valid.txt"
     joined.write_text(train + valid, encoding="utf-8")
     cmd = [sys.executable, "-m", "charlm", "train", str(joined), "--tokenizer", "word",
            "--word-split", "whitespace", "--val-frac", repr(len(valid) / len(train + valid)),
-           "--max-time", f"{minutes * 60:.0f}s", "--threads", "1", "--seed", str(seed),
+           "--max-time", f"{minutes * 60:.0f}s", "--epochs", "100000", "--threads", "1",
+           "--seed", str(seed),
            "--sample-length", "0", "--out", str(work / "charlm"), "--force"]  # fmt: skip
     log = (work / "charlm.log").open("w")
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
@@ -97,8 +101,10 @@ def stop_after(proc: subprocess.Popen[str], seconds: float, grace: float = 900.0
 
 
 def charlm_result(work: Path, corpus: Path) -> dict[str, Any]:
+    # 10 stripes, each carrying its state through the file: word_language_model's test batch.
     cmd = [sys.executable, "-m", "charlm", "evaluate", str(work / "charlm"),
-           str(corpus / "test.txt"), "--json", "--threads", "1", "--quiet"]  # fmt: skip
+           str(corpus / "test.txt"), "--batch-size", "10", "--json", "--threads", "1",
+           "--quiet"]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         return {"error": proc.stderr.strip()[-300:]}

@@ -21,7 +21,7 @@ LSTM_TYPES = ("lstm", "peephole")
 TOKENIZERS = ("char", "word", "sentencepiece")
 TOKEN_CACHE = ("auto", "always", "never")
 OPTIMIZERS = ("adamw", "sgd")
-SCHEDULES = ("cosine", "constant")
+SCHEDULES = ("cosine", "constant", "plateau")
 STATE_PENALTIES = ("norm", "diff")  # charlm.statepenalty
 
 
@@ -179,7 +179,10 @@ class TrainConfig:
     lr: float = 1.2e-2  # high, with warm-up and cosine decay: measured best for 10 minutes
     weight_decay: float = 0.0
     momentum: float = 0.0  # sgd only
-    schedule: str = "cosine"  # decays to lr * min_lr_frac by the end of the run
+    # cosine: decays to lr * min_lr_frac by the end of the run; plateau: lr / 4 after each
+    # evaluation that does not improve on the best (word_language_model's rule), never below
+    # lr * min_lr_frac, so the run need not know its length
+    schedule: str = "cosine"
     warmup_steps: int = 50
     min_lr_frac: float = 0.02
     grad_clip: float = 5.0  # global norm; 0 disables

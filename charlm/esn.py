@@ -89,6 +89,10 @@ def init_reservoir(embed: nn.Embedding, rnn: nn.RNN, radius: float) -> None:
                 torch.from_numpy(rng.normal(0, BIAS_SCALE, rnn.hidden_size))
             )
             getattr(rnn, f"bias_hh_l{layer}").zero_()
-    # Frozen: no gradient, so neither the optimizer nor weight decay ever touches them.
+    freeze(embed, rnn)
+
+
+def freeze(embed: nn.Embedding, rnn: nn.RNN) -> None:
+    """No gradient, so neither the optimizer nor weight decay ever touches them."""
     embed.requires_grad_(False)
     rnn.requires_grad_(False)

@@ -53,7 +53,7 @@ def load_model(
             f"{path}: its tokenizer has {tokenizer.vocab_size} tokens but its model "
             f"{ck.config.model.vocab_size}: the file is damaged; retrain with 'charlm train CORPUS'"
         )
-    model = RNNLM(ck.config.model)
+    model = RNNLM(ck.config.model, loading=True)
     ckpt_io.load_weights(model, ck)
     model.to(resolve_device(device)).eval()
     return LoadedModel(model, tokenizer, ck.config, path, checkpoint is None, ck.state)

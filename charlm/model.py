@@ -39,7 +39,9 @@ class RNNLM(nn.Module):
     ``charlm.peephole.PeepholeLSTM``, shaped like nn.LSTM.
     """
 
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: ModelConfig, *, loading: bool = False) -> None:
+        """``loading``: the weights are about to come from a checkpoint, so the echo-state
+        network's reservoir is frozen but not drawn (its eigendecomposition takes a second)."""
         super().__init__()
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_size)
@@ -76,9 +78,9 @@ class RNNLM(nn.Module):
             self.decoder = nn.Linear(cfg.hidden_size, cfg.vocab_size)
         if cfg.tie_weights:
             self.decoder.weight = self.embed.weight
-        self._init_weights()
+        self._init_weights(loading)
 
-    def _init_weights(self) -> None:
+    def _init_weights(self, loading: bool) -> None:
         nn.init.normal_(self.embed.weight, std=0.1)
         if self.cfg.model in LSTM_TYPES:
             # Forget-gate bias 1 by default (Gers et al. 2000): the cell remembers until it
@@ -92,7 +94,9 @@ class RNNLM(nn.Module):
                         if name.startswith("bias_ih"):
                             p[:h] = self.cfg.input_bias
                             p[h : 2 * h] = self.cfg.forget_bias
-        if self.cfg.model == "esn":
+        if self.cfg.model == "esn" and loading:
+            esn.freeze(self.embed, self.rnn)
+        elif self.cfg.model == "esn":
             esn.init_reservoir(self.embed, self.rnn, self.cfg.spectral_radius)
 
     def features(

@@ -10,8 +10,15 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from charlm.config import ConfigError, DataConfig, RunConfig, TrainConfig, parse_duration
-from charlm.presets import PRESETS, default_preset
+from charlm.config import (
+    OPTIMIZERS,
+    ConfigError,
+    DataConfig,
+    RunConfig,
+    TrainConfig,
+    parse_duration,
+)
+from charlm.presets import OTHER_OPTIMIZER_LR, PRESETS, default_preset
 
 # Option name -> (config section, dataclass field).
 FIELDS: dict[str, tuple[str, str]] = {
@@ -126,6 +133,7 @@ def resolve_config(preset: str | None, given: dict[str, Any]) -> tuple[RunConfig
         values.setdefault(section, {})[name] = value
     notes += _follow_tied_sizes(values.setdefault("model", {}), given)
     notes += _esn_options(values["model"], given)
+    notes += _follow_optimizer(preset, values.setdefault("train", {}), given)
     _jordan_penalty(values["model"], values.setdefault("train", {}))
     notes += _repeatable_bounds(preset, given, values.setdefault("train", {}))
     try:
@@ -147,6 +155,26 @@ def _follow_tied_sizes(model: dict[str, Any], given: dict[str, Any]) -> list[str
         return []
     model["tie_weights"] = False
     return ["--embed-size differs from --hidden-size: the preset's tied weights are untied"]
+
+
+def _follow_optimizer(preset: str, train: dict[str, Any], given: dict[str, Any]) -> list[str]:
+    """--optimizer without --lr: the preset's rate is its own optimizer's, so take a rate
+    measured for the chosen one, or ask for --lr."""
+    chosen = train.get("optimizer", TrainConfig.optimizer)
+    own = PRESETS[preset].get("train", {}).get("optimizer", TrainConfig.optimizer)
+    if "optimizer" not in given or "lr" in given or chosen == own or chosen not in OPTIMIZERS:
+        return []
+    lr = OTHER_OPTIMIZER_LR.get(preset, {}).get(chosen)
+    if lr is None:
+        own_lr = PRESETS[preset].get("train", {}).get("lr", TrainConfig.lr)
+        raise ConfigError(
+            f"--optimizer {chosen} needs --lr too: preset '{preset}' sets lr {own_lr:g} for "
+            f"{own}, and no rate for {chosen} has been measured with it"
+        )
+    train["lr"] = lr
+    return [
+        f"--optimizer {chosen} takes lr {lr:g}, measured with preset '{preset}' (--lr to change)"
+    ]
 
 
 def _esn_options(model: dict[str, Any], given: dict[str, Any]) -> list[str]:
@@ -212,6 +240,9 @@ def schedule_bound(tc: TrainConfig, steps_per_epoch: int) -> str:
         if tc.max_steps and tc.max_steps < steps
         else f"--epochs {tc.epochs} ({steps:,} steps)"
     )
+    if tc.schedule == "plateau":
+        until = by_steps if tc.max_time is None else f"{by_steps} or --max-time {tc.max_time:g}s"
+        return f"the learning rate is cut by 4 whenever validation stalls; the run stops at {until}"
     if tc.max_time is None:
         return f"the schedule follows {by_steps}"
     return (

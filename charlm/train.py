@@ -34,6 +34,7 @@ from charlm.trainstate import TrainState
 
 MAX_BAD_STEPS = 5  # consecutive non-finite steps before rolling back
 MAX_ROLLBACKS = 8  # then the learning rate is 1/256 of its start: give up, say what to change
+PLATEAU_FACTOR = 4.0  # word_language_model's cut when validation stalls
 
 
 def build_trainer(
@@ -335,6 +336,8 @@ class Trainer:
         warm = min(1.0, (st.step + 1) / tc.warmup_steps) if tc.warmup_steps else 1.0
         if tc.schedule == "constant":
             return base * warm
+        if tc.schedule == "plateau":
+            return warm * max(base * tc.min_lr_frac, base / PLATEAU_FACTOR**st.plateau_cuts)
         floor = base * tc.min_lr_frac
         cos = 0.5 * (1.0 + math.cos(math.pi * self.progress(total_steps)))
         return warm * (floor + (base - floor) * cos)
@@ -419,6 +422,7 @@ class Trainer:
             self._good = self._snapshot()
         else:
             st.evals_since_best += 1
+            self._cut_on_plateau()
         sample = self._sample() if self.main else ""
         self._log_eval(score, sample, meter)
         self.save(ckpt_io.LATEST, full=True)
@@ -428,6 +432,21 @@ class Trainer:
             )
         )
         return tc.patience is not None and st.evals_since_best >= tc.patience
+
+    def _cut_on_plateau(self) -> None:
+        """Under --schedule plateau, a validation score that did not improve cuts the rate.
+
+        Every rank sees the same (summed) score, so the ranks cut together."""
+        if self.config.train.schedule != "plateau":
+            return
+        before = self.learning_rate(0)
+        self.state.plateau_cuts += 1
+        after = self.learning_rate(0)
+        if after < before:
+            self._notes.append(
+                f"step {self.state.step}: validation did not improve; learning rate "
+                f"{before:.3g} -> {after:.3g} (--schedule plateau)"
+            )
 
     def _score_val(self) -> Score:
         """Each rank scores its block of validation rows; the totals are summed."""

@@ -18,6 +18,7 @@ class TrainState:
     best_val: float | None = None
     evals_since_best: int = 0
     lr_scale: float = 1.0  # lowered after a rollback from non-finite losses
+    plateau_cuts: int = 0  # evaluations that did not improve, under --schedule plateau
     corpus: str | list[str] = ""  # a file or '-'; or the sources joined (charlm.sources)
     corpus_sha256: str = ""
     world_size: int = 1  # data-parallel ranks; the checkpoint holds all their hidden state

@@ -103,3 +103,11 @@ def test_a_single_50_mb_line_without_newlines_trains(tmp_path: Path) -> None:
     info = json.loads(result.stdout)
     assert info["vocab_size"] == len(set(words))
     assert sum(info["tokens"].values()) == 50 * 2**20
+
+
+def test_another_optimizer_without_a_rate_is_refused_before_anything_is_written(
+    tmp_path: Path, corpus_file: Path
+) -> None:
+    # The character preset's AdamW rate (0.012) would leave SGD crawling: --lr is asked for.
+    one_line_error(train(corpus_file, tmp_path / "run", "--optimizer", "sgd"), "--lr")
+    assert not (tmp_path / "run").exists()

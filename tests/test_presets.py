@@ -34,7 +34,7 @@ def test_the_default_preset_follows_the_tokenizer() -> None:
     assert default_preset("word") == "word-small" and "default" in DESCRIPTIONS["word-small"]
     words, _ = resolve_config(None, {"tokenizer": "word"})
     chars, _ = resolve_config(None, {})
-    assert (words.model.num_layers, words.model.hidden_size) == (2, 200)
+    assert (words.model.num_layers, words.model.hidden_size) == (2, 400)
     assert words.model.tie_weights and words.model.dropout > 0
     assert chars == resolve_config("small", {})[0]
 
@@ -104,7 +104,8 @@ def test_an_explicit_option_beats_each_preset_value_and_says_so(name: str) -> No
         for key, value in values.items():
             option = by_field[(section, key)]
             typed = "97m" if key == "max_time" else _other_value(value)  # no preset says 97m
-            config, notes = resolve_config(name, {option: typed})
+            rate = {"lr": 0.5} if key == "optimizer" else {}  # a rate belongs to its optimizer
+            config, notes = resolve_config(name, {option: typed} | rate)
             expected = 5820.0 if key == "max_time" else typed
             assert getattr(getattr(config, section), key) == expected
             flag = "--" + ("no-" if typed is False else "") + option.replace("_", "-")
@@ -177,3 +178,17 @@ def test_resume_may_move_the_run_to_another_device_or_thread_count() -> None:
 def test_resume_validates_the_new_bounds() -> None:
     with pytest.raises(ConfigError, match="--max-steps must be greater than 0"):
         resume_config(RunConfig(), {"max_steps": -1})
+
+
+def test_another_optimizer_takes_a_rate_measured_for_it_or_asks_for_one() -> None:
+    # word-small's SGD rate (20) would blow AdamW up: AdamW gets the rate measured for it.
+    config, notes = resolve_config(None, {"tokenizer": "word", "optimizer": "adamw"})
+    assert (config.train.optimizer, config.train.lr) == ("adamw", 5e-3)
+    assert "--optimizer adamw takes lr 0.005, measured with preset 'word-small'" in notes[-1]
+    # No rate measured for SGD with the character preset: one clear refusal naming --lr.
+    with pytest.raises(ConfigError, match=r"--optimizer sgd needs --lr too: .* lr 0.012 for adamw"):
+        resolve_config(None, {"optimizer": "sgd"})
+    config, _ = resolve_config(None, {"optimizer": "sgd", "lr": 1.0})
+    assert (config.train.optimizer, config.train.lr) == ("sgd", 1.0)
+    config, notes = resolve_config("word-medium", {"optimizer": "sgd"})  # its own: unchanged
+    assert config.train.lr == PRESETS["word-medium"]["train"]["lr"] and notes == []

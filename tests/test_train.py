@@ -128,6 +128,21 @@ def test_patience_stops_early(corpus_file: Path, tmp_path: Path) -> None:
     assert result.reason == "patience" and result.state.step == 6
 
 
+def test_plateau_schedule_cuts_by_four_when_validation_stalls_down_to_the_floor(
+    corpus_file: Path, tmp_path: Path
+) -> None:
+    # lr 1e-9 never improves after the first evaluation (step 2): each later one cuts by 4,
+    # down to lr * min_lr_frac; the cuts are part of the resumable state.
+    config = micro_config(lr=1e-9, epochs=50, eval_every=2, warmup_steps=0, max_steps=12)
+    config.train.schedule, config.train.min_lr_frac = "plateau", 0.02
+    trainer = _trainer(corpus_file, tmp_path, config)
+    lrs: dict[int, float] = {}
+    trainer.run(lambda e: lrs.update({e.step: e.lr}) if isinstance(e, StepEvent) else None)
+    expected = [1, 1, 1, 1, 1 / 4, 1 / 4, 1 / 16, 1 / 16] + [0.02] * 4
+    assert [lrs[s] / 1e-9 for s in range(1, 13)] == pytest.approx(expected)
+    assert resume_trainer(tmp_path)[0].state.plateau_cuts == 5
+
+
 def test_non_finite_loss_skips_the_update(corpus_file: Path, tmp_path: Path) -> None:
     trainer = _trainer(corpus_file, tmp_path)
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}

@@ -16,6 +16,7 @@ from charlm.cli import app
 from charlm.config import ConfigError, DataConfig, ModelConfig
 from charlm.generate import GenerateConfig, generate_text, unk_masked
 from charlm.model import RNNLM
+from charlm.presets import PRESETS
 from charlm.pretokenised import choose_word_split, looks_pretokenised
 from charlm.scoring import score_text
 from charlm.tokenizers import WordTokenizer, build_tokenizer, tokenizer_from_dict
@@ -210,7 +211,9 @@ def test_train_announces_whitespace_mode_and_everything_uses_it(tmp_path: Path) 
     assert "word split whitespace: the corpus looks pre-tokenised" in result.stderr
     ck = load(out / "best.safetensors")
     assert ck.tokenizer["split"] == "whitespace" and ck.config.data.word_split == "auto"
-    assert (ck.config.model.dropout, ck.config.train.grad_clip) == (0.2, 0.25)  # word-small
+    word_small = PRESETS["word-small"]  # the default preset follows the tokenizer
+    assert ck.config.model.dropout == word_small["model"]["dropout"]
+    assert ck.config.train.optimizer == word_small["train"]["optimizer"] == "sgd"
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     evals = [r for r in rows if "val_bpc" in r]
     assert evals and all(r["val_ppl"] == pytest.approx(math.exp(r["val_loss"])) for r in evals)

@@ -249,7 +249,10 @@ def train(
         float | None, typer.Option(metavar="X", help="Decoupled weight decay.")
     ] = None,
     schedule: Annotated[
-        str | None, typer.Option(metavar="NAME", help="cosine or constant.")
+        str | None,
+        typer.Option(
+            metavar="NAME", help="cosine, constant or plateau (/4 when validation stalls)."
+        ),
     ] = None,
     warmup_steps: Annotated[
         int | None, typer.Option(metavar="N", help="Linear warm-up steps.")
