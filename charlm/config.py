@@ -22,6 +22,7 @@ TOKENIZERS = ("char", "word", "sentencepiece")
 TOKEN_CACHE = ("auto", "always", "never")
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "constant", "plateau")
+PLATEAU_FACTOR = 4  # --schedule plateau: word_language_model's cut when validation stalls
 STATE_PENALTIES = ("norm", "diff")  # charlm.statepenalty
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from charlm.config import (
     OPTIMIZERS,
+    PLATEAU_FACTOR,
     ConfigError,
     DataConfig,
     RunConfig,
@@ -242,7 +243,10 @@ def schedule_bound(tc: TrainConfig, steps_per_epoch: int) -> str:
     )
     if tc.schedule == "plateau":
         until = by_steps if tc.max_time is None else f"{by_steps} or --max-time {tc.max_time:g}s"
-        return f"the learning rate is cut by 4 whenever validation stalls; the run stops at {until}"
+        return (
+            f"the learning rate is cut by {PLATEAU_FACTOR} whenever validation stalls; "
+            f"the run stops at {until}"
+        )
     if tc.max_time is None:
         return f"the schedule follows {by_steps}"
     return (

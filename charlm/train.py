@@ -18,7 +18,7 @@ import torch
 from charlm import checkpoint as ckpt_io
 from charlm import distributed, recovery
 from charlm.averaging import WeightAverage
-from charlm.config import RunConfig
+from charlm.config import PLATEAU_FACTOR, RunConfig
 from charlm.data import Splits, StripeBatcher
 from charlm.errors import TrainingError
 from charlm.events import Callback, EvalEvent, FinishEvent, InfoEvent, StepEvent, ignore
@@ -34,7 +34,6 @@ from charlm.trainstate import TrainState
 
 MAX_BAD_STEPS = 5  # consecutive non-finite steps before rolling back
 MAX_ROLLBACKS = 8  # then the learning rate is 1/256 of its start: give up, say what to change
-PLATEAU_FACTOR = 4.0  # word_language_model's cut when validation stalls
 
 
 def build_trainer(
