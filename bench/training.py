@@ -34,6 +34,7 @@ from charlm.cli.progress import TrainReporter
 from charlm.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from charlm.dataset import Corpus
 from charlm.events import StepEvent
+from charlm.precision import cpu_has_bf16
 from charlm.runsetup import new_trainer
 
 ALPHABET = (
@@ -120,8 +121,14 @@ def synthetic_text(n: int, seed: int = 0) -> str:
     return "".join(np.array(list(ALPHABET))[ids])
 
 
-def charlm_rate(shape: Shape, steps: int, threads: int, kind: str = "lstm") -> float:
-    """Tokens per second of ``Trainer.run`` over ``steps`` steps after the warm-up ones."""
+def charlm_rate(
+    shape: Shape, steps: int, threads: int, kind: str = "lstm", amp: str = "off"
+) -> float:
+    """Tokens per second of ``Trainer.run`` over ``steps`` steps after the warm-up ones.
+
+    float32 unless told otherwise, like the reference loop: like for like. (The default,
+    ``--amp auto``, trains in bf16 where the CPU has it: ``compare`` measures that beside.)
+    """
     total = WARM + steps
     model = ModelConfig(
         model=kind, embed_size=shape.embed, hidden_size=shape.hidden, num_layers=shape.layers
@@ -130,7 +137,8 @@ def charlm_rate(shape: Shape, steps: int, threads: int, kind: str = "lstm") -> f
         model=model,
         data=DataConfig(val_frac=0.01),
         train=TrainConfig(batch_size=shape.batch, bptt=shape.bptt, max_steps=total, max_time=None,
-                          epochs=10**6, eval_every=10**9, sample_length=0, threads=threads),
+                          epochs=10**6, eval_every=10**9, sample_length=0, threads=threads,
+                          amp=amp),
     )  # fmt: skip
     text = synthetic_text(int(shape.batch * shape.bptt * (total + 1) * 1.02) + 2 * shape.batch)
     marks: dict[int, tuple[float, int]] = {}
@@ -177,13 +185,18 @@ def reference_rate(shape: Shape, steps: int, threads: int) -> float:
 
 def compare(shape: Shape, threads: int, reps: int, steps: int, peak: float) -> dict[str, Any]:
     """Interleaved runs (alternating which goes first); medians and their ratio."""
-    rates: dict[str, list[float]] = {"charlm": [], "reference": []}
+    fns: dict[str, Callable[[], float]] = {
+        "charlm": lambda: charlm_rate(shape, steps, threads),
+        "reference": lambda: reference_rate(shape, steps, threads),
+    }
+    if cpu_has_bf16():  # what `charlm train` does by default here: the same path in bf16
+        fns["charlm_bf16"] = lambda: charlm_rate(shape, steps, threads, amp="bf16")
+    rates: dict[str, list[float]] = {k: [] for k in fns}
     for rep in range(reps):
-        order = ("charlm", "reference") if rep % 2 == 0 else ("reference", "charlm")
-        for impl in order:
-            fn = charlm_rate if impl == "charlm" else reference_rate
-            rates[impl].append(fn(shape, steps, threads))
+        for impl in list(fns) if rep % 2 == 0 else list(fns)[::-1]:
+            rates[impl].append(fns[impl]())
     med = {k: statistics.median(v) for k, v in rates.items()}
+    bf16 = med.get("charlm_bf16")
     gflops = med["charlm"] * shape.flops_per_token() / 1e9
     return {
         "config": shape.name,
@@ -193,6 +206,8 @@ def compare(shape: Shape, threads: int, reps: int, steps: int, peak: float) -> d
         "ratio": round(med["charlm"] / med["reference"], 3),
         "charlm_gflops": round(gflops, 1),
         "peak_fraction": round(gflops / peak, 3),
+        "bf16_tok_s": round(bf16) if bf16 else None,
+        "bf16_ratio": round(bf16 / med["reference"], 3) if bf16 else None,
         "runs": {k: [round(r) for r in v] for k, v in rates.items()},
     }
 

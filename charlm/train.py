@@ -79,7 +79,7 @@ class Trainer:
         self.main = self.rank == 0  # only rank 0 writes files and reports
         self.log = RunLog(self.run_dir, enabled=self.main)
         self.optimizer = _make_optimizer(self.model, self.config)
-        self.precision = Precision(tc.amp, self.device)
+        self.precision = Precision(tc.amp, self.device, self.config.model.model)
         self.batcher = StripeBatcher(
             self.splits.train, tc.batch_size, tc.bptt, self.rank, self.world
         )

@@ -12,16 +12,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from charlm import checkpoint as ckpt_io
-from charlm.cli import app
 from charlm.config import ConfigError
 from charlm.dataset import read_corpus
 from charlm.events import EvalEvent
-from charlm.precision import Precision
 from charlm.runsetup import new_trainer, resume_trainer
-from tests.conftest import MICRO_ARGS, micro_config
+from tests.conftest import micro_config
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -35,29 +32,9 @@ def test_importing_charlm_touches_no_cuda() -> None:
     assert out.stdout.strip() == "False"
 
 
-def test_amp_on_the_cpu_is_refused_in_one_line(corpus_file: Path, tmp_path: Path) -> None:
-    result = CliRunner().invoke(
-        app,
-        ["train", str(corpus_file), "--out", str(tmp_path / "r"), "--device", "cpu",
-         "--amp", "bf16", *MICRO_ARGS],
-    )  # fmt: skip
-    assert result.exit_code == 1
-    assert result.stderr.strip() == (
-        "charlm: error: --amp bf16 needs a CUDA device (this run is on cpu): "
-        "drop --amp, or pass --amp off"
-    )
-    assert not (tmp_path / "r").exists()
-
-
 def test_unknown_amp_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="unknown --amp 'fp8'"):
         micro_config(amp="fp8")
-
-
-def test_full_precision_needs_no_scaler() -> None:
-    p = Precision("off", torch.device("cpu"))
-    assert p.scaler is None and p.dtype is None
-    assert not p.overflowed(1.0, float("inf"))  # without a scaler, a bad step is a bad step
 
 
 @pytest.mark.cuda

@@ -87,5 +87,5 @@ def test_the_option_reaches_the_run_and_its_checkpoint(corpus_file: Path, tmp_pa
     assert result.exit_code == 0, result.output
     assert json.loads((out / "config.json").read_text())["model"]["embed_dropout"] == 0.25
     ck = ckpt_io.load(out / ckpt_io.BEST)
-    assert ck.config.model.embed_dropout == 0.25 and ck.config.model.dropout == 0.0
+    assert ck.config.model.embed_dropout == 0.25 and ck.config.model.dropout == 0.1  # default
     assert RNNLM(ck.config.model).embed_drop.p == 0.25

@@ -96,7 +96,7 @@ def test_brackets_in_help_text_are_shown() -> None:
 def test_train_help_shows_what_the_default_preset_sets() -> None:
     text = " ".join(help_of(["train"]).split())
     assert "The default preset follows --tokenizer" in text and "small sets:" in text
-    assert "--hidden-size 512" in text and "--max-time 10m" in text and "--lr 0.012" in text
+    assert "--hidden-size 768" in text and "--max-time 10m" in text and "--lr 0.008" in text
 
 
 def test_device_defaults_shown_are_the_ones_used() -> None:

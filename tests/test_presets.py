@@ -26,6 +26,7 @@ def test_every_preset_has_a_description_and_the_default_is_the_dataclass_default
     assert PRESETS["small"] == {}  # the dataclass defaults
     config, notes = resolve_config("small", {})
     assert config == RunConfig() and notes == []  # `charlm train` alone = --preset small
+    assert (config.model.hidden_size, config.model.dropout, config.train.lr) == (768, 0.1, 8e-3)
     assert "default" in DESCRIPTIONS["small"]
 
 
@@ -91,7 +92,7 @@ def _other_value(value: object) -> object:
     if isinstance(value, bool):
         return not value
     if isinstance(value, str):  # a choice: another valid one
-        return {"adamw": "sgd", "sgd": "adamw", "cosine": "constant"}[value]
+        return {"adamw": "sgd", "sgd": "adamw", "cosine": "constant", "off": "bf16"}[value]
     if isinstance(value, float) and value < 1:  # a fraction (dropout): stay below 1
         return value / 2
     return value * 2 if value else 7  # 0 doubled is no change
@@ -186,7 +187,7 @@ def test_another_optimizer_takes_a_rate_measured_for_it_or_asks_for_one() -> Non
     assert (config.train.optimizer, config.train.lr) == ("adamw", 5e-3)
     assert "--optimizer adamw takes lr 0.005, measured with preset 'word-small'" in notes[-1]
     # No rate measured for SGD with the character preset: one clear refusal naming --lr.
-    with pytest.raises(ConfigError, match=r"--optimizer sgd needs --lr too: .* lr 0.012 for adamw"):
+    with pytest.raises(ConfigError, match=r"--optimizer sgd needs --lr too: .* lr 0.008 for adamw"):
         resolve_config(None, {"optimizer": "sgd"})
     config, _ = resolve_config(None, {"optimizer": "sgd", "lr": 1.0})
     assert (config.train.optimizer, config.train.lr) == ("sgd", 1.0)

@@ -329,7 +329,11 @@ def train(
     threads: ThreadsOpt = None,
     amp: Annotated[
         str | None,
-        typer.Option(metavar="MODE", help="CUDA mixed precision: bf16, fp16 (loss-scaled) or off."),
+        typer.Option(
+            metavar="MODE",
+            help="Mixed precision: auto (bf16 for lstm, gru and rnn on a CPU with bf16 "
+            "instructions, else off), bf16, fp16 (CUDA, loss-scaled) or off.",
+        ),
     ] = None,
     nproc: Annotated[
         int,
@@ -557,9 +561,12 @@ def split_note(tokenizer: Tokenizer, data: DataConfig) -> str | None:
 
 
 def _where(trainer: Trainer, threads: int) -> str:
+    mode = trainer.precision.mode
+    # Said when auto chose it: a user who never asked for bf16 learns why, and how to leave it.
+    amp = "" if mode == "off" else f" in {mode}" + (" (--amp off: float32)" * (mode == "bf16"))
     if trainer.world == 1:
-        return f"{trainer.device}, {threads} thread(s)"
+        return f"{trainer.device}{amp}, {threads} thread(s)"
     return (
-        f"{trainer.world} {trainer.device.type} processes x {threads} thread(s), global batch "
-        f"{trainer.world} x {trainer.config.train.batch_size}"
+        f"{trainer.world} {trainer.device.type} processes{amp} x {threads} thread(s), global "
+        f"batch {trainer.world} x {trainer.config.train.batch_size}"
     )
