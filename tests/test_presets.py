@@ -94,7 +94,7 @@ def _other_value(value: object) -> object:
     if isinstance(value, str):  # a choice: another valid one
         return {"adamw": "sgd", "sgd": "adamw", "cosine": "constant", "off": "bf16"}[value]
     if isinstance(value, float) and value < 1:  # a fraction (dropout): stay below 1
-        return value / 2
+        return value / 2 if value else 0.3
     return value * 2 if value else 7  # 0 doubled is no change
 
 
