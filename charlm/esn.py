@@ -70,7 +70,7 @@ def reservoir(size: int, radius: float, rng: np.random.Generator) -> np.ndarray:
 
 
 def init_reservoir(embed: nn.Embedding, rnn: nn.RNN, radius: float) -> None:
-    """Fill the embedding and the tanh RNN with the ESN's fixed weights, and freeze them.
+    """Fill the embedding and the tanh RNN with the ESN's fixed weights (``freeze`` fixes them).
 
     Drawn from a NumPy generator seeded from torch's global stream, which the trainer seeds
     with the run's seed: the same seed gives the same reservoir.
@@ -89,7 +89,6 @@ def init_reservoir(embed: nn.Embedding, rnn: nn.RNN, radius: float) -> None:
                 torch.from_numpy(rng.normal(0, BIAS_SCALE, rnn.hidden_size))
             )
             getattr(rnn, f"bias_hh_l{layer}").zero_()
-    freeze(embed, rnn)
 
 
 def freeze(embed: nn.Embedding, rnn: nn.RNN) -> None:

@@ -94,10 +94,10 @@ class RNNLM(nn.Module):
                         if name.startswith("bias_ih"):
                             p[:h] = self.cfg.input_bias
                             p[h : 2 * h] = self.cfg.forget_bias
-        if self.cfg.model == "esn" and loading:
+        if self.cfg.model == "esn":
+            if not loading:
+                esn.init_reservoir(self.embed, self.rnn, self.cfg.spectral_radius)
             esn.freeze(self.embed, self.rnn)
-        elif self.cfg.model == "esn":
-            esn.init_reservoir(self.embed, self.rnn, self.cfg.spectral_radius)
 
     def features(
         self, x: torch.Tensor, hidden: Hidden | None = None

@@ -89,6 +89,7 @@ def test_a_bf16_run_resumes_exactly(corpus_file: Path, tmp_path: Path) -> None:
 def test_float32_needs_no_scaler() -> None:
     p = Precision("off", CPU)
     assert p.scaler is None and p.dtype is None and p.mode == "off"
+    assert not p.overflowed(1.0, float("inf"))  # without a scaler, a bad step is a bad step
 
 
 @needs_bf16

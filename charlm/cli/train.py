@@ -563,7 +563,9 @@ def split_note(tokenizer: Tokenizer, data: DataConfig) -> str | None:
 def _where(trainer: Trainer, threads: int) -> str:
     mode = trainer.precision.mode
     # Said when auto chose it: a user who never asked for bf16 learns why, and how to leave it.
-    amp = "" if mode == "off" else f" in {mode}" + (" (--amp off: float32)" * (mode == "bf16"))
+    amp = "" if mode == "off" else f" in {mode}"
+    if mode == "bf16":
+        amp += " (--amp off: float32)"
     if trainer.world == 1:
         return f"{trainer.device}{amp}, {threads} thread(s)"
     return (
