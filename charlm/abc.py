@@ -83,6 +83,7 @@ class CleanReport:
     tunes_out: int = 0
     duplicates: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (tune title, reason)
+    off_meter: int = 0  # readable tunes left out because their bars do not fit their meter
 
 
 def clean_tune(tune: Tune, number: int = 1) -> Tune:

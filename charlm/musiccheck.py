@@ -68,6 +68,12 @@ def check_tune(tune: Tune) -> TuneCheck:
     return result
 
 
+def fits_meter(tune: Tune, least: float) -> bool:
+    """Whether ``least`` of the tune's checked bars have the meter's length (or none is checked)."""
+    fraction = check_tune(tune).bar_fraction
+    return fraction is None or fraction >= least
+
+
 def bar_verdict(bar: Bar, first: bool, last: bool) -> bool | None:
     """True when the bar fills the meter, False when it does not, None when it is excepted."""
     if bar.meter is None:

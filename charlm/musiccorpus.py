@@ -19,12 +19,17 @@ from pathlib import Path
 from charlm.abc import CleanReport, Tune, clean_tunes, join_tunes, split_tunes
 from charlm.abctranspose import TARGETS, TransposeError, transpose_tune
 from charlm.atomic import write_atomic
+from charlm.musiccheck import fits_meter
 from charlm.textio import InputError, read_bytes
 from charlm.tokencache import cache_root
 
 # Raise when charlm.abctranspose writes anything differently: the cache file is named for it.
 TRANSPOSER_VERSION = 1
 WORKERS = 2
+# A tune is kept when at least this share of its bars have its meter's length. About 7% of
+# music21's tunes fall below it, mostly Essen songs whose bars change meter unmarked; a
+# model trained on them writes such tunes too (README, "Music").
+MIN_BARS_RIGHT = 0.9
 POOL_ABOVE = 500  # fewer tunes than this to transpose: a pool costs more than it saves
 Progress = Callable[[int, int], None]  # (tunes done, tunes in all)
 
@@ -106,8 +111,10 @@ def build_corpus(
     seed: int = 0,
     transpose: str | None = None,
     on_progress: Progress | None = None,
+    min_bars_right: float = MIN_BARS_RIGHT,
 ) -> ABCCorpus:
-    """Split, clean and deduplicate every tune, maybe transpose them, then shuffle with ``seed``.
+    """Split, clean and deduplicate every tune, drop those whose bars do not fit their meter
+    (``min_bars_right``, 0 keeps them), maybe transpose them, then shuffle with ``seed``.
 
     The shuffle is what makes the validation split (the corpus's tail) a sample of every
     collection rather than the last collection read.
@@ -120,6 +127,15 @@ def build_corpus(
     kept, report = clean_tunes(tunes)
     if not kept:
         raise InputError(f"none of the {len(tunes)} tune(s) could be read as ABC")
+    if min_bars_right > 0:
+        fitting = [t for t in kept if fits_meter(t, min_bars_right)]
+        report.off_meter, report.tunes_out = len(kept) - len(fitting), len(fitting)
+        kept = fitting
+    if not kept:
+        raise InputError(
+            f"none of the {len(tunes)} tune(s) has {min_bars_right:.0%} of its bars of its "
+            "meter's length: lower --min-bars-right (0 keeps every tune)"
+        )
     moved = None
     if transpose is not None:
         kept, moved = transpose_tunes(kept, transpose, on_progress=on_progress)

@@ -148,6 +148,7 @@ BREAKS: dict[str, list[tuple[str, list[str]]]] = {
         ("{abc}", [*IN_PATHS, "{corpus}"]),
         ("--collections", ["nosuch"]),
         ("--transpose", ["D", "c", ""]),
+        ("--min-bars-right", ["-0.1", "1.5", "nan"]),
     ],
     "plot": [
         ("{run}", ["{missing}", "{dir}", "{nul}", "{too_long}"]),

@@ -188,6 +188,25 @@ def test_prepare_abc_from_files(tmp_path: Path) -> None:
     assert split_tunes(out.read_text())[0].field("X") == "1"
 
 
+def test_prepare_abc_skips_tunes_whose_bars_do_not_fit_their_meter(tmp_path: Path) -> None:
+    fits = tune("CDEF GABc|c8|]").replace("T:t", "T:fits")
+    off = tune("CDE GAB|CDE GAB|CDE GAB|c6|]").replace("T:t", "T:off")  # 3/4 bars under 4/4
+    free = tune("CDE GAB|CDE|]", meter="none").replace("T:t", "T:free")  # no meter to miss
+    src = str(_abc_file(tmp_path, "\n".join([fits, off, free])))
+    r = CliRunner().invoke(app, ["prepare", "abc", src])
+    assert r.exit_code == 0, r.output
+    assert "1 with bars off their meter skipped" in r.stderr and "2 tunes out" in r.stderr
+    assert sorted(t.title for t in split_tunes(r.stdout)) == ["fits", "free"]
+    every = CliRunner().invoke(app, ["prepare", "abc", src, "--min-bars-right", "0", "-q"])
+    assert sorted(t.title for t in split_tunes(every.stdout)) == ["fits", "free", "off"]
+    none = CliRunner().invoke(app, ["prepare", "abc", str(_abc_file(tmp_path, off))])
+    assert none.exit_code == 1 and "lower --min-bars-right" in none.stderr
+    words = tmp_path / "words.txt"
+    words.write_text("no tunes here\n")
+    r = CliRunner().invoke(app, ["prepare", str(words), "--min-bars-right", "0.5"])
+    assert r.exit_code == 2 and "--min-bars-right goes with 'charlm prepare abc'" in r.stderr
+
+
 def test_prepare_abc_shuffles_with_a_seed(tmp_path: Path) -> None:
     many = "".join(tune(f"CDEF GAB{c}|c8|]").replace("T:t", f"T:{c}") + "\n" for c in "cdefgab")
     src = _abc_file(tmp_path, many)

@@ -32,6 +32,7 @@ from charlm.corpus import (
     shakespeare,
 )
 from charlm.musiccorpus import (
+    MIN_BARS_RIGHT,
     ABCCorpus,
     abc_files,
     build_corpus,
@@ -118,11 +119,20 @@ def prepare(
             help="abc: every tune to C major / A minor (other modes: no sharps or flats).",
         ),
     ] = None,
+    min_bars_right: Annotated[
+        float | None,
+        typer.Option(
+            metavar="F",
+            help=f"abc: skip tunes with less than this share of bars of their meter's length "
+            f"[default: {MIN_BARS_RIGHT}; 0 keeps every readable tune].",
+        ),
+    ] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Clean raw text into a training corpus: Gutenberg stripping, Unicode, play format."""
     if sources and sources[0] == ABC_RECIPE:
-        abc = AbcOptions(_split(collections), seed, transpose)
+        least = MIN_BARS_RIGHT if min_bars_right is None else min_bars_right
+        abc = AbcOptions(_split(collections), seed, transpose, least)
         prepare_abc(sources[1:], abc, output, max_chars, quiet)
         return
     with user_errors():
@@ -130,6 +140,8 @@ def prepare(
             raise fail("--collections goes with 'charlm prepare abc'", code=2)
         if transpose is not None:
             raise fail("--transpose goes with 'charlm prepare abc'", code=2)
+        if min_bars_right is not None:
+            raise fail("--min-bars-right goes with 'charlm prepare abc'", code=2)
         if fmt not in FORMATS:
             raise fail(f"unknown --format '{fmt}': choose one of {', '.join(FORMATS)}", code=2)
         opts = CleanOptions(fmt, lowercase, ascii_only, keep_directions)
@@ -238,6 +250,7 @@ class AbcOptions:
     collections: list[str]
     seed: int
     transpose: str | None
+    min_bars_right: float = MIN_BARS_RIGHT
 
 
 def prepare_abc(
@@ -253,6 +266,12 @@ def prepare_abc(
                 "A minor, other modes to their key without sharps or flats)",
                 2,
             )
+        if not 0.0 <= opts.min_bars_right <= 1.0:
+            raise fail(
+                f"--min-bars-right must be a share in [0, 1] (got {opts.min_bars_right}): "
+                "0 keeps every readable tune",
+                2,
+            )
         if sources:
             files, names = abc_files(sources), []
         else:
@@ -260,7 +279,9 @@ def prepare_abc(
             files, names = [f for fs in chosen.values() for f in fs], list(chosen)
         live = opts.transpose is not None and not quiet and stderr_is_terminal()
         with CountProgress("transposing", err, live) as bar:
-            corpus = build_corpus(files, opts.seed, opts.transpose, bar.advance)
+            corpus = build_corpus(
+                files, opts.seed, opts.transpose, bar.advance, opts.min_bars_right
+            )
         text = corpus.text
         if max_chars is not None and len(text) > max_chars:
             cut = text.rfind("\n\n", 0, max_chars)  # whole tunes only
@@ -283,7 +304,8 @@ def _report_abc(corpus: ABCCorpus, text: str, names: list[str], output: Path | N
     info(
         f"{rep.tunes_in:,} tunes in from {source}; {text.count('X:'):,} tunes out{where} "
         f"({rep.duplicates:,} exact duplicates dropped, {len(rep.skipped):,} unreadable "
-        f"skipped); {len(text):,} characters, {len(set(text))} distinct"
+        f"skipped, {rep.off_meter:,} with bars off their meter skipped); "
+        f"{len(text):,} characters, {len(set(text))} distinct"
     )
     _report_skipped(rep.skipped)
     moved = corpus.transposed
