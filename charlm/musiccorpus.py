@@ -129,13 +129,13 @@ def build_corpus(
         raise InputError(f"none of the {len(tunes)} tune(s) could be read as ABC")
     if min_bars_right > 0:
         fitting = [t for t in kept if fits_meter(t, min_bars_right)]
+        if not fitting:
+            raise InputError(
+                f"none of the {len(tunes)} tune(s) has {min_bars_right:.0%} of its bars of its "
+                "meter's length: lower --min-bars-right (0 keeps every tune)"
+            )
         report.off_meter, report.tunes_out = len(kept) - len(fitting), len(fitting)
         kept = fitting
-    if not kept:
-        raise InputError(
-            f"none of the {len(tunes)} tune(s) has {min_bars_right:.0%} of its bars of its "
-            "meter's length: lower --min-bars-right (0 keeps every tune)"
-        )
     moved = None
     if transpose is not None:
         kept, moved = transpose_tunes(kept, transpose, on_progress=on_progress)
