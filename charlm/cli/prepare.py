@@ -250,7 +250,7 @@ class AbcOptions:
     collections: list[str]
     seed: int
     transpose: str | None
-    min_bars_right: float = MIN_BARS_RIGHT
+    min_bars_right: float
 
 
 def prepare_abc(
