@@ -517,6 +517,8 @@ def _run(trainer: Trainer, threads: int, quiet: bool) -> None:
             f"{trainer.tokenizer.vocab_size}) on {_where(trainer, threads)}, "
             f"seed {st.seed}, into {run_dir}"
         )
+        if st.init_from:  # a fine-tune looks like a fresh run otherwise
+            info(f"starting from the weights of {st.init_from}")
         info(schedule_bound(cfg.train, len(trainer.batcher)))
     with graceful_stop(trainer), TrainReporter(err, stderr_is_terminal(), quiet) as reporter:
         result = _out_of_memory_hint(trainer, reporter)
