@@ -193,3 +193,19 @@ def test_another_optimizer_takes_a_rate_measured_for_it_or_asks_for_one() -> Non
     assert (config.train.optimizer, config.train.lr) == ("sgd", 1.0)
     config, notes = resolve_config("word-medium", {"optimizer": "sgd"})  # its own: unchanged
     assert config.train.lr == PRESETS["word-medium"]["train"]["lr"] and notes == []
+
+
+def test_another_optimizer_drops_the_presets_adamw_weight_decay_unless_one_is_given() -> None:
+    # medium's decay is AdamW's: as SGD's L2 term at a rate like 20 it would wreck the weights.
+    decay = PRESETS["medium"]["train"]["weight_decay"]
+    assert resolve_config("medium", {})[0].train.weight_decay == decay > 0
+    config, notes = resolve_config("medium", {"optimizer": "sgd", "lr": 1.0})
+    assert (config.train.optimizer, config.train.weight_decay) == ("sgd", 0.0)
+    assert f"--optimizer sgd drops the weight decay {decay:g} of preset 'medium'" in notes[-1]
+    assert "--weight-decay to set one" in notes[-1]
+    config, notes = resolve_config("medium", {"optimizer": "sgd", "lr": 1.0, "weight_decay": 1e-4})
+    assert config.train.weight_decay == 1e-4 and not any("drops" in n for n in notes)
+    with pytest.raises(ConfigError, match="--optimizer sgd needs --lr too"):
+        resolve_config("medium", {"optimizer": "sgd"})
+    config, notes = resolve_config("medium", {"optimizer": "adamw"})  # its own: kept
+    assert config.train.weight_decay == decay and notes == []

@@ -246,7 +246,10 @@ def train(
     optimizer: Annotated[str | None, typer.Option(metavar="NAME", help="adamw or sgd.")] = None,
     lr: Annotated[float | None, typer.Option(metavar="LR", help="Peak learning rate.")] = None,
     weight_decay: Annotated[
-        float | None, typer.Option(metavar="X", help="Decoupled weight decay.")
+        float | None,
+        typer.Option(
+            metavar="X", help="Weight decay: decoupled under adamw, an L2 term under sgd."
+        ),
     ] = None,
     schedule: Annotated[
         str | None,
