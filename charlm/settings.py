@@ -162,15 +162,16 @@ def _follow_optimizer(preset: str, train: dict[str, Any], given: dict[str, Any])
     """--optimizer without --lr: the preset's rate is its own optimizer's, so take a rate
     measured for the chosen one, or ask for --lr."""
     chosen = train.get("optimizer", TrainConfig.optimizer)
-    own = PRESETS[preset].get("train", {}).get("optimizer", TrainConfig.optimizer)
+    ours = PRESETS[preset].get("train", {})
+    own = ours.get("optimizer", TrainConfig.optimizer)
     if "optimizer" not in given or chosen == own or chosen not in OPTIMIZERS:
         return []
-    notes = _drop_preset_decay(preset, train, given, chosen)
+    notes = _drop_preset_decay(preset, ours.get("weight_decay", 0.0), train, given, chosen)
     if "lr" in given:
         return notes
     lr = OTHER_OPTIMIZER_LR.get(preset, {}).get(chosen)
     if lr is None:
-        own_lr = PRESETS[preset].get("train", {}).get("lr", TrainConfig.lr)
+        own_lr = ours.get("lr", TrainConfig.lr)
         raise ConfigError(
             f"--optimizer {chosen} needs --lr too: preset '{preset}' sets lr {own_lr:g} for "
             f"{own}, and no rate for {chosen} has been measured with it"
@@ -181,12 +182,11 @@ def _follow_optimizer(preset: str, train: dict[str, Any], given: dict[str, Any])
 
 
 def _drop_preset_decay(
-    preset: str, train: dict[str, Any], given: dict[str, Any], chosen: str
+    preset: str, decay: float, train: dict[str, Any], given: dict[str, Any], chosen: str
 ) -> list[str]:
     """A preset's weight decay is AdamW's, decoupled from the rate; SGD's is an L2 term
     scaled by the rate (0.1 at SGD's lr 20 would flip every weight's sign each step), so
     another optimizer starts without it unless --weight-decay is given."""
-    decay = PRESETS[preset].get("train", {}).get("weight_decay", 0.0)
     if decay == 0 or "weight_decay" in given:
         return []
     train["weight_decay"] = 0.0
