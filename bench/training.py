@@ -10,7 +10,8 @@ not (their cost depends on --eval-every and the size of the validation split).
 The ``cells`` table times cells that ``nn.LSTM`` cannot run (``--model jordan``,
 ``--model peephole``: charlm's own recurrences) through the same ``Trainer.run`` path
 against charlm's ``nn.LSTM`` of the same size, interleaved: issue 15 asks for at least half
-the LSTM's tokens/s on one thread.
+the LSTM's tokens/s on one thread. The ``lstm_loop`` table (on a CPU with bf16) times
+charlm's own LSTM loop, which bf16 training takes for wide layers, against ``nn.LSTM``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import torch.nn.functional as F
 from rich.console import Console
 from torch import nn
 
+from charlm import lstmloop
 from charlm.cli.progress import TrainReporter
 from charlm.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from charlm.dataset import Corpus
@@ -71,7 +73,6 @@ SHAPES = (
     Shape(3, 512, 100, 64, steps=4),
 )
 WARM = 2  # untimed steps first: allocator and oneDNN set-up
-PEEPHOLE_SHAPE = Shape(1, 512, 128, 32, steps=6)  # the default preset's network and windows
 
 
 def matmul_peak(threads: int, seconds: float = 2.0, n: int = 1024) -> float:
@@ -183,6 +184,15 @@ def reference_rate(shape: Shape, steps: int, threads: int) -> float:
         return steps * b * t / (time.perf_counter() - t0)
 
 
+def interleaved(fns: dict[str, Callable[[], float]], reps: int) -> dict[str, list[float]]:
+    """Each rate ``reps`` times, the order reversed every other round (A, B, B, A, ...)."""
+    rates: dict[str, list[float]] = {k: [] for k in fns}
+    for rep in range(reps):
+        for name in list(fns) if rep % 2 == 0 else list(fns)[::-1]:
+            rates[name].append(fns[name]())
+    return rates
+
+
 def compare(shape: Shape, threads: int, reps: int, steps: int, peak: float) -> dict[str, Any]:
     """Interleaved runs (alternating which goes first); medians and their ratio."""
     fns: dict[str, Callable[[], float]] = {
@@ -191,10 +201,7 @@ def compare(shape: Shape, threads: int, reps: int, steps: int, peak: float) -> d
     }
     if cpu_has_bf16():  # what `charlm train` does by default here: the same path in bf16
         fns["charlm_bf16"] = lambda: charlm_rate(shape, steps, threads, amp="bf16")
-    rates: dict[str, list[float]] = {k: [] for k in fns}
-    for rep in range(reps):
-        for impl in list(fns) if rep % 2 == 0 else list(fns)[::-1]:
-            rates[impl].append(fns[impl]())
+    rates = interleaved(fns, reps)
     med = {k: statistics.median(v) for k, v in rates.items()}
     bf16 = med.get("charlm_bf16")
     gflops = med["charlm"] * shape.flops_per_token() / 1e9
@@ -219,25 +226,53 @@ CELLS = ("jordan", "peephole")
 
 
 def compare_cell(kind: str, shape: Shape, threads: int, reps: int, steps: int) -> dict[str, Any]:
-    """Interleaved runs (A, B, B, A, ...) of ``kind`` and the LSTM; medians and their ratio."""
-    rates: dict[str, list[float]] = {kind: [], "lstm": []}
-    for rep in range(reps):
-        for k in (kind, "lstm") if rep % 2 == 0 else ("lstm", kind):
-            rates[k].append(charlm_rate(shape, steps, threads, kind=k))
+    """Interleaved runs of ``kind`` and the LSTM; medians and their ratio."""
+    rates = interleaved(
+        {k: (lambda k=k: charlm_rate(shape, steps, threads, kind=k)) for k in (kind, "lstm")},
+        reps,
+    )
+    return {"config": shape.name, "model": kind, "threads": threads} | _paired(
+        rates, kind, "lstm", ("model_tok_s", "lstm_tok_s")
+    )
+
+
+def _paired(
+    rates: dict[str, list[float]], a: str, b: str, names: tuple[str, str]
+) -> dict[str, Any]:
+    """Medians of a and b, their ratio, and each back-to-back pair's own ratio."""
     med = {k: statistics.median(v) for k, v in rates.items()}
     return {
-        "config": shape.name,
-        "model": kind,
-        "threads": threads,
-        "model_tok_s": round(med[kind]),
-        "lstm_tok_s": round(med["lstm"]),
-        "ratio": round(med[kind] / med["lstm"], 3),
+        names[0]: round(med[a]),
+        names[1]: round(med[b]),
+        "ratio": round(med[a] / med[b], 3),
         # Each pair ran back to back, so the host's load hit both alike: its own ratio.
-        "paired_ratios": ", ".join(
-            f"{p / q:.2f}" for p, q in zip(rates[kind], rates["lstm"], strict=True)
-        ),
+        "paired_ratios": ", ".join(f"{p / q:.2f}" for p, q in zip(rates[a], rates[b], strict=True)),
         "runs": {k: [round(r) for r in v] for k, v in rates.items()},
     }
+
+
+# charlm's own LSTM loop (charlm/lstmloop.py) against nn.LSTM, both in bf16 through
+# Trainer.run: the rule takes the loop from lstmloop.LOOP_FROM_HIDDEN units on; these rows
+# time both sides of it (768: nn.LSTM's; 1024: the medium preset's net, the loop's).
+LOOP_SHAPES = (Shape(1, 768, 128, 32, steps=4), Shape(1, 1024, 128, 32, steps=4))
+
+
+def compare_loop(shape: Shape, threads: int, reps: int, steps: int) -> dict[str, Any]:
+    """bf16 tokens/s of the same run with the LSTM layers forced through the loop and not."""
+
+    def rate(loop: bool) -> float:
+        saved = lstmloop.LOOP_FROM_HIDDEN
+        lstmloop.LOOP_FROM_HIDDEN = 0 if loop else 10**9
+        try:
+            return charlm_rate(shape, steps, threads, amp="bf16")
+        finally:
+            lstmloop.LOOP_FROM_HIDDEN = saved
+
+    rates = interleaved({"loop": lambda: rate(True), "nn.LSTM": lambda: rate(False)}, reps)
+    used = "loop" if shape.hidden >= lstmloop.LOOP_FROM_HIDDEN else "nn.LSTM"
+    return {"config": shape.name, "threads": threads, "charlm_uses": used} | _paired(
+        rates, "loop", "nn.LSTM", ("loop_tok_s", "nn_lstm_tok_s")
+    )
 
 
 def run(quick: bool = False, threads: int = 1) -> dict[str, Any]:
@@ -251,4 +286,11 @@ def run(quick: bool = False, threads: int = 1) -> dict[str, Any]:
         )
     steps = CELL_SHAPE.steps // 2 if quick else CELL_SHAPE.steps
     cells = [compare_cell(k, CELL_SHAPE, threads, 2 if quick else 4, steps) for k in CELLS]
-    return {"threads": threads, "matmul_peak_gflops": round(peak, 1), "rows": rows, "cells": cells}
+    result = {"threads": threads, "matmul_peak_gflops": round(peak, 1), "rows": rows}
+    result["cells"] = cells
+    if cpu_has_bf16():
+        result["lstm_loop"] = [
+            compare_loop(shape, threads, 2 if quick else 4, 2 if quick else shape.steps)
+            for shape in LOOP_SHAPES
+        ]
+    return result

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from charlm import esn
+from charlm import esn, lstmloop
 from charlm.config import LSTM_TYPES, ModelConfig
 from charlm.jordan import JordanStack
 from charlm.peephole import PeepholeLSTM
@@ -35,7 +35,9 @@ class RNNLM(nn.Module):
     """Token ids (B, T) -> next-token logits (B, T, V), carrying a hidden state.
 
     Uses PyTorch's fused nn.LSTM / nn.GRU / nn.RNN: on a CPU it measured faster than
-    every hand-written or compiled alternative. The peephole LSTM, which PyTorch lacks, is
+    every hand-written or compiled alternative, but one: LSTM layers of 1,024 units or more
+    training in bf16 on a CPU run charlm's own loop over nn.LSTM's weights
+    (``charlm.lstmloop``). The peephole LSTM, which PyTorch lacks, is
     ``charlm.peephole.PeepholeLSTM``, shaped like nn.LSTM.
     """
 
@@ -124,7 +126,10 @@ class RNNLM(nn.Module):
         emb = self.embed_drop(self.embed(x))  # (B, T, E)
         if self.cfg.model == "jordan":
             return self.rnn(emb, hidden, self.decoder)
-        out, hidden = self.rnn(emb, hidden)  # (B, T, H)
+        if lstmloop.uses_loop(self.rnn, emb):  # wide LSTM layers in bf16 on a CPU: faster
+            out, hidden = lstmloop.lstm_forward(self.rnn, emb, hidden)
+        else:
+            out, hidden = self.rnn(emb, hidden)  # (B, T, H)
         return out, None, hidden
 
     def forward(self, x: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:

@@ -21,55 +21,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from charlm.timeloop import StepProduct, lstm_step_backward, weight_grad
+
 PeepholeState = tuple[torch.Tensor, torch.Tensor]
-
-# oneDNN's matrix product with the weight packed once per window, where torch has it: on the
-# project's AMD host the step's (32 x 512) @ (512 x 2048) product took 0.5 ms this way against
-# 1.5 ms through torch.mm (MKL), as fast as inside nn.LSTM (bench/README.md, "Peephole LSTM").
-# These are torch's private operators, so they are looked up and tried, never assumed.
-_ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-USE_ONEDNN = True  # switched off by the benchmark's attempt without it
-
-
-class _Product:
-    """``a @ w.T`` for many ``a`` (B, n) against one ``w`` (m, n)."""
-
-    def __init__(self, w: torch.Tensor, rows: int) -> None:
-        self.packed = None
-        if USE_ONEDNN and _ONEDNN and w.device.type == "cpu" and w.dtype == torch.float32:
-            try:
-                self.packed = torch.ops.mkldnn._reorder_linear_weight(w.contiguous(), rows)
-            except (AttributeError, RuntimeError):
-                self.packed = None
-        self.w_t = w.t()
-
-    def __call__(self, a: torch.Tensor) -> torch.Tensor:
-        if self.packed is not None:
-            try:
-                return torch.ops.mkldnn._linear_pointwise(a, self.packed, None, "none", [], "")
-            except (AttributeError, RuntimeError):  # a torch whose private call changed
-                self.packed = None
-        return a @ self.w_t
-
-
-def _weight_grad(d: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """``d.T @ x`` for the whole window: (N, m), (N, n) -> (m, n); oneDNN where it runs.
-
-    Both sides are copied transposed for oneDNN: with the copies it still measured 158 ms
-    against MKL's 209 ms for a 1x512 window of 128 steps by 32 stripes.
-    """
-    if USE_ONEDNN and _ONEDNN and d.device.type == "cpu" and d.dtype == torch.float32:
-        try:
-            w = x.t().contiguous().to_mkldnn()
-            return torch.ops.mkldnn._linear_pointwise(d.t().contiguous(), w, None, "none", [], "")
-        except RuntimeError:
-            pass
-    return d.t() @ x
-
-
-def _sigmoid_grad(grad: torch.Tensor, s: torch.Tensor, out: torch.Tensor) -> None:
-    """out = grad * s * (1 - s), the gradient through s = sigmoid(a), in one fused op."""
-    torch.ops.aten.sigmoid_backward.grad_input(grad, s, grad_input=out)
 
 
 class PeepholeLSTM(nn.Module):
@@ -182,7 +136,7 @@ class _Recurrence(torch.autograd.Function):
         hs = xp.new_empty(T, B, H)
         cs, tcs = xp.new_empty(T, B, H), xp.new_empty(T, B, H)  # c_t and tanh(c_t)
         p_i, p_f, p_o = peep.unbind(0)
-        recur = _Product(w_hh, B)  # h @ W_hh^T
+        recur = StepProduct(w_hh, B)  # h @ W_hh^T
         h0, c0 = h0.contiguous(), c0.contiguous()  # a carried state may be a strided view
         h, c = h0, c0
         for t in range(T):
@@ -210,33 +164,20 @@ class _Recurrence(torch.autograd.Function):
         gates, hs, cs, tcs, h0, c0, w_hh, peep = ctx.saved_tensors
         T, B, G = gates.shape
         H = G // 4
-        p_i, p_f, p_o = peep.unbind(0)
         d_pre = torch.empty_like(gates)  # (T, B, 4H): gradient of the gate pre-activations
         dh = h0.new_zeros(B, H)  # from step t + 1 through W_hh
         dc = d_cn.clone() if d_cn is not None else c0.new_zeros(B, H)
-        back = _Product(w_hh.t(), B)  # d_pre @ W_hh
+        back = StepProduct(w_hh.t(), B)  # d_pre @ W_hh
         tmp = h0.new_empty(B, H)
         for t in range(T - 1, -1, -1):
-            i, f, g, o = gates[t].chunk(4, 1)
-            di, df, dg, do = d_pre[t].chunk(4, 1)
-            c_prev = cs[t - 1] if t else c0
             if d_hs is not None:
                 dh = dh + d_hs[t]
-            tc = tcs[t]
-            # h = o * tanh(c): to o's pre-activation, and to c (through tanh and o's peephole)
-            _sigmoid_grad(torch.mul(dh, tc, out=tmp), o, out=do)
-            dc = dc + torch.ops.aten.tanh_backward(dh * o, tc)
-            dc.addcmul_(do, p_o)
-            # c = f * c_prev + i * g: to the pre-activations of i, f and g
-            _sigmoid_grad(torch.mul(dc, g, out=tmp), i, out=di)
-            _sigmoid_grad(torch.mul(dc, c_prev, out=tmp), f, out=df)
-            torch.ops.aten.tanh_backward.grad_input(torch.mul(dc, i, out=tmp), g, grad_input=dg)
-            dc = dc * f
-            dc.addcmul_(di, p_i).addcmul_(df, p_f)
+            c_prev = cs[t - 1] if t else c0
+            dc = lstm_step_backward(dh, dc, gates[t], d_pre[t], c_prev, tcs[t], tmp, peep)
             dh = back(d_pre[t])  # (B, H)
         h_prev = torch.cat([h0[None], hs[:-1]])  # (T, B, H)
         c_prev_all = torch.cat([c0[None], cs[:-1]])
-        d_w_hh = _weight_grad(d_pre.reshape(T * B, G), h_prev.reshape(T * B, H))  # (4H, H)
+        d_w_hh = weight_grad(d_pre.reshape(T * B, G), h_prev.reshape(T * B, H))  # (4H, H)
         d_peep = torch.stack(
             [
                 (d_pre[..., :H] * c_prev_all).sum((0, 1)),

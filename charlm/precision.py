@@ -6,8 +6,9 @@ clipping (torch's GradScaler), and a step whose scaled gradients overflowed is s
 while the factor is lowered. bf16 keeps fp32's range and needs no scaling.
 
 On a CPU with bf16 instructions (AVX512-BF16) nn.LSTM, nn.GRU and nn.RNN train faster in
-bf16 (on this project's AMD EPYC, one thread: LSTM 1x512 1.97x, 1x768 1.25x, 1x1024 1.01x; GRU
-1x595 2.6x; Elman 1x1040 3.1x) and a character model learns as much per step, so
+bf16 (on this project's AMD EPYC, one thread: LSTM 1x512 1.97x, 1x768 1.25x, 1x1024 1.01x, and
+1x1024 about 1.3x through charlm's own loop, lstmloop.py; GRU 1x595 2.6x; Elman 1x1040 3.1x)
+and a character model learns as much per step, so
 ``--amp auto`` (the default) trains those cells in bf16 there (bench/README.md, "bf16 on the
 CPU"). The master weights, the optimizer, evaluation and sampling stay in fp32. The
 hand-written cells (peephole, Jordan) and the echo-state read-out stay in fp32 under auto.

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from bench import memory, quality, report, training
 from bench.training import Shape, charlm_rate, reference_rate
 from charlm.cli import app
+from tests.test_precision import needs_bf16
 
 
 def test_flops_count_every_matrix_multiply() -> None:
@@ -50,6 +51,23 @@ def test_a_cell_row_times_both_cells_through_charlm(kind, monkeypatch) -> None:
     assert row["runs"] == {kind: [tokens] * 2, "lstm": [tokens] * 2}
     assert row["ratio"] == 1.0 and row["paired_ratios"] == "1.00, 1.00"
     assert "| config | model | threads | model_tok_s |" in "\n".join(report.table([row]))
+
+
+@needs_bf16
+def test_a_loop_row_times_the_same_run_through_the_loop_and_through_nn_lstm(monkeypatch) -> None:
+    from charlm import lstmloop
+
+    monkeypatch.setattr(training, "time", _TickClock())
+    calls: list[int] = []
+    real = lstmloop.lstm_forward
+    monkeypatch.setattr(lstmloop, "lstm_forward", lambda *a: calls.append(1) or real(*a))
+    shape = Shape(1, 8, 8, 4, steps=2)
+    row = training.compare_loop(shape, threads=1, reps=2, steps=2)
+    tokens = 2 * shape.batch * shape.bptt
+    assert row["runs"] == {"loop": [tokens] * 2, "nn.LSTM": [tokens] * 2}
+    assert len(calls) == 2 * (training.WARM + 2)  # every step of the two loop runs, no other
+    assert row["charlm_uses"] == "nn.LSTM"  # 8 units: below the rule's width
+    assert lstmloop.LOOP_FROM_HIDDEN > 8  # the rule is put back
 
 
 def test_markdown_renders_rows_and_scalars_and_skips_nested_values() -> None:
