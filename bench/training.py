@@ -131,8 +131,14 @@ def charlm_rate(
     ``--amp auto``, trains in bf16 where the CPU has it: ``compare`` measures that beside.)
     """
     total = WARM + steps
+    # No dropout, as in the reference loop: the default preset's 0.1 (since 2026-11-30) would
+    # time dropout's masks too, and the comparison is of the same network.
     model = ModelConfig(
-        model=kind, embed_size=shape.embed, hidden_size=shape.hidden, num_layers=shape.layers
+        model=kind,
+        embed_size=shape.embed,
+        hidden_size=shape.hidden,
+        num_layers=shape.layers,
+        dropout=0.0,
     )
     config = RunConfig(
         model=model,

@@ -53,6 +53,20 @@ def test_a_cell_row_times_both_cells_through_charlm(kind, monkeypatch) -> None:
     assert "| config | model | threads | model_tok_s |" in "\n".join(report.table([row]))
 
 
+def test_charlm_is_timed_on_the_reference_loops_network(monkeypatch) -> None:
+    # The reference loop has no dropout; charlm's default preset has (0.1): timed on the
+    # preset's dropout, charlm would be timing masks the reference never draws.
+    seen = []
+    real = training.new_trainer
+    monkeypatch.setattr(
+        training, "new_trainer", lambda c, *a, **k: seen.append(c) or real(c, *a, **k)
+    )
+    charlm_rate(Shape(2, 16, 32, 8, steps=3), 3, 1)
+    m = seen[0].model
+    assert (m.model, m.num_layers, m.hidden_size, m.embed_size) == ("lstm", 2, 16, 64)
+    assert m.dropout == 0.0 and m.embed_dropout in (None, 0.0) and not m.tie_weights
+
+
 @needs_bf16
 def test_a_loop_row_times_the_same_run_through_the_loop_and_through_nn_lstm(monkeypatch) -> None:
     from charlm import lstmloop
