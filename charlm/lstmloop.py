@@ -8,7 +8,8 @@ at 896 units the two were level when quiet (1.22x loaded), at 768 nn.LSTM led by
 (bench/README.md, "The LSTM's own loop"). So a model whose LSTM layers are 1,024 units or
 wider and train in bf16 on a CPU runs them here (``uses_loop``); everything else, and
 evaluation, runs nn.LSTM.
-The weights stay nn.LSTM's, so checkpoints, sampling and the fast path do not change.
+The weights stay nn.LSTM's, so checkpoints, sampling and the fast path do not change; hooks
+registered on the nn.LSTM module do not see the loop's forwards.
 
 The loop is the peephole loop's (peephole.py) without the peepholes:
 
@@ -50,6 +51,7 @@ def uses_loop(rnn: nn.Module, x: torch.Tensor) -> bool:
         and torch.get_autocast_dtype("cpu") == torch.bfloat16
         and rnn.hidden_size >= LOOP_FROM_HIDDEN
         and rnn.proj_size == 0
+        and rnn.bias
         and rnn.batch_first
         and not rnn.bidirectional
     )
@@ -103,7 +105,7 @@ class _Recurrence(torch.autograd.Function):
         with torch.autocast("cpu", enabled=False):  # the precisions here are chosen by hand
             hs, cs, saved = _Recurrence._loop(xp, h0, c0, w_hh)
         ctx.save_for_backward(*saved)
-        ctx.in_dtype, ctx.state_dtype = xp.dtype, h0.dtype
+        ctx.dtypes = xp.dtype, h0.dtype, c0.dtype  # the gradients go back in these
         return hs, cs[-1].clone()
 
     @staticmethod
@@ -145,11 +147,12 @@ class _Recurrence(torch.autograd.Function):
         H = G // 4
         d_pre = torch.empty_like(gates)  # gradient of the gate pre-activations
         # the gradient in the products' precision: d_pre itself unless that is bf16
-        low = ctx.in_dtype != d_pre.dtype
-        d_low = d_pre.new_empty(T, B, G, dtype=ctx.in_dtype) if low else d_pre
+        in_dtype = ctx.dtypes[0]  # the products'
+        low = in_dtype != d_pre.dtype
+        d_low = d_pre.new_empty(T, B, G, dtype=in_dtype) if low else d_pre
         dh = cs.new_zeros(B, H)  # from step t + 1 through W_hh
         dc = d_cn.to(cs.dtype) if d_cn is not None else cs.new_zeros(B, H)
-        back = StepProduct(w_hh.to(ctx.in_dtype).t(), B)  # d_pre @ W_hh
+        back = StepProduct(w_hh.to(in_dtype).t(), B)  # d_pre @ W_hh
         tmp = cs.new_empty(B, H)
         for t in range(T - 1, -1, -1):
             if d_hs is not None:
@@ -160,5 +163,5 @@ class _Recurrence(torch.autograd.Function):
                 d_low[t].copy_(d_pre[t])
             dh = back(d_low[t]).to(cs.dtype)  # (B, H)
         d_w_hh = weight_grad(d_low.reshape(T * B, G), h_in[:T].reshape(T * B, H))
-        state = ctx.state_dtype
-        return d_low, dh.to(state), dc.to(state), d_w_hh.to(w_hh.dtype)
+        _, h_dtype, c_dtype = ctx.dtypes
+        return d_low, dh.to(h_dtype), dc.to(c_dtype), d_w_hh.to(w_hh.dtype)
