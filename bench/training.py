@@ -292,8 +292,12 @@ def run(quick: bool = False, threads: int = 1) -> dict[str, Any]:
         )
     steps = CELL_SHAPE.steps // 2 if quick else CELL_SHAPE.steps
     cells = [compare_cell(k, CELL_SHAPE, threads, 2 if quick else 4, steps) for k in CELLS]
-    result = {"threads": threads, "matmul_peak_gflops": round(peak, 1), "rows": rows}
-    result["cells"] = cells
+    result = {
+        "threads": threads,
+        "matmul_peak_gflops": round(peak, 1),
+        "rows": rows,
+        "cells": cells,
+    }
     if cpu_has_bf16():
         result["lstm_loop"] = [
             compare_loop(shape, threads, 2 if quick else 4, 2 if quick else shape.steps)
