@@ -23,13 +23,13 @@ from typing import Any
 import torch
 
 from bench.words import SHAKESPEARE
-from charlm.averaging import WeightAverage
-from charlm.dataset import read_corpus
-from charlm.events import StepEvent
-from charlm.model import RNNLM
-from charlm.runsetup import new_trainer
-from charlm.scoring import score_tokens
-from charlm.settings import resolve_config
+from charlm.config.options import resolve_config
+from charlm.data.corpus import read_corpus
+from charlm.evaluation.scoring import score_tokens
+from charlm.models.lm import RNNLM
+from charlm.training.averaging import WeightAverage
+from charlm.training.events import StepEvent
+from charlm.training.setup import new_trainer
 
 
 class SideBySide:

@@ -12,7 +12,7 @@ validation loss in nats per character, and the speed its training alone ran at.
 A row takes 10 minutes, so the section can be run in pieces: finished rows are kept in
 bench/results/cells.json (the 20-second rows apart from the 10-minute ones) and a run does
 only the rows it does not hold. Environment variables choose what runs:
-  CHARLM_BENCH_CELLS=lstm,gru  only these models (default: every model in charlm.config.MODELS)
+  CHARLM_BENCH_CELLS=lstm,gru  only these models (default: every registered model)
   CHARLM_BENCH_ROWS=lstm,gru+penalty  only these rows, by name (a model, or model+penalty)
   CHARLM_BENCH_JOBS=2          rows run concurrently (default 1; each row uses one thread)
   CHARLM_BENCH_FRESH=1         run the chosen rows again even when held
@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 
 from bench import report
-from charlm.config import MODELS, ModelConfig
-from charlm.model import RNNLM, count_parameters
+from charlm.config.schema import MODELS, ModelConfig
+from charlm.models.lm import RNNLM, count_parameters
 
 CORPUS = (
     Path(__file__).resolve().parents[2] / "shared" / "corpora" / "tinyshakespeare" / "input.txt"

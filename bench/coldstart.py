@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from charlm.coldstart import cold_warm
-from charlm.config import DataConfig, TrainConfig
-from charlm.dataset import split_text
-from charlm.inference import load_model
+from charlm.config.schema import DataConfig, TrainConfig
+from charlm.data.corpus import split_text
+from charlm.evaluation.coldstart import cold_warm
+from charlm.generation.load import load_model
 
 # Beside the repository (/work/main), or one level further up from a worktree (/work/wt/NAME).
 _HERE = Path(__file__).resolve()

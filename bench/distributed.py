@@ -29,10 +29,10 @@ from typing import Any
 import torch
 
 from bench.training import Shape, synthetic_text
-from charlm import distributed
-from charlm.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from charlm.dataset import Corpus
-from charlm.runsetup import new_trainer
+from charlm.config.schema import DataConfig, ModelConfig, RunConfig, TrainConfig
+from charlm.data.corpus import Corpus
+from charlm.training import distributed
+from charlm.training.setup import new_trainer
 
 SHAPES = (
     Shape(2, 128, 50, 50, steps=60),  # char-rnn's default

@@ -3,7 +3,8 @@
 A 2x256 LSTM (embedding 64, vocabulary 65, random weights: speed does not depend on them),
 torch at one thread. Measured in the same run, so a change in the host's load hits both:
 
-- one stream: ``charlm.generate`` (the NumPy step, sampling included) against a naive loop
+- one stream: ``charlm.generation.generate`` (the NumPy step, sampling included) against a
+  naive loop
   that calls the model (``nn.LSTM``) on one step at a time and samples with torch;
 - 64 streams at once: total characters per second;
 - scoring ~1 MB with ``score_text`` (what ``charlm evaluate`` runs) against training the
@@ -26,12 +27,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from charlm.config import ModelConfig
-from charlm.data import StripeBatcher
-from charlm.generate import GenerateConfig, generate
-from charlm.model import RNNLM, detach_hidden
-from charlm.scoring import score_text
-from charlm.tokenizers import CharTokenizer
+from charlm.config.schema import ModelConfig
+from charlm.data.batching import StripeBatcher
+from charlm.data.tokenizers import CharTokenizer
+from charlm.evaluation.scoring import score_text
+from charlm.generation.generate import GenerateConfig, generate
+from charlm.models.lm import RNNLM, detach_hidden
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ \n.,;:!?'-&$3"  # 65 characters
 

@@ -1,9 +1,9 @@
 """`charlm inspect units`' recording pass: 100,000 characters through a 1x512 LSTM.
 
 The issue's target is under 10 seconds on one CPU thread for the pass that keeps h, c and
-the four gates of every step (``charlm.recording.record``), plus ranking every unit against
-a feature and the gate saturation table. Random weights: speed does not depend on them.
-With ``charlm.inspect_page`` present, also the page's size for 20,000 characters.
+the four gates of every step (``charlm.inspection.recording.record``), plus ranking every
+unit against a feature and the gate saturation table. Random weights: speed does not depend on them.
+With ``charlm.inspection.page`` present, also the page's size for 20,000 characters.
 
 `python -m bench.inspect [--quick]` prints the figures as JSON.
 """
@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from charlm.config import ModelConfig
-from charlm.features import FEATURES, per_token, rank_units
-from charlm.inspect_doc import build_doc
-from charlm.model import RNNLM
-from charlm.recording import record
-from charlm.saturation import saturation
+from charlm.config.schema import ModelConfig
+from charlm.inspection.doc import build_doc
+from charlm.inspection.recording import record
+from charlm.inspection.saturation import saturation
+from charlm.inspection.text_features import FEATURES, per_token, rank_units
+from charlm.models.lm import RNNLM
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ \n.,;:!?'-&$3"  # 65 characters
 
@@ -75,9 +75,9 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 def _page_size(rec: Any, pieces: list[str]) -> dict[str, Any]:
     try:
-        from charlm.inspect_page import render_page
+        from charlm.inspection.page import render_page
     except ImportError:
-        return {"page": "skipped: charlm.inspect_page is not in this tree"}
+        return {"page": "skipped: charlm.inspection.page is not in this tree"}
     except OSError as e:  # e.g. found through another tree's editable install, without its HTML
         return {"page": f"skipped: {e}"}
     n = len(pieces)

@@ -1,13 +1,13 @@
 """ABC tunes: how fast ``charlm music check`` reads them, and the check on real tunes.
 
-Prepares music21's collections as ``charlm prepare abc`` does (seed 0), then times the
-check on the first 1,000 tunes and reports the check's totals on the last 100 (the
-validation tail a model trained on the corpus is scored on): the figures sampled tunes
-are compared against. Then a 5-gram character model (Kneser-Ney, ``charlm.ngram``) is fitted
-on the corpus's training part (the split ``charlm train`` makes by default, all but the last
-5%) and 100 tunes sampled from it at temperatures 1.0 and 0.8 (seed 1), primed with ``X:1``
-and stopped at a blank line as the README's recipe samples the LSTM, are checked the same
-way: the baseline a trained network has to beat. Run alone: ``python -m bench.music [--quick]``.
+Prepares music21's collections as ``charlm prepare abc`` does (seed 0), then times the check on
+the first 1,000 tunes and reports the check's totals on the last 100 (the validation tail a
+model trained on the corpus is scored on): the figures sampled tunes are compared against. Then
+a 5-gram character model (Kneser-Ney, ``charlm.evaluation.ngram``) is fitted on the corpus's
+training part (the split ``charlm train`` makes by default, all but the last 5%) and 100 tunes
+sampled from it at temperatures 1.0 and 0.8 (seed 1), primed with ``X:1`` and stopped at a
+blank line as the README's recipe samples the LSTM, are checked the same way: the baseline a
+trained network has to beat. Run alone: ``python -m bench.music [--quick]``.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from charlm.abc import join_tunes, split_tunes
-from charlm.config import RunConfig
-from charlm.dataset import prepare
-from charlm.musiccheck import check_text
-from charlm.musiccorpus import build_corpus, music21_collections
-from charlm.ngram import count_ngrams, sample
+from charlm.config.schema import RunConfig
+from charlm.data.corpus import prepare
+from charlm.evaluation.ngram import count_ngrams, sample
+from charlm.music.abc import join_tunes, split_tunes
+from charlm.music.check import check_text
+from charlm.music.corpus import build_corpus, music21_collections
 
 PRIME, STOP = "X:1", "\n\n"  # as `charlm sample RUN --prime 'X:1' --stop '\n\n'`
 # In the corpus X:1 always follows a blank line, and a Kneser-Ney model's lower orders count

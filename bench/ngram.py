@@ -38,9 +38,9 @@ GOAL_SECONDS, GOAL_MB = 60, 2048
 
 def child(corpus: Path, order: int, score: bool, out: Path) -> None:
     """Fit (and maybe score) in this process; write the figures to ``out`` as JSON."""
-    from charlm.config import DataConfig, RunConfig
-    from charlm.dataset import prepare, read_corpus
-    from charlm.ngram import count_ngrams
+    from charlm.config.schema import DataConfig, RunConfig
+    from charlm.data.corpus import prepare, read_corpus
+    from charlm.evaluation.ngram import count_ngrams
 
     prep = prepare(RunConfig(data=DataConfig(val_frac=VAL_FRAC)), read_corpus(str(corpus)))
     vocab = prep.tokenizer.vocab_size
@@ -79,7 +79,7 @@ def child(corpus: Path, order: int, score: bool, out: Path) -> None:
 
 def _save(path: Path, model: Any) -> dict[str, Any]:
     """Save the model as `charlm evaluate` caches it."""
-    from charlm.baseline import save_model
+    from charlm.evaluation.baseline import save_model
 
     t0 = time.perf_counter()
     save_model(path, model)
@@ -92,7 +92,7 @@ def _save(path: Path, model: Any) -> dict[str, Any]:
 
 def _load(path: Path, order: int) -> dict[str, Any]:
     """Read the cached model back: what a second `charlm evaluate --baseline` call costs."""
-    from charlm.baseline import load_model
+    from charlm.evaluation.baseline import load_model
 
     t0 = time.perf_counter()
     if load_model(path, order) is None:

@@ -20,8 +20,8 @@ from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from bench.training import Shape, charlm_rate, matmul_peak
-from charlm.config import ModelConfig, TrainConfig
-from charlm.runtime import default_threads
+from charlm.config.runtime import default_threads
+from charlm.config.schema import ModelConfig, TrainConfig
 
 THREADS = (1, 2)
 POLICIES = ("default", "PASSIVE")  # OMP_WAIT_POLICY: unset (spin, then sleep), or passive

@@ -31,13 +31,13 @@ import torch.nn.functional as F
 from rich.console import Console
 from torch import nn
 
-from charlm import lstmloop
 from charlm.cli.progress import TrainReporter
-from charlm.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from charlm.dataset import Corpus
-from charlm.events import StepEvent
-from charlm.precision import cpu_has_bf16
-from charlm.runsetup import new_trainer
+from charlm.config.schema import DataConfig, ModelConfig, RunConfig, TrainConfig
+from charlm.data.corpus import Corpus
+from charlm.models import lstmloop
+from charlm.models.precision import cpu_has_bf16
+from charlm.training.events import StepEvent
+from charlm.training.setup import new_trainer
 
 ALPHABET = (
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ \n.,;:!?'-&$3"  # 65, as Shakespeare

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from charlm.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from charlm.config.schema import DataConfig, ModelConfig, RunConfig, TrainConfig
 
 # Tests share two cores with whatever else runs: one thread keeps them fast and repeatable.
 torch.set_num_threads(1)
@@ -84,8 +84,8 @@ def straight_and_resumed(make, tmp_path: Path):  # type: ignore[no-untyped-def]
 
     Returns (straight, resumed, a's and b's latest weights): an exact resume makes them equal.
     """
-    from charlm import checkpoint as ckpt_io
-    from charlm.runsetup import resume_trainer
+    from charlm.rundir import checkpoint as ckpt_io
+    from charlm.training.setup import resume_trainer
 
     straight = make(tmp_path / "a")
     total = straight.total_steps()

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from charlm import __version__, distributed
+from charlm import __version__
 from charlm.cli import evaluate as _evaluate
 from charlm.cli import inspect as _inspect
 from charlm.cli import music as _music
@@ -20,6 +20,7 @@ from charlm.cli import sample as _sample
 from charlm.cli import train as _train
 from charlm.cli.common import HELP_CONTEXT, PLAIN_HELP, PlainCommand, error
 from charlm.cli.usage import UsageFailure, usage_line
+from charlm.training import distributed
 
 
 class _OneLineUsageErrors(TyperGroup):

@@ -18,7 +18,7 @@ from typer.core import TyperArgument, TyperCommand
 
 from charlm.cli.stderr import DroppingStderr
 from charlm.errors import CharlmError, ConfigError, InputError, cannot_write
-from charlm.inference import GENERATION_DEVICE, LoadedModel, load_model
+from charlm.generation.load import GENERATION_DEVICE, LoadedModel, load_model
 
 # Everything but data goes to stderr; markup and emoji codes off so text in [brackets] or
 # like :x: (file names, model output, table cells) prints as it is. A stderr whose reader
@@ -156,7 +156,7 @@ SeedOpt = Annotated[
 DeviceOpt = Annotated[
     str, typer.Option("--device", metavar="DEVICE", help="auto (CUDA when present), cpu or cuda.")
 ]
-# sample and prime: the default is charlm.inference.GENERATION_DEVICE, whose comment says why.
+# sample and prime: the default is charlm.generation.load.GENERATION_DEVICE, whose comment says why.
 GenerationDeviceOpt = Annotated[
     str,
     typer.Option("--device", metavar="DEVICE", help="cpu, auto (CUDA when present) or cuda."),

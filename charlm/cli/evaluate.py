@@ -10,15 +10,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from charlm.baseline import (
-    CACHE_DIR,
-    Baseline,
-    BaselineSpec,
-    RunData,
-    check_corpus,
-    fit_baseline,
-    score_ngram,
-)
 from charlm.cli.common import (
     DeviceOpt,
     JsonOpt,
@@ -34,13 +25,22 @@ from charlm.cli.common import (
     write_json,
 )
 from charlm.cli.progress import ScoringProgress
-from charlm.config import ConfigError
-from charlm.dataset import run_split
-from charlm.inference import LoadedModel
-from charlm.runtime import set_threads
-from charlm.scoring import TextScore, oov_warning, score_text, total_score
-from charlm.sources import corpus_name, files_in
-from charlm.textio import InputError, read_text
+from charlm.config.runtime import set_threads
+from charlm.config.schema import ConfigError
+from charlm.data.corpus import run_split
+from charlm.evaluation.baseline import (
+    CACHE_DIR,
+    Baseline,
+    BaselineSpec,
+    RunData,
+    check_corpus,
+    fit_baseline,
+    score_ngram,
+)
+from charlm.evaluation.scoring import TextScore, oov_warning, score_text, total_score
+from charlm.generation.load import LoadedModel
+from charlm.text.reading import InputError, read_text
+from charlm.text.sources import corpus_name, files_in
 
 
 def evaluate(

@@ -19,14 +19,14 @@ from charlm.cli.common import (
     stderr_is_terminal,
     unescape,
 )
-from charlm.config import ConfigError
-from charlm.generate import GenerateConfig, generate
-from charlm.inference import LoadedModel
-from charlm.runtime import new_seed
-from charlm.sampling import SamplingConfig
-from charlm.settings import flag
-from charlm.textio import InputError
-from charlm.tokenizers import Tokenizer, describe_unknown, drop_unknown
+from charlm.config.options import flag
+from charlm.config.runtime import new_seed
+from charlm.config.schema import ConfigError
+from charlm.data.tokenizers import Tokenizer, describe_unknown, drop_unknown
+from charlm.generation.generate import GenerateConfig, generate
+from charlm.generation.load import LoadedModel
+from charlm.generation.sampling import SamplingConfig
+from charlm.text.reading import InputError
 
 UNKNOWN_MODES = ("error", "skip")
 PROGRESS_EVERY = 64  # steps between progress updates: cheap next to a step

@@ -27,14 +27,14 @@ from charlm.cli.common import (
     write_json,
 )
 from charlm.cli.inspect_units import surprisal, units
-from charlm.config import LSTM_TYPES, MODELS, ConfigError, check_seed
-from charlm.dataset import split_text
-from charlm.figures import check_output, gradient_flow_figure
-from charlm.gradflow import Flow, FlowConfig, check_length, fresh_model, measure
-from charlm.inference import LoadedModel
-from charlm.runtime import set_threads
-from charlm.textio import InputError, read_text
-from charlm.tokenizers import Tokenizer, describe_unknown, drop_unknown
+from charlm.config.runtime import set_threads
+from charlm.config.schema import LSTM_TYPES, MODELS, ConfigError, check_seed
+from charlm.data.corpus import split_text
+from charlm.data.tokenizers import Tokenizer, describe_unknown, drop_unknown
+from charlm.generation.load import LoadedModel
+from charlm.inspection.figures import check_output, gradient_flow_figure
+from charlm.inspection.gradflow import Flow, FlowConfig, check_length, fresh_model, measure
+from charlm.text.reading import InputError, read_text
 
 app = typer.Typer(
     name="inspect",

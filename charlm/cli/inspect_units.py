@@ -33,8 +33,15 @@ from charlm.cli.unitview import (
     show,
     spans_table,
 )
-from charlm.config import ConfigError
-from charlm.features import (
+from charlm.config.runtime import set_threads
+from charlm.config.schema import ConfigError
+from charlm.generation.load import GENERATION_DEVICE, LoadedModel
+from charlm.inspection.doc import build_doc, surprisal_report, units_report
+from charlm.inspection.export import write_lstmvis, write_npz
+from charlm.inspection.recording import Recording, record
+from charlm.inspection.saturation import saturation
+from charlm.inspection.surprisal import bits_per_char, hardest_spans
+from charlm.inspection.text_features import (
     FEATURES,
     PER_CHARACTER,
     Match,
@@ -43,15 +50,8 @@ from charlm.features import (
     rank_units,
     regex_feature,
 )
-from charlm.inference import GENERATION_DEVICE, LoadedModel
-from charlm.inspect_doc import build_doc, surprisal_report, units_report
-from charlm.inspect_export import write_lstmvis, write_npz
-from charlm.recording import Recording, record
-from charlm.runtime import set_threads
-from charlm.saturation import saturation
-from charlm.surprisal import bits_per_char, hardest_spans
-from charlm.textio import InputError, read_text
-from charlm.units import Space, Unit, is_sequential, parse_unit, value_range, values
+from charlm.inspection.units import Space, Unit, is_sequential, parse_unit, value_range, values
+from charlm.text.reading import InputError, read_text
 
 TextArgs = Annotated[
     list[str] | None, checkpoint_then("[CHECKPOINT] TEXT|-", "the text; - or piped stdin")
@@ -324,7 +324,7 @@ def _export(
 
 def _page_renderer() -> Any:
     try:
-        from charlm.inspect_page import render_page
+        from charlm.inspection.page import render_page
     except ImportError:
         raise ConfigError(
             "this build of charlm has no web page yet: use --npz or --lstmvis"

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from charlm.abc import split_tunes
 from charlm.cli.common import (
     PLAIN_HELP,
     JsonOpt,
@@ -18,9 +17,10 @@ from charlm.cli.common import (
     user_errors,
     write_json,
 )
-from charlm.musiccheck import CheckSummary, TuneCheck, check_text
-from charlm.musiccorpus import read_abc
-from charlm.musicrender import render_tunes
+from charlm.music.abc import split_tunes
+from charlm.music.check import CheckSummary, TuneCheck, check_text
+from charlm.music.corpus import read_abc
+from charlm.music.render import render_tunes
 
 app = typer.Typer(
     help="Folk tunes in ABC notation: render them to MIDI/WAV, check they are well-formed.",

@@ -10,10 +10,10 @@ from typing import Annotated
 import typer
 
 from charlm.cli.common import QuietOpt, info, user_errors, write_data
-from charlm.figures import check_output, curves_figure
-from charlm.metrics import RunCurves, is_training, read_curves
-from charlm.textio import InputError
-from charlm.textplot import curves_text
+from charlm.inspection.figures import check_output, curves_figure
+from charlm.inspection.textplot import curves_text
+from charlm.rundir.read import RunCurves, is_training, read_curves
+from charlm.text.reading import InputError
 
 CLEAR = "\x1b[H\x1b[2J"  # cursor home, clear screen: --follow redraws in place
 

@@ -8,8 +8,6 @@ from typing import Annotated
 
 import typer
 
-from charlm.abctranspose import TARGETS
-from charlm.atomic import write_atomic
 from charlm.cli.common import (
     QuietOpt,
     err,
@@ -20,7 +18,17 @@ from charlm.cli.common import (
     write_data,
 )
 from charlm.cli.progress import CountProgress
-from charlm.corpus import (
+from charlm.music.corpus import (
+    MIN_BARS_RIGHT,
+    ABCCorpus,
+    abc_files,
+    build_corpus,
+    music21_collections,
+    pick_collections,
+)
+from charlm.music.transpose import TARGETS
+from charlm.rundir.atomic import write_atomic
+from charlm.text.clean import (
     FORMATS,
     Cleaned,
     CleanOptions,
@@ -31,17 +39,9 @@ from charlm.corpus import (
     select_plays,
     shakespeare,
 )
-from charlm.musiccorpus import (
-    MIN_BARS_RIGHT,
-    ABCCorpus,
-    abc_files,
-    build_corpus,
-    music21_collections,
-    pick_collections,
-)
-from charlm.plays import INLINE, PREPARED
-from charlm.textio import read_text
-from charlm.transliterate import AsciiReport
+from charlm.text.plays import INLINE, PREPARED
+from charlm.text.reading import read_text
+from charlm.text.transliterate import AsciiReport
 
 RECIPE = "shakespeare"
 DASH = "-"  # stdin as a source, stdout as --output

@@ -47,10 +47,10 @@ from charlm.cli.generation import (
     text_notes,
     write_samples,
 )
-from charlm.inference import GENERATION_DEVICE
-from charlm.runtime import set_threads
-from charlm.scoring import token_report
-from charlm.textio import InputError, read_text
+from charlm.config.runtime import set_threads
+from charlm.evaluation.scoring import token_report
+from charlm.generation.load import GENERATION_DEVICE
+from charlm.text.reading import InputError, read_text
 
 
 def prime(

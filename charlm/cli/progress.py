@@ -26,8 +26,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from charlm.events import EvalEvent, InfoEvent, StepEvent
-from charlm.scoring import Progress as OnProgress
+from charlm.evaluation.scoring import Progress as OnProgress
+from charlm.training.events import EvalEvent, InfoEvent, StepEvent
 
 # Columns left free at the right of each live line. A line that fills the terminal leaves the
 # cursor in the last column, where the terminal's echo of ^C wraps onto a new line; the

@@ -40,9 +40,9 @@ from charlm.cli.generation import (
     sampling_notes,
     write_samples,
 )
-from charlm.inference import GENERATION_DEVICE
-from charlm.runtime import set_threads
-from charlm.textio import InputError, read_text
+from charlm.config.runtime import set_threads
+from charlm.generation.load import GENERATION_DEVICE
+from charlm.text.reading import InputError, read_text
 
 
 def sample(

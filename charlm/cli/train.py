@@ -14,8 +14,6 @@ from typing import Annotated, Any
 
 import typer
 
-from charlm import checkpoint as ckpt_io
-from charlm import distributed, presets
 from charlm.cli.common import (
     QuietOpt,
     SeedOpt,
@@ -29,14 +27,8 @@ from charlm.cli.common import (
     write_json,
 )
 from charlm.cli.progress import TrainReporter
-from charlm.config import DataConfig, RunConfig
-from charlm.dataset import Corpus, read_corpus
-from charlm.events import FinishEvent
-from charlm.presets import DESCRIPTIONS, default_preset
-from charlm.runlock import run_lock
-from charlm.runsetup import INIT_FIXED, choose_run_dir, describe, new_trainer, resume_trainer
-from charlm.runtime import set_threads
-from charlm.settings import (
+from charlm.config import presets
+from charlm.config.options import (
     FIELDS,
     TOKENIZER_OPTIONS,
     check_tokenizer_options,
@@ -44,8 +36,17 @@ from charlm.settings import (
     resolve_config,
     schedule_bound,
 )
-from charlm.tokenizers import Tokenizer, WordTokenizer
-from charlm.train import Trainer
+from charlm.config.presets import DESCRIPTIONS, default_preset
+from charlm.config.runtime import set_threads
+from charlm.config.schema import DataConfig, RunConfig
+from charlm.data.corpus import Corpus, read_corpus
+from charlm.data.tokenizers import Tokenizer, WordTokenizer
+from charlm.rundir import checkpoint as ckpt_io
+from charlm.rundir.lock import run_lock
+from charlm.training import distributed
+from charlm.training.events import FinishEvent
+from charlm.training.setup import INIT_FIXED, choose_run_dir, describe, new_trainer, resume_trainer
+from charlm.training.trainer import Trainer
 
 _PRESET_HELP = "; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items())
 DEFAULT_PRESET = default_preset("char")  # word models get their own: see presets.py

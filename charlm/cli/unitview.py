@@ -8,9 +8,9 @@ from rich.table import Table
 from rich.text import Text
 
 from charlm.cli.common import err
-from charlm.features import Match
-from charlm.saturation import GateSaturation
-from charlm.surprisal import Span
+from charlm.inspection.saturation import GateSaturation
+from charlm.inspection.surprisal import Span
+from charlm.inspection.text_features import Match
 
 # Diverging: blue below the middle, red above; sequential: white to deep orange.
 NEGATIVE, POSITIVE, WHITE = (49, 99, 206), (206, 49, 49), (255, 255, 255)

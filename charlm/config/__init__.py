@@ -1,0 +1,1 @@
+"""Configuration: the dataclass schema (every default), options, presets, runtime."""

@@ -1,0 +1,285 @@
+"""A run's settings: defaults, then a preset, then the user's options; what a resume may change.
+
+The one place options meet the dataclass configs. Options arrive as ``{option: value}`` with
+the option's Python name (``hidden_size`` for ``--hidden-size``); ``max_time`` as the user
+typed it, so notes can quote it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from charlm.config.presets import OTHER_OPTIMIZER_LR, PRESETS, default_preset
+from charlm.config.schema import (
+    OPTIMIZERS,
+    PLATEAU_FACTOR,
+    ConfigError,
+    DataConfig,
+    RunConfig,
+    TrainConfig,
+    parse_duration,
+)
+
+# Option name -> (config section, dataclass field).
+FIELDS: dict[str, tuple[str, str]] = {
+    "model": ("model", "model"),
+    "layers": ("model", "num_layers"),
+    "hidden_size": ("model", "hidden_size"),
+    "embed_size": ("model", "embed_size"),
+    "dropout": ("model", "dropout"),
+    "tie_weights": ("model", "tie_weights"),
+    "jordan_decay": ("model", "jordan_decay"),
+    "forget_bias": ("model", "forget_bias"),
+    "input_bias": ("model", "input_bias"),
+    "tokenizer": ("data", "tokenizer"),
+    "encoding": ("data", "encoding"),
+    "val_frac": ("data", "val_frac"),
+    "test_frac": ("data", "test_frac"),
+    "min_freq": ("data", "min_freq"),
+    "max_vocab": ("data", "max_vocab"),
+    "vocab_size": ("data", "vocab_size"),
+    "word_split": ("data", "word_split"),
+    "sp_model": ("data", "sp_model"),
+    "token_cache": ("data", "token_cache"),
+    "batch_size": ("train", "batch_size"),
+    "bptt": ("train", "bptt"),
+    "optimizer": ("train", "optimizer"),
+    "lr": ("train", "lr"),
+    "weight_decay": ("train", "weight_decay"),
+    "schedule": ("train", "schedule"),
+    "warmup_steps": ("train", "warmup_steps"),
+    "grad_clip": ("train", "grad_clip"),
+    "epochs": ("train", "epochs"),
+    "max_steps": ("train", "max_steps"),
+    "max_time": ("train", "max_time"),
+    "eval_every": ("train", "eval_every"),
+    "patience": ("train", "patience"),
+    "sample_length": ("train", "sample_length"),
+    "reset_prob": ("train", "reset_prob"),
+    "device": ("train", "device"),
+    "threads": ("train", "threads"),
+    "amp": ("train", "amp"),
+    "embed_dropout": ("model", "embed_dropout"),
+    "average_from": ("train", "average_from"),
+    "spectral_radius": ("model", "spectral_radius"),
+    "state_penalty": ("train", "state_penalty"),
+    "state_penalty_kind": ("train", "state_penalty_kind"),
+}
+# Options that may change when resuming: how long to go on, not what is being trained.
+RESUME_BOUNDS = ("epochs", "max_steps", "max_time", "patience", "eval_every")
+# Where it runs may change too: a run started with --device cuda must be resumable elsewhere,
+# and a shared machine may need fewer --threads than when the run started.
+RESUME_PLACES = ("device", "threads")
+NO_LIMIT = ("none", "off")  # what --max-time takes for "no time limit"
+
+
+# Options that only one tokenizer reads, and which one.
+TOKENIZER_OPTIONS = {
+    "min_freq": "word",
+    "max_vocab": "word",
+    "vocab_size": "sentencepiece",
+    "sp_model": "sentencepiece",
+}
+
+
+def check_tokenizer_options(tokenizer: str, given: dict[str, Any]) -> None:
+    """Refuse an option meant for another tokenizer.
+
+    Refused rather than warned: the run would otherwise train for minutes on a vocabulary the
+    user did not ask for (--min-freq 5 with characters keeps every character), and the fix is
+    one word on the command line.
+    """
+    for option, kind in TOKENIZER_OPTIONS.items():
+        if option in given and kind != tokenizer:
+            raise ConfigError(
+                f"{flag(option)} applies to --tokenizer {kind} only, and this run uses "
+                f"{tokenizer}: drop {flag(option)} or add --tokenizer {kind}"
+            )
+
+
+def flag(option: str) -> str:
+    return "--" + option.replace("_", "-")
+
+
+def parse_max_time(text: str) -> float | None:
+    """Seconds, or None for 'none' (no time limit). 0 is refused: it reads like 'stop at once'."""
+    s = text.strip().lower()
+    if s in NO_LIMIT:
+        return None
+    if s.rstrip("hms").replace(".", "").strip("0") == "" and s[:1].isdigit():
+        raise ConfigError(
+            f"--max-time {text} is no time at all: write --max-time none for no time limit"
+        )
+    return parse_duration(text)
+
+
+def resolve_config(preset: str | None, given: dict[str, Any]) -> tuple[RunConfig, list[str]]:
+    """Defaults, then the preset, then explicit options (which win, with a note).
+
+    Without a preset the tokenizer chooses one: characters and words want different nets.
+    """
+    if preset is None:
+        preset = default_preset(given.get("tokenizer", DataConfig.tokenizer))
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown --preset '{preset}': choose one of {', '.join(PRESETS)}")
+    values: dict[str, dict[str, Any]] = {s: dict(v) for s, v in PRESETS[preset].items()}
+    notes = []
+    for option, typed in given.items():
+        section, name = FIELDS[option]
+        value = _value(option, typed)
+        preset_value = PRESETS[preset].get(section, {}).get(name, value)
+        if preset_value != value:
+            notes.append(f"{_as_typed(option, typed)} overrides preset '{preset}'")
+        values.setdefault(section, {})[name] = value
+    notes += _follow_tied_sizes(values.setdefault("model", {}), given)
+    notes += _esn_options(values["model"], given)
+    notes += _follow_optimizer(preset, values.setdefault("train", {}), given)
+    _jordan_penalty(values["model"], values.setdefault("train", {}))
+    notes += _repeatable_bounds(preset, given, values.setdefault("train", {}))
+    try:
+        return RunConfig.from_dict(values), notes
+    except ConfigError as e:  # name the flag the user typed, not the field
+        raise ConfigError(str(e).replace("--num-layers", "--layers")) from None
+
+
+def _follow_tied_sizes(model: dict[str, Any], given: dict[str, Any]) -> list[str]:
+    """A preset that ties weights (the word presets) follows a size the user changed: the
+    embedding takes --hidden-size, or the tie goes when both sizes differ; --tie-weights given
+    explicitly is left to fail validation with its own message."""
+    if not model.get("tie_weights") or "tie_weights" in given:
+        return []
+    if "hidden_size" in given and "embed_size" not in given:
+        model["embed_size"] = model["hidden_size"]
+        return []
+    if model.get("embed_size", 0) == model.get("hidden_size", -1):
+        return []
+    model["tie_weights"] = False
+    return ["--embed-size differs from --hidden-size: the preset's tied weights are untied"]
+
+
+def _follow_optimizer(preset: str, train: dict[str, Any], given: dict[str, Any]) -> list[str]:
+    """--optimizer without --lr: the preset's rate is its own optimizer's, so take a rate
+    measured for the chosen one, or ask for --lr."""
+    chosen = train.get("optimizer", TrainConfig.optimizer)
+    ours = PRESETS[preset].get("train", {})
+    own = ours.get("optimizer", TrainConfig.optimizer)
+    if "optimizer" not in given or chosen == own or chosen not in OPTIMIZERS:
+        return []
+    notes = _drop_preset_decay(preset, ours.get("weight_decay", 0.0), train, given, chosen)
+    if "lr" in given:
+        return notes
+    lr = OTHER_OPTIMIZER_LR.get(preset, {}).get(chosen)
+    if lr is None:
+        own_lr = ours.get("lr", TrainConfig.lr)
+        raise ConfigError(
+            f"--optimizer {chosen} needs --lr too: preset '{preset}' sets lr {own_lr:g} for "
+            f"{own}, and no rate for {chosen} has been measured with it"
+        )
+    train["lr"] = lr
+    took = f"--optimizer {chosen} takes lr {lr:g}, measured with preset '{preset}' (--lr to change)"
+    return [*notes, took]
+
+
+def _drop_preset_decay(
+    preset: str, decay: float, train: dict[str, Any], given: dict[str, Any], chosen: str
+) -> list[str]:
+    """A preset's weight decay is AdamW's, decoupled from the rate; SGD's is an L2 term
+    scaled by the rate (0.1 at SGD's lr 20 would flip every weight's sign each step), so
+    another optimizer starts without it unless --weight-decay is given."""
+    if decay == 0 or "weight_decay" in given:
+        return []
+    train["weight_decay"] = 0.0
+    return [
+        f"--optimizer {chosen} drops the weight decay {decay:g} of preset '{preset}', measured "
+        "with adamw (--weight-decay to set one)"
+    ]
+
+
+def _esn_options(model: dict[str, Any], given: dict[str, Any]) -> list[str]:
+    """--spectral-radius only with --model esn; an echo-state network unties a preset's tied
+    weights (its input weights are fixed, its read-out trained), with a note."""
+    if model.get("model") != "esn":
+        if "spectral_radius" in given:
+            raise ConfigError(
+                "--spectral-radius sets the echo-state network's reservoir: add --model esn, "
+                "or drop --spectral-radius"
+            )
+        return []
+    if not model.get("tie_weights") or "tie_weights" in given:
+        return []
+    model["tie_weights"] = False
+    return ["--model esn keeps its input weights fixed: the preset's tied weights are untied"]
+
+
+def _jordan_penalty(model: dict[str, Any], train: dict[str, Any]) -> None:
+    """The Jordan network's loop hands out its top states after its own dropout: a state
+    penalty there would measure the dropout masks, so the two do not combine."""
+    if model.get("model") == "jordan" and model.get("dropout") and train.get("state_penalty"):
+        raise ConfigError(
+            "--state-penalty with --model jordan needs --dropout 0 (the Jordan network's states "
+            "come out of its loop after dropout): drop one of them"
+        )
+
+
+def _value(option: str, typed: Any) -> Any:
+    return parse_max_time(typed) if option == "max_time" and isinstance(typed, str) else typed
+
+
+def _as_typed(option: str, typed: Any) -> str:
+    """The option as the user wrote it: a flag alone for booleans, the text for durations."""
+    if isinstance(typed, bool):
+        return flag(option) if typed else flag("no_" + option)
+    return f"{flag(option)} {typed:g}" if isinstance(typed, float) else f"{flag(option)} {typed}"
+
+
+def _repeatable_bounds(preset: str, given: dict[str, Any], train: dict[str, Any]) -> list[str]:
+    """A step or epoch bound the user gives makes the run repeatable: no hidden clock.
+
+    A preset's (or the default) time limit would otherwise end the run, and shape its cosine
+    schedule, by the wall clock, so the same seed would give different models.
+    """
+    bounds = [o for o in ("max_steps", "epochs") if o in given]
+    max_time = train.get("max_time", TrainConfig.max_time)
+    if not bounds or "max_time" in given or max_time is None:
+        return []
+    train["max_time"] = None
+    source = f"preset '{preset}'" if "max_time" in PRESETS[preset].get("train", {}) else "default"
+    return [
+        f"{' and '.join(flag(o) for o in bounds)} replaces the {source} time limit of "
+        f"{max_time:g}s, so the run is repeatable (add --max-time to keep a clock)"
+    ]
+
+
+def schedule_bound(tc: TrainConfig, steps_per_epoch: int) -> str:
+    """Which bound the learning-rate schedule anneals over, in words, for the user."""
+    steps = tc.epochs * steps_per_epoch
+    by_steps = (
+        f"--max-steps {tc.max_steps}"
+        if tc.max_steps and tc.max_steps < steps
+        else f"--epochs {tc.epochs} ({steps:,} steps)"
+    )
+    if tc.schedule == "plateau":
+        until = by_steps if tc.max_time is None else f"{by_steps} or --max-time {tc.max_time:g}s"
+        return (
+            f"the learning rate is cut by {PLATEAU_FACTOR} whenever validation stalls; "
+            f"the run stops at {until}"
+        )
+    if tc.max_time is None:
+        return f"the schedule follows {by_steps}"
+    return (
+        f"the schedule follows {by_steps} or --max-time {tc.max_time:g}s, whichever comes "
+        "first (the clock makes the run unrepeatable)"
+    )
+
+
+def resume_config(config: RunConfig, given: dict[str, Any]) -> tuple[RunConfig, list[str]]:
+    """The run's own config with its bounds and place changed; other options are dropped, noted."""
+    allowed = RESUME_BOUNDS + RESUME_PLACES
+    bounds = {FIELDS[k][1]: _value(k, v) for k, v in given.items() if k in allowed}
+    ignored = [k for k in given if k not in allowed]
+    notes = []
+    if ignored:
+        opts = ", ".join(flag(k) for k in sorted(ignored))
+        notes.append(f"{opts} ignored when resuming: the run keeps its own settings")
+    return replace(config, train=replace(config.train, **bounds)), notes

@@ -1,0 +1,1 @@
+"""Scoring text: nats and bits per character, the n-gram baseline, cold starts."""

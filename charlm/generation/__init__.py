@@ -1,0 +1,1 @@
+"""Generating text: loading a model, steppers, NumPy cells, sampling, the id loop."""

@@ -1,0 +1,1 @@
+"""Looking inside models: recorded states, units, gradients, figures, the page."""

@@ -1,0 +1,115 @@
+"""One pass over a text, keeping what the network computed at every token.
+
+For ``charlm inspect``: the hidden state h of every layer, an LSTM's cell c and every gate,
+read from the recording stepper (``charlm.generation.stepping.make_stepper(record=True)``, so
+the cells have one implementation), with the model's next-token distribution at each step reduced to
+what the inspector shows (the probability of the actual next token and the top candidates).
+
+The state starts at zero and is carried through the whole text, as ``charlm evaluate
+--batch-size 1`` carries it: the first token is context, every later one is scored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from charlm.config.schema import LSTM_TYPES
+from charlm.generation.numpy_cells import GATES, cell_kind
+from charlm.generation.stepping import blas_threads, make_stepper
+from charlm.models.lm import RNNLM
+
+# Steps whose scores are reduced together: vectorised top-k without ever holding (T, V).
+CHUNK = 1024
+
+
+@dataclass
+class Recording:
+    """Per token t of a text: the network's state after reading tokens 0..t."""
+
+    kind: str  # lstm, gru, rnn, peephole or jordan
+    ids: np.ndarray  # (T,) token ids
+    states: dict[str, np.ndarray]  # "h", "c" (LSTM) and each gate name -> (T, L, H) float32
+    log2_prob: np.ndarray  # (T,) log2 p(token t | tokens before it); NaN for t = 0
+    top_ids: np.ndarray  # (T, K) the model's K likeliest tokens at t, given tokens before t
+    top_probs: np.ndarray  # (T, K) their probabilities; row 0 is NaN (nothing read yet)
+    names: tuple[str, ...] = field(init=False)  # the keys of ``states`` in a fixed order
+
+    def __post_init__(self) -> None:
+        self.names = tuple(self.states)
+
+    @property
+    def layers(self) -> int:
+        return self.states["h"].shape[1]
+
+    @property
+    def hidden(self) -> int:
+        return self.states["h"].shape[2]
+
+    @property
+    def surprisal(self) -> np.ndarray:
+        """Bits per token, -log2 p; NaN for the first token, which is never predicted."""
+        return -self.log2_prob
+
+
+def state_names(kind: str) -> tuple[str, ...]:
+    """The recorded arrays of a model kind, in the order the inspector lists them."""
+    return ("h", "c", *GATES[kind]) if kind in LSTM_TYPES else ("h", *GATES[kind])
+
+
+@torch.inference_mode()
+def record(model: RNNLM, ids: np.ndarray, top: int = 5) -> Recording:
+    """Run ``ids`` (at least one token) through ``model`` one step at a time, keeping it all."""
+    ids = np.asarray(ids, dtype=np.int64)
+    T = len(ids)
+    if T == 0:
+        raise ValueError("record needs at least one token")
+    stepper = make_stepper(model, record=True)
+    stepper.start(model.init_hidden(1, next(model.parameters()).device), 1)
+    kind = cell_kind(model)
+    states = _allocate(kind, T, model.rnn.num_layers, model.rnn.hidden_size)
+    k = min(top, model.embed.num_embeddings)
+    log2_prob = np.full(T, np.nan)
+    top_ids = np.zeros((T, k), np.int64)
+    top_probs = np.full((T, k), np.nan)
+    scores = np.empty((min(CHUNK, T), model.embed.num_embeddings), np.float32)  # (chunk, V)
+    with blas_threads(1):
+        for t in range(T):
+            out = stepper.step(ids[t : t + 1])  # (1, V): the distribution of token t + 1
+            scores[t % CHUNK] = out[0]
+            stepper.write_states(states, t)
+            if t % CHUNK == CHUNK - 1 or t == T - 1:
+                start = t - t % CHUNK
+                _reduce(scores[: t - start + 1], ids, start, log2_prob, top_ids, top_probs)
+    return Recording(kind, ids, states, log2_prob, top_ids, top_probs)
+
+
+def _allocate(kind: str, T: int, L: int, H: int) -> dict[str, np.ndarray]:
+    return {name: np.empty((T, L, H), np.float32) for name in state_names(kind)}
+
+
+def _reduce(
+    scores: np.ndarray,
+    ids: np.ndarray,
+    start: int,
+    log2_prob: np.ndarray,
+    top_ids: np.ndarray,
+    top_probs: np.ndarray,
+) -> None:
+    """Scores after steps start..start+n-1 predict tokens start+1..start+n: fill those rows."""
+    n = len(scores)
+    # Logits (NumPy path) or log-probabilities (torch path): normalise either way.
+    s = scores.astype(np.float64)
+    log_p = s - np.logaddexp.reduce(s, axis=1, keepdims=True)  # (n, V)
+    k = top_ids.shape[1]
+    best = np.argpartition(-log_p, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(log_p, best, axis=1), axis=1)
+    best = np.take_along_axis(best, order, axis=1)
+    rows = np.arange(start + 1, start + 1 + n)
+    inside = rows < len(ids)  # the last step predicts a token past the text
+    rows, log_p, best = rows[inside], log_p[inside], best[inside]
+    top_ids[rows] = best
+    top_probs[rows] = np.exp(np.take_along_axis(log_p, best, axis=1))
+    log2_prob[rows] = log_p[np.arange(len(rows)), ids[rows]] / np.log(2)

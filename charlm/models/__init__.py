@@ -1,0 +1,1 @@
+"""The networks: RNNLM, the cells, their hand-written time loops, precision."""

@@ -1,0 +1,1 @@
+"""ABC tunes: reading, transposition, the corpus, checking and rendering."""

@@ -1,0 +1,1 @@
+"""A run directory: checkpoints, the log, the lock, crash recovery, atomic writes."""

@@ -1,0 +1,1 @@
+"""Reading and cleaning text: sources, Gutenberg cleaning, plays, transliteration."""

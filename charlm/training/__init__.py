@@ -1,0 +1,1 @@
+"""The training loop, its setup, saved state, events, ranks, weight averaging."""
