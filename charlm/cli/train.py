@@ -26,10 +26,11 @@ from charlm.cli.common import (
     user_errors,
     write_json,
 )
+from charlm.cli.config_options import given_options, with_config_options
 from charlm.cli.progress import TrainReporter
 from charlm.config import presets
 from charlm.config.options import (
-    FIELDS,
+    OPTIONS,
     TOKENIZER_OPTIONS,
     check_tokenizer_options,
     flag,
@@ -50,17 +51,34 @@ from charlm.training.trainer import Trainer
 
 _PRESET_HELP = "; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items())
 DEFAULT_PRESET = default_preset("char")  # word models get their own: see presets.py
-# Not settings of the model or its training: where it runs, and where data is read.
-_NOT_IN_PRESET_HELP = ("device", "threads", "encoding", "token_cache", "amp")
+# Help texts that name the cells an option applies to.
+CELL_HELPS = {
+    "model": "lstm, gru, rnn (Elman, tanh), peephole (LSTM, gates see c), jordan, "
+    "or esn (echo-state: a fixed random reservoir, only the read-out trained).",
+    "jordan_decay": "jordan: "
+    + OPTIONS["jordan_decay"].help[0].lower()
+    + OPTIONS["jordan_decay"].help[1:],
+    "spectral_radius": "esn: "
+    + OPTIONS["spectral_radius"].help[0].lower()
+    + OPTIONS["spectral_radius"].help[1:],
+    "forget_bias": "lstm, peephole: "
+    + OPTIONS["forget_bias"].help[0].lower()
+    + OPTIONS["forget_bias"].help[1:],
+    "input_bias": "lstm, peephole: "
+    + OPTIONS["input_bias"].help[0].lower()
+    + OPTIONS["input_bias"].help[1:],
+}
 
 
 def preset_settings(name: str) -> str:
     """What a preset sets, as the options that would set it: '--model lstm --layers 1 ...'."""
     config, _ = resolve_config(name, {})
     parts = []
-    for option, (section, field) in FIELDS.items():
-        value = getattr(getattr(config, section), field)
-        skip = option in _NOT_IN_PRESET_HELP or option in TOKENIZER_OPTIONS  # not char's
+    for option, o in OPTIONS.items():
+        value = getattr(getattr(config, o.section), o.field)
+        # where it runs and how data is read are no settings of a preset; nor are the other
+        # tokenizers' options settings of char's
+        skip = not o.facts.get("in_preset_help", True) or option in TOKENIZER_OPTIONS
         skip = skip or not _applies(option, config)
         if skip or value is None or value is False:
             continue
@@ -139,6 +157,7 @@ def _run_dir_not_stdout(value: str | None) -> str | None:
     return value
 
 
+@with_config_options(after="preset", declared=("threads",), helps=CELL_HELPS)
 def train(
     corpus: Annotated[
         list[str] | None,
@@ -156,189 +175,8 @@ def train(
             metavar="NAME", help=f"Settings bundle [default: follows --tokenizer]. {_PRESET_HELP}."
         ),
     ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            metavar="MODEL",
-            help="lstm, gru, rnn (Elman, tanh), peephole (LSTM, gates see c), jordan, "
-            "or esn (echo-state: a fixed random reservoir, only the read-out trained).",
-        ),
-    ] = None,
-    layers: Annotated[
-        int | None, typer.Option(metavar="N", help="Stacked recurrent layers.")
-    ] = None,
-    hidden_size: Annotated[int | None, typer.Option(metavar="N", help="Units per layer.")] = None,
-    embed_size: Annotated[int | None, typer.Option(metavar="N", help="Embedding width.")] = None,
-    dropout: Annotated[
-        float | None,
-        typer.Option(
-            metavar="P",
-            help="Dropout on the embedding output, between layers and on the top layer's output.",
-        ),
-    ] = None,
-    embed_dropout: Annotated[
-        float | None,
-        typer.Option(
-            metavar="P",
-            help="Dropout on the embedding output alone, in place of --dropout's there "
-            "[default: --dropout].",
-        ),
-    ] = None,
-    tie_weights: Annotated[
-        bool | None, typer.Option("--tie-weights/--no-tie-weights", help="Share in/out matrices.")
-    ] = None,
-    jordan_decay: Annotated[
-        float | None,
-        typer.Option(metavar="MU", help="jordan: context kept per step, in [0, 1) [default: 0]."),
-    ] = None,
-    forget_bias: Annotated[
-        float | None,
-        typer.Option(metavar="B", help="lstm, peephole: forget-gate bias at start [default: 1]."),
-    ] = None,
-    input_bias: Annotated[
-        float | None,
-        typer.Option(metavar="B", help="lstm, peephole: input-gate bias at start [default: 0]."),
-    ] = None,
-    tokenizer: Annotated[
-        str | None, typer.Option(metavar="KIND", help="char, word or sentencepiece.")
-    ] = None,
-    encoding: Annotated[
-        str | None, typer.Option(metavar="NAME", help="Corpus encoding [default: utf-8].")
-    ] = None,
-    val_frac: Annotated[
-        float | None, typer.Option(metavar="F", help="Validation share, from the end.")
-    ] = None,
-    test_frac: Annotated[
-        float | None, typer.Option(metavar="F", help="Test share, before validation.")
-    ] = None,
-    min_freq: Annotated[
-        int | None, typer.Option(metavar="N", help="word: rarer words become <unk>.")
-    ] = None,
-    max_vocab: Annotated[
-        int | None, typer.Option(metavar="N", help="word: keep the most frequent.")
-    ] = None,
-    word_split: Annotated[
-        str | None,
-        typer.Option(
-            metavar="MODE",
-            help="word: punct (raw text), whitespace (pre-tokenised, <unk> and <eos> as in "
-            "word_language_model) or auto (whitespace if the corpus looks pre-tokenised).",
-        ),
-    ] = None,
-    vocab_size: Annotated[
-        int | None, typer.Option(metavar="N", help="sentencepiece vocabulary.")
-    ] = None,
-    sp_model: Annotated[
-        str | None, typer.Option(metavar="KIND", help="sentencepiece: bpe or unigram.")
-    ] = None,
-    token_cache: Annotated[
-        str | None,
-        typer.Option(
-            metavar="WHEN",
-            help="auto (files over 64 MB), always or never: stream into a token file.",
-        ),
-    ] = None,
-    batch_size: Annotated[
-        int | None, typer.Option(metavar="N", help="Parallel stripes of the corpus.")
-    ] = None,
-    bptt: Annotated[
-        int | None, typer.Option(metavar="N", help="Steps per truncated-BPTT window.")
-    ] = None,
-    optimizer: Annotated[str | None, typer.Option(metavar="NAME", help="adamw or sgd.")] = None,
-    lr: Annotated[float | None, typer.Option(metavar="LR", help="Peak learning rate.")] = None,
-    weight_decay: Annotated[
-        float | None,
-        typer.Option(
-            metavar="X", help="Weight decay: decoupled under adamw, an L2 term under sgd."
-        ),
-    ] = None,
-    schedule: Annotated[
-        str | None,
-        typer.Option(
-            metavar="NAME", help="cosine, constant or plateau (/4 when validation stalls)."
-        ),
-    ] = None,
-    warmup_steps: Annotated[
-        int | None, typer.Option(metavar="N", help="Linear warm-up steps.")
-    ] = None,
-    grad_clip: Annotated[
-        float | None, typer.Option(metavar="NORM", help="Global-norm clip; 0 = off.")
-    ] = None,
-    epochs: Annotated[
-        int | None, typer.Option(metavar="N", help="Passes over the training split.")
-    ] = None,
-    max_steps: Annotated[
-        int | None, typer.Option(metavar="N", help="Stop after this many steps.")
-    ] = None,
-    max_time: Annotated[
-        str | None,
-        typer.Option(
-            metavar="TIME", help="Stop after this long: 90s, 10m, 1h30m; 'none' for no limit."
-        ),
-    ] = None,
-    eval_every: Annotated[
-        int | None, typer.Option(metavar="N", help="Steps between evaluations.")
-    ] = None,
-    patience: Annotated[
-        int | None,
-        typer.Option(metavar="N", help="Stop after this many evaluations without improvement."),
-    ] = None,
-    sample_length: Annotated[
-        int | None,
-        typer.Option(
-            metavar="N",
-            help="Tokens sampled into samples.txt per evaluation: characters for a character "
-            "model, else words or pieces.",
-        ),
-    ] = None,
-    reset_prob: Annotated[
-        float | None,
-        typer.Option(
-            help="Chance a stripe's carried state restarts from zero, per window; 0 = never."
-        ),
-    ] = None,
-    average_from: Annotated[
-        float | None,
-        typer.Option(
-            metavar="F",
-            help="From this share of the run on (e.g. 0.8), average the weights: scores, "
-            "samples and checkpoints use their running mean [default: off].",
-        ),
-    ] = None,
-    spectral_radius: Annotated[
-        float | None,
-        typer.Option(
-            metavar="R", help="esn: largest |eigenvalue| of the reservoir [default: 0.9]."
-        ),
-    ] = None,
-    state_penalty: Annotated[
-        float | None,
-        typer.Option(metavar="BETA", help="Penalise top-layer state changes in training; 0 = off."),
-    ] = None,
-    state_penalty_kind: Annotated[
-        str | None,
-        typer.Option(
-            metavar="KIND",
-            help="norm: (|h_t| - |h_t-1|)^2 (Krueger 2016); diff: |h_t - h_t-1|^2 (Merity 2017).",
-        ),
-    ] = None,
     seed: SeedOpt = None,
-    device: Annotated[
-        str,
-        typer.Option(
-            metavar="DEVICE",
-            help="auto (CUDA when present), cpu or cuda; --resume keeps the run's unless given.",
-        ),
-    ] = "auto",
     threads: ThreadsOpt = None,
-    amp: Annotated[
-        str | None,
-        typer.Option(
-            metavar="MODE",
-            help="Mixed precision: auto (bf16 for lstm, gru and rnn on a CPU with bf16 "
-            "instructions, else off), bf16, fp16 (CUDA, loss-scaled) or off.",
-        ),
-    ] = None,
     nproc: Annotated[
         int,
         typer.Option(
@@ -379,14 +217,15 @@ def train(
         bool, typer.Option(help="Print the resolved config and sizes as JSON, then exit.")
     ] = False,
     quiet: QuietOpt = False,
+    **options: Any,
 ) -> None:
     """Train a recurrent language model on text files (or a directory of them)."""
-    given = {k: v for k, v in locals().items() if k in FIELDS and v is not None}
+    given = given_options({**options, "threads": threads})
     corpus = corpus or None  # Typer gives [] for no argument
     _data_parallel(nproc, corpus, resume)
     with user_errors():
-        if device == "auto":
-            given.pop("device", None)
+        if given.get("device") == "auto":
+            given.pop("device")
         if resume is not None:
             trainer, warnings = resume_trainer(resume, corpus, given, allow_corpus_change)
         else:

@@ -7,7 +7,7 @@ typed it, so notes can quote it.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from charlm.config.presets import OTHER_OPTIMIZER_LR, PRESETS, default_preset
@@ -16,71 +16,66 @@ from charlm.config.schema import (
     PLATEAU_FACTOR,
     ConfigError,
     DataConfig,
+    ModelConfig,
     RunConfig,
     TrainConfig,
     parse_duration,
 )
 
+
+@dataclass(frozen=True)
+class Option:
+    """One `charlm train` option, read off the config field that declares it
+    (``schema.option``): its name is the flag's (``layers`` for ``--layers``)."""
+
+    name: str
+    section: str  # model, data or train
+    field: str
+    metavar: str
+    help: str
+    typed: type | None  # what the command line reads, when not the field's type
+    facts: dict[str, Any]
+
+    @property
+    def flag(self) -> str:
+        return flag(self.name)
+
+
+def _options() -> dict[str, Option]:
+    sections = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+    found: dict[str, Option] = {}
+    for section, config in sections.items():
+        for f in fields(config):
+            if "help" not in f.metadata:
+                continue  # a field no option sets (vocab_size of the model, momentum, ...)
+            meta = dict(f.metadata)
+            name = meta.pop("flag", "--" + f.name)[2:].replace("-", "_")
+            found[name] = Option(
+                name,
+                section,
+                f.name,
+                meta.pop("metavar"),
+                meta.pop("help"),
+                meta.pop("typed", None),
+                meta,
+            )
+    return found
+
+
+OPTIONS: dict[str, Option] = _options()
 # Option name -> (config section, dataclass field).
-FIELDS: dict[str, tuple[str, str]] = {
-    "model": ("model", "model"),
-    "layers": ("model", "num_layers"),
-    "hidden_size": ("model", "hidden_size"),
-    "embed_size": ("model", "embed_size"),
-    "dropout": ("model", "dropout"),
-    "tie_weights": ("model", "tie_weights"),
-    "jordan_decay": ("model", "jordan_decay"),
-    "forget_bias": ("model", "forget_bias"),
-    "input_bias": ("model", "input_bias"),
-    "tokenizer": ("data", "tokenizer"),
-    "encoding": ("data", "encoding"),
-    "val_frac": ("data", "val_frac"),
-    "test_frac": ("data", "test_frac"),
-    "min_freq": ("data", "min_freq"),
-    "max_vocab": ("data", "max_vocab"),
-    "vocab_size": ("data", "vocab_size"),
-    "word_split": ("data", "word_split"),
-    "sp_model": ("data", "sp_model"),
-    "token_cache": ("data", "token_cache"),
-    "batch_size": ("train", "batch_size"),
-    "bptt": ("train", "bptt"),
-    "optimizer": ("train", "optimizer"),
-    "lr": ("train", "lr"),
-    "weight_decay": ("train", "weight_decay"),
-    "schedule": ("train", "schedule"),
-    "warmup_steps": ("train", "warmup_steps"),
-    "grad_clip": ("train", "grad_clip"),
-    "epochs": ("train", "epochs"),
-    "max_steps": ("train", "max_steps"),
-    "max_time": ("train", "max_time"),
-    "eval_every": ("train", "eval_every"),
-    "patience": ("train", "patience"),
-    "sample_length": ("train", "sample_length"),
-    "reset_prob": ("train", "reset_prob"),
-    "device": ("train", "device"),
-    "threads": ("train", "threads"),
-    "amp": ("train", "amp"),
-    "embed_dropout": ("model", "embed_dropout"),
-    "average_from": ("train", "average_from"),
-    "spectral_radius": ("model", "spectral_radius"),
-    "state_penalty": ("train", "state_penalty"),
-    "state_penalty_kind": ("train", "state_penalty_kind"),
-}
+FIELDS: dict[str, tuple[str, str]] = {o.name: (o.section, o.field) for o in OPTIONS.values()}
 # Options that may change when resuming: how long to go on, not what is being trained.
-RESUME_BOUNDS = ("epochs", "max_steps", "max_time", "patience", "eval_every")
+RESUME_BOUNDS = tuple(o.name for o in OPTIONS.values() if o.facts.get("resume") == "bound")
 # Where it runs may change too: a run started with --device cuda must be resumable elsewhere,
 # and a shared machine may need fewer --threads than when the run started.
-RESUME_PLACES = ("device", "threads")
-NO_LIMIT = ("none", "off")  # what --max-time takes for "no time limit"
-
-
+RESUME_PLACES = tuple(o.name for o in OPTIONS.values() if o.facts.get("resume") == "place")
 # Options that only one tokenizer reads, and which one.
 TOKENIZER_OPTIONS = {
-    "min_freq": "word",
-    "max_vocab": "word",
-    "vocab_size": "sentencepiece",
-    "sp_model": "sentencepiece",
+    o.name: o.facts["tokenizer"] for o in OPTIONS.values() if "tokenizer" in o.facts
 }
+
+NO_LIMIT = ("none", "off")  # what --max-time takes for "no time limit"
 
 
 def check_tokenizer_options(tokenizer: str, given: dict[str, Any]) -> None:
@@ -137,10 +132,7 @@ def resolve_config(preset: str | None, given: dict[str, Any]) -> tuple[RunConfig
     notes += _follow_optimizer(preset, values.setdefault("train", {}), given)
     _jordan_penalty(values["model"], values.setdefault("train", {}))
     notes += _repeatable_bounds(preset, given, values.setdefault("train", {}))
-    try:
-        return RunConfig.from_dict(values), notes
-    except ConfigError as e:  # name the flag the user typed, not the field
-        raise ConfigError(str(e).replace("--num-layers", "--layers")) from None
+    return RunConfig.from_dict(values), notes
 
 
 def _follow_tied_sizes(model: dict[str, Any], given: dict[str, Any]) -> list[str]:

@@ -30,16 +30,38 @@ STATE_PENALTIES = ("norm", "diff")  # charlm.training.state_penalty
 SEED_LIMIT = 2**32  # seeds in [0, 2**32): what NumPy, torch and Python's random all accept
 
 
+def option(default: Any, metavar: str, help: str, **facts: Any) -> Any:
+    """A field that is also a `charlm train` option, declared here once: the CLI derives the
+    option (flag, metavar, help) and the settings derive their tables from these facts.
+
+    facts: ``flag`` when it is not the field's name (``--layers`` for ``num_layers``);
+    ``typed``, the type the command line reads when it is not the field's (durations are
+    text); ``tokenizer``, the one tokenizer that reads it; ``resume``, "bound" or "place" for
+    what a resume may change; ``in_preset_help`` False for what is not a setting of the model
+    or its training (where it runs, how data is read).
+    """
+    return field(default=default, metadata={"metavar": metavar, "help": help, **facts})
+
+
+def _flag(name: str) -> str:
+    """The option a field is set by, for messages: ``--layers`` for ``num_layers``."""
+    for config in (ModelConfig, DataConfig, TrainConfig):
+        for f in dataclasses.fields(config):
+            if f.name == name and "flag" in f.metadata:
+                return f.metadata["flag"]
+    return "--" + name.replace("_", "-")
+
+
 def _positive(name: str, value: float | None) -> None:
     _finite(name, value)
     if value is not None and value <= 0:
-        raise ConfigError(f"--{name.replace('_', '-')} must be greater than 0 (got {value})")
+        raise ConfigError(f"{_flag(name)} must be greater than 0 (got {value})")
 
 
 def _finite(name: str, value: float | None) -> None:
     # NaN passes every comparison check below unnoticed, and inf trains nothing.
     if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"--{name.replace('_', '-')} must be a finite number (got {value})")
+        raise ConfigError(f"{_flag(name)} must be a finite number (got {value})")
 
 
 def check_seed(seed: int | None) -> None:
@@ -49,9 +71,7 @@ def check_seed(seed: int | None) -> None:
 
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ConfigError(
-            f"unknown --{name.replace('_', '-')} '{value}': choose one of {', '.join(choices)}"
-        )
+        raise ConfigError(f"unknown {_flag(name)} '{value}': choose one of {', '.join(choices)}")
 
 
 @dataclass
@@ -60,26 +80,35 @@ class ModelConfig:
 
     # lstm (with forget gate), gru, rnn (Elman, tanh), peephole (LSTM whose gates see c),
     # jordan (charlm.models.jordan) or esn (echo-state: charlm.models.esn)
-    model: str = "lstm"
+    model: str = option("lstm", "MODEL", "")  # the help is the cell registry's
     vocab_size: int = 0  # filled in from the tokenizer
-    embed_size: int = 64
+    embed_size: int = option(64, "N", "Embedding width.")
     # 1x768 with dropout 0.1: the 10-minute default (it beat 1x512 without dropout, in bf16
     # and in float32: bench/README.md, "bf16 on the CPU")
-    hidden_size: int = 768
-    num_layers: int = 1
-    dropout: float = 0.1
-    tie_weights: bool = False  # share the embedding and decoder matrices
+    hidden_size: int = option(768, "N", "Units per layer.")
+    num_layers: int = option(1, "N", "Stacked recurrent layers.", flag="--layers")
+    dropout: float = option(
+        0.1, "P", "Dropout on the embedding output, between layers and on the top layer's output."
+    )
+    tie_weights: bool = option(False, "", "Share in/out matrices.")
     # Dropout on the embedding output alone; None gives it --dropout, as before this existed.
-    embed_dropout: float | None = None
+    embed_dropout: float | None = option(
+        None,
+        "P",
+        "Dropout on the embedding output alone, in place of --dropout's there "
+        "[default: --dropout].",
+    )
     # jordan: the context units keep this share of their last value (s = mu * s + y).
-    jordan_decay: float = 0.0
-    spectral_radius: float = 0.9  # esn: the largest |eigenvalue| of each fixed reservoir
+    jordan_decay: float = option(0.0, "MU", "Context kept per step, in [0, 1) [default: 0].")
+    spectral_radius: float = option(
+        0.9, "R", "Largest |eigenvalue| of the fixed reservoir [default: 0.9]."
+    )
 
     # LSTM-type cells' starting gate biases. Forget 1 (Gers et al. 2000): the cell keeps its
     # memory until it learns to forget. Input below 0 (the lectures' -1) makes writing to the
     # cell something it learns to do.
-    forget_bias: float = 1.0
-    input_bias: float = 0.0
+    forget_bias: float = option(1.0, "B", "Forget-gate bias at start [default: 1].")
+    input_bias: float = option(0.0, "B", "Input-gate bias at start [default: 0].")
 
     def __post_init__(self) -> None:
         _choice("model", self.model, MODELS)
@@ -134,20 +163,33 @@ class ModelConfig:
 class DataConfig:
     """How the corpus becomes tokens, and how it is split."""
 
-    tokenizer: str = "char"
-    encoding: str = "utf-8"
-    val_frac: float = 0.05  # taken from the end of the corpus, as char-rnn and nanoGPT do
-    test_frac: float = 0.0  # taken from just before the validation split
-    min_freq: int = 1  # word tokenizer: rarer words become <unk>
-    max_vocab: int | None = None  # word tokenizer: keep the most frequent words
+    tokenizer: str = option("char", "KIND", "char, word or sentencepiece.")
+    encoding: str = option("utf-8", "NAME", "Corpus encoding.", in_preset_help=False)
+    # taken from the end of the corpus, as char-rnn and nanoGPT do
+    val_frac: float = option(0.05, "F", "Validation share, from the end.")
+    test_frac: float = option(0.0, "F", "Test share, before validation.")
+    min_freq: int = option(1, "N", "word: rarer words become <unk>.", tokenizer="word")
+    max_vocab: int | None = option(None, "N", "word: keep the most frequent.", tokenizer="word")
     # word tokenizer: punct splits raw text into words and punctuation; whitespace reads a
     # pre-tokenised corpus as word_language_model does; auto looks at the corpus to choose.
-    word_split: str = "auto"
-    vocab_size: int = 2000  # sentencepiece
-    sp_model: str = "unigram"  # sentencepiece: bpe or unigram
+    word_split: str = option(
+        "auto",
+        "MODE",
+        "word: punct (raw text), whitespace (pre-tokenised, <unk> and <eos> as in "
+        "word_language_model) or auto (whitespace if the corpus looks pre-tokenised).",
+    )
+    vocab_size: int = option(2000, "N", "sentencepiece vocabulary.", tokenizer="sentencepiece")
+    sp_model: str = option(
+        "unigram", "KIND", "sentencepiece: bpe or unigram.", tokenizer="sentencepiece"
+    )
     # auto: corpus files over 64 MB stream into a cached, memory-mapped token file;
     # always / never force either way (never holds the whole text in memory).
-    token_cache: str = "auto"
+    token_cache: str = option(
+        "auto",
+        "WHEN",
+        "auto (files over 64 MB), always or never: stream into a token file.",
+        in_preset_help=False,
+    )
 
     def __post_init__(self) -> None:
         _choice("tokenizer", self.tokenizer, TOKENIZERS)
@@ -177,26 +219,45 @@ class DataConfig:
 class TrainConfig:
     """The optimisation: truncated BPTT, schedule, bounds, evaluation."""
 
-    batch_size: int = 32  # contiguous stripes of the corpus
-    bptt: int = 128  # steps per window; the hidden state carries across windows
-    optimizer: str = "adamw"
-    lr: float = 8e-3  # high, with warm-up and cosine decay: measured for 10 minutes at 1x768
-    weight_decay: float = 0.0
+    batch_size: int = option(32, "N", "Parallel stripes of the corpus.")
+    # steps per window; the hidden state carries across windows
+    bptt: int = option(128, "N", "Steps per truncated-BPTT window.")
+    optimizer: str = option("adamw", "NAME", "adamw or sgd.")
+    # high, with warm-up and cosine decay (docs/records: the default preset)
+    lr: float = option(8e-3, "LR", "Peak learning rate.")
+    weight_decay: float = option(
+        0.0, "X", "Weight decay: decoupled under adamw, an L2 term under sgd."
+    )
     momentum: float = 0.0  # sgd only
     # cosine: decays to lr * min_lr_frac by the end of the run; plateau: lr / 4 after each
     # evaluation that does not improve on the best (word_language_model's rule), never below
     # lr * min_lr_frac, so the run need not know its length
-    schedule: str = "cosine"
-    warmup_steps: int = 50
+    schedule: str = option(
+        "cosine", "NAME", "cosine, constant or plateau (/4 when validation stalls)."
+    )
+    warmup_steps: int = option(50, "N", "Linear warm-up steps.")
     min_lr_frac: float = 0.02
-    grad_clip: float = 5.0  # global norm; 0 disables
-    epochs: int = 20
-    max_steps: int | None = None
-    max_time: float | None = 600.0  # seconds
-    eval_every: int = 250  # steps
+    grad_clip: float = option(5.0, "NORM", "Global-norm clip; 0 = off.")
+    epochs: int = option(20, "N", "Passes over the training split.", resume="bound")
+    max_steps: int | None = option(None, "N", "Stop after this many steps.", resume="bound")
+    max_time: float | None = option(  # seconds; the CLI reads durations
+        600.0,
+        "TIME",
+        "Stop after this long: 90s, 10m, 1h30m; 'none' for no limit.",
+        typed=str,
+        resume="bound",
+    )
+    eval_every: int = option(250, "N", "Steps between evaluations.", resume="bound")
     eval_batch_size: int = 32
-    patience: int | None = None  # evaluations without improvement before stopping
-    sample_length: int = 200  # tokens sampled into samples.txt at each evaluation
+    patience: int | None = option(
+        None, "N", "Stop after this many evaluations without improvement.", resume="bound"
+    )
+    sample_length: int = option(
+        200,
+        "N",
+        "Tokens sampled into samples.txt per evaluation: characters for a character "
+        "model, else words or pieces.",
+    )
     # Below `charlm sample`'s 1.0 on purpose: samples.txt is a glance at progress, and a
     # cooler draw keeps an early, unsure model's samples from reading as noise.
     sample_temperature: float = 0.8
@@ -204,20 +265,47 @@ class TrainConfig:
     # model also learns to start cold, as every sample, prime and short text does. 0.1 and 0.05
     # both closed most of the cold/warm gap; 0.1 did a little better over four runs
     # (bench/README.md, "Cold start").
-    reset_prob: float = 0.1
+    reset_prob: float = option(
+        0.1, "P", "Chance a stripe's carried state restarts from zero, per window; 0 = never."
+    )
     seed: int | None = None
-    device: str = "auto"
-    threads: int | None = None
+    device: str = option(
+        "auto",
+        "DEVICE",
+        "auto (CUDA when present), cpu or cuda; --resume keeps the run's unless given.",
+        resume="place",
+        in_preset_help=False,
+    )
+    threads: int | None = option(
+        None, "N", "", resume="place", in_preset_help=False
+    )  # declared with the other commands' --threads (cli/common.py)
     # Mixed precision: bf16, fp16 (CUDA, loss-scaled), off, or auto: bf16 for the fused
     # cells on a CPU with bf16 instructions, else off (precision.py).
-    amp: str = "auto"
+    amp: str = option(
+        "auto",
+        "MODE",
+        "Mixed precision: auto (bf16 for the cells torch fuses, on a CPU with bf16 "
+        "instructions, else off), bf16, fp16 (CUDA, loss-scaled) or off.",
+        in_preset_help=False,
+    )
     # From this share of the run on (0..1, as Trainer.progress counts it), scores and
     # checkpoints use the running mean of the weights; None never averages.
-    average_from: float | None = None
+    average_from: float | None = option(
+        None,
+        "F",
+        "From this share of the run on (e.g. 0.8), average the weights: scores, "
+        "samples and checkpoints use their running mean [default: off].",
+    )
     # beta of a penalty on the top layer's state changes, added to the training loss only;
     # 0 is off. norm: Krueger and Memisevic 2016; diff: Merity et al. 2017 (statepenalty.py).
-    state_penalty: float = 0.0
-    state_penalty_kind: str = "norm"
+    state_penalty: float = option(
+        0.0, "BETA", "Penalise top-layer state changes in training; 0 = off."
+    )
+    state_penalty_kind: str = option(
+        "norm",
+        "KIND",
+        "norm: (|h_t| - |h_t-1|)^2 (Krueger 2016); diff: |h_t - h_t-1|^2 (Merity 2017).",
+    )
 
     def __post_init__(self) -> None:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
