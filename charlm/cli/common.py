@@ -14,7 +14,7 @@ from typing import Annotated, Any, get_args
 import torch
 import typer
 from rich.console import Console
-from typer.core import TyperArgument, TyperCommand
+from typer.core import TyperArgument, TyperCommand, TyperOption
 
 from charlm.cli.stderr import DroppingStderr
 from charlm.errors import CharlmError, ConfigError, InputError, cannot_write
@@ -55,17 +55,32 @@ class _NamedArgument(TyperArgument):
         return name
 
 
+class _PlainRangeOption(TyperOption):
+    """An option whose range reads as words in its help ("at least 1"), not ``x>=1``."""
+
+    def _get_number_range_help_str(self) -> str | None:  # Typer's hook for the range text
+        low, high = getattr(self, "min", None), getattr(self, "max", None)
+        if low is None and high is None:
+            return None
+        if high is None:
+            return f"at least {low}"
+        return f"at most {high}" if low is None else f"{low} to {high}"
+
+
 class PlainCommand(TyperCommand):
-    """Every charlm command: its positional arguments named by their metavars, no types, and
-    an option without a metavar of its own named by its kind (N, X, PATH, TEXT) rather than
-    Typer's ``<int range>``."""
+    """Every charlm command: its positional arguments named by their metavars, no types, an
+    option without a metavar of its own named by its kind (N, X, PATH, TEXT) rather than
+    Typer's ``<int range>``, and ranges in words."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for param in self.params:
             if type(param) is TyperArgument:
                 param.__class__ = _NamedArgument
-            elif not getattr(param, "is_flag", True) and param.metavar is None:
+                continue
+            if type(param) is TyperOption:
+                param.__class__ = _PlainRangeOption
+            if not getattr(param, "is_flag", True) and param.metavar is None:
                 param.metavar = _kind(getattr(param, "type_descriptor", None))
 
 

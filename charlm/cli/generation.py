@@ -159,8 +159,9 @@ def write_samples(lm: LoadedModel, prime: str, cfg: GenerateConfig, out: Output)
                 advance(step)
         for k in range(1, cfg.num_samples):
             data.write(separator + head + "".join(held[k]))
-        if data.is_terminal():
-            data.write("\n")  # leave the shell prompt on a line of its own
+        if data.is_terminal() and not data.ends_line:
+            # the shell prompt on a line of its own; a pipe or file gets the bytes as sampled
+            data.write("\n")
         data.flush()
 
 

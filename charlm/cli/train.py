@@ -410,7 +410,7 @@ def _where(trainer: Trainer, threads: int) -> str:
     # Said when auto chose it: a user who never asked for bf16 learns why, and how to leave it.
     amp = "" if mode == "off" else f" in {mode}"
     if mode == "bf16":
-        amp += " (--amp off: float32)"
+        amp += " (--amp off for float32)"
     if trainer.world == 1:
         return f"{trainer.device}{amp}, {threads} thread(s)"
     return (

@@ -155,6 +155,44 @@ def test_ctrl_c_during_sample_says_interrupted_on_a_line_of_its_own(trained_run:
     assert "charlm: interrupted" in lines, lines[-3:]
 
 
+def _on_a_terminal(*args: str) -> bytes:
+    """What a command writes to stdout when stdout is a terminal (stderr elsewhere)."""
+    leader, follower = os.openpty()
+    env = dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1")
+    command = [sys.executable, "-m", "charlm", *args]
+    proc = subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=follower, stderr=subprocess.DEVNULL, env=env
+    )
+    os.close(follower)
+    seen = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the terminal closed with the process
+                break
+            if not chunk:
+                break
+            seen += chunk
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(leader)
+    return seen.replace(b"\r\n", b"\n")
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+@pytest.mark.parametrize("command", [["sample"], ["prime", "All:"], ["sample", "-n", "2"]])
+def test_text_on_a_terminal_ends_its_line_once_and_a_pipe_gets_it_as_sampled(
+    trained_run: Path, command: list[str]
+) -> None:
+    args = [command[0], str(trained_run), *command[1:], "--seed", "1", "-q"]
+    piped = run(*args, "--length", "30").stdout
+    shown = _on_a_terminal(*args, "--length", "30").decode()
+    assert shown == (piped if piped.endswith("\n") else piped + "\n")
+
+
 def test_evaluate_table_shows_file_names_with_brackets_and_colons(
     trained_run: Path, tmp_path: Path
 ) -> None:

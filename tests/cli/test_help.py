@@ -56,6 +56,7 @@ def test_help_reads_well_at_80_columns(path: list[str]) -> None:
         assert len(line) <= 80, line
         assert not STRAY_STOP.search(line), line
         assert not PYTHON_TYPE.search(line), line  # <bool>, CORPUS <list[str]>
+    assert not re.search(r"x\s*[<>]=|[<>]=\s*x", " ".join(text.split())), text  # ranges in words
     assert not USAGE_BRACES.search(text.splitlines()[0]), text.splitlines()[0]
     assert help_of(path, "-h") == text  # -h is --help everywhere
 

@@ -101,5 +101,5 @@ def test_the_start_line_says_when_auto_chose_bf16(corpus_file: Path, tmp_path: P
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 0, result.output
         lines[amp] = next(x for x in result.stderr.splitlines() if x.startswith("training "))
-    assert " on cpu in bf16 (--amp off: float32), 1 thread(s)" in lines["auto"]
+    assert " on cpu in bf16 (--amp off for float32), 1 thread(s)" in lines["auto"]
     assert " on cpu, " in lines["off"] and "bf16" not in lines["off"]
