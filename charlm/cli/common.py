@@ -274,7 +274,7 @@ UnknownOpt = Annotated[
     typer.Option(
         "--unknown",
         metavar="MODE",
-        help="Prime characters the model never saw: error (stop) or skip (drop).",
+        help="Characters the model never saw: error (stop) or skip (drop them, with a warning).",
     ),
 ]
 ShowUnkOpt = Annotated[

@@ -15,6 +15,7 @@ from charlm.cli.common import (
     JsonOpt,
     QuietOpt,
     ThreadsOpt,
+    UnknownOpt,
     checkpoint_then,
     err,
     info,
@@ -24,6 +25,7 @@ from charlm.cli.common import (
     wide_err,
     write_json,
 )
+from charlm.cli.generation import check_prime
 from charlm.cli.progress import ScoringProgress
 from charlm.config.runtime import set_threads
 from charlm.config.schema import ConfigError
@@ -89,6 +91,7 @@ def evaluate(
             show_default=False,
         ),
     ] = None,
+    unknown: UnknownOpt = "error",
     json_out: JsonOpt = False,
     device: DeviceOpt = "auto",
     threads: ThreadsOpt = None,
@@ -120,7 +123,7 @@ def evaluate(
         tc = lm.config.train
         b, t = batch_size or tc.eval_batch_size, bptt or tc.bptt
         texts = [_split_text(lm, split)] if split else [_file_text(f, encoding) for f in files]
-        scores, skipped = _score_all(lm, texts, b, t, quiet)
+        scores, skipped = _score_all(lm, texts, b, t, unknown, quiet)
         total = total_score(scores)
         if not quiet:
             _print_table(scores, total, lm.tokenizer.kind)
@@ -216,9 +219,12 @@ def _split_text(lm: LoadedModel, which: str) -> Named:
 
 
 def _score_all(
-    lm: LoadedModel, texts: list[Named], batch: int, bptt: int, quiet: bool
+    lm: LoadedModel, texts: list[Named], batch: int, bptt: int, unknown: str, quiet: bool
 ) -> tuple[list[TextScore], list[tuple[str, str]]]:
-    """Score each text; one that cannot be is reported and skipped. None scored: an error."""
+    """Score each text; one that cannot be is reported and skipped. None scored: an error.
+
+    Characters the model never saw follow prime's and inspect's rule (--unknown): an error,
+    or dropped with a warning; scoring counts what it dropped (the table's OOV column)."""
     device = next(lm.model.parameters()).device
     scores: list[TextScore] = []
     skipped: list[tuple[str, str]] = []
@@ -227,6 +233,7 @@ def _score_all(
             try:
                 if text is None:
                     raise InputError(reason)
+                check_prime(lm.tokenizer, text, unknown, quiet, what=name)
                 args = (text, name, batch, bptt, device, progress.file(name))
                 scores.append(score_text(lm.model, lm.tokenizer, *args))
             except InputError as e:
@@ -282,6 +289,7 @@ def _table(scores: list[TextScore], total: TextScore, kind: str, headers: tuple[
     rows = [*scores, total] if len(scores) > 1 else scores
     for s in rows:
         rate = s.oov_char_rate if kind == "char" else s.oov_token_rate
+        count = s.oov_chars if kind == "char" else s.oov_tokens
         table.add_row(
             s.name,
             f"{s.text_chars:,}",
@@ -289,6 +297,6 @@ def _table(scores: list[TextScore], total: TextScore, kind: str, headers: tuple[
             f"{s.nats_per_token:.4f}",
             f"{s.bits_per_char:.4f}",
             f"{s.perplexity:.2f}",
-            f"{100 * rate:.2f}%",
+            f"{count:,} ({100 * rate:.2f}%)" if count else "0",  # never a rounded 0.00%
         )
     return table

@@ -101,12 +101,17 @@ class TrainReporter:
         quiet: bool,
         plain_every: float = 10.0,
         refresh_every: float = 0.25,
+        eval_every: float = 60.0,
     ):
         self.console, self.quiet = console, quiet
         self.live = live and not quiet
         self.plain_every = plain_every  # seconds between plain status lines
         self.refresh_every = refresh_every  # seconds between redraws of the live display
+        # A validation line when the best improves, else at most this often: a preset that
+        # evaluates every few seconds would pile lines up above the live display.
+        self.eval_every = eval_every
         self._last_line = self._last_draw = 0.0
+        self._last_eval: float | None = None
         self._status = StatusLines()
         self._live: Live | None = None
 
@@ -156,7 +161,12 @@ class TrainReporter:
             self.console.print(line + figures(e, self._status.val_bpc).plain, markup=False)
 
     def _eval(self, e: EvalEvent) -> None:
-        self._status.val_bpc = f"{e.val_bpc:.3f}"
+        self._status.val_bpc = f"{e.val_bpc:.3f}"  # the live display shows every evaluation
+        now = time.monotonic()
+        due = self._last_eval is None or now - self._last_eval >= self.eval_every
+        if not (e.improved or due):
+            return
+        self._last_eval = now
         mark = " (best)" if e.improved else ""
         self.console.print(
             f"step {e.step}: val loss {e.val_loss:.4f} nats/token, {e.val_bpc:.4f} bits/char{mark}",

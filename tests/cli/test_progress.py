@@ -94,3 +94,20 @@ def test_quiet_prints_nothing() -> None:
         reporter(step(1, 0.5))
         reporter(InfoEvent("x"))
     assert console.file.getvalue() == ""
+
+
+def test_validation_lines_come_when_the_best_improves_or_a_minute_has_passed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """200 evaluations a few seconds apart (the tiny preset's pace) do not pile up 200 lines."""
+    clock = [1000.0]
+    monkeypatch.setattr("charlm.cli.progress.time.monotonic", lambda: clock[0])
+    console = Console(file=io.StringIO(), width=200, color_system=None)
+    with TrainReporter(console, live=False, quiet=False, plain_every=1e9) as reporter:
+        for n in range(200):
+            clock[0] += 0.9  # 180 s in all
+            improved = n < 5 or n == 150
+            reporter(EvalEvent(100 * n, 2.0, 2.9, 1.9, improved, "sample"))
+    lines = console.file.getvalue().splitlines()
+    assert sum("(best)" in line for line in lines) == 6  # every improvement is shown
+    assert 6 < len(lines) <= 6 + 3  # and otherwise one a minute at most

@@ -59,8 +59,8 @@ def test_scoring_carries_the_hidden_state_like_one_long_pass() -> None:
     tokens = np.random.default_rng(0).integers(0, 11, size=300).astype(np.uint8)
     nats, count = score_tokens(model, tokens, batch_size=1, bptt=13)
     with torch.no_grad():
-        nll, _ = model.nll(torch.as_tensor(tokens[None, :-1], dtype=torch.long),
-                           torch.as_tensor(tokens[None, 1:], dtype=torch.long))  # fmt: skip
+        nll = model(torch.as_tensor(tokens[None, :-1], dtype=torch.long),
+                    targets=torch.as_tensor(tokens[None, 1:], dtype=torch.long)).nll  # fmt: skip
     assert count == 299
     assert nats == pytest.approx(float(nll.sum()), rel=1e-5)
 
@@ -69,8 +69,9 @@ def test_files_and_total_in_the_table_and_json(trained_run: Path, tmp_path: Path
     a, b = tmp_path / "a.txt", tmp_path / "b.txt"
     a.write_text("First Citizen:\nSpeak, speak.\n" * 5)
     b.write_text("All:\nResolved. \u00e9resolved \u00e9.\n")  # two characters never seen
-    r = run("evaluate", str(trained_run), str(a), str(b), "--json")
+    r = run("evaluate", str(trained_run), str(a), str(b), "--json", "--unknown", "skip")
     assert r.exit_code == 0, r.output
+    assert "2 character(s) not in the model's vocabulary" in r.stderr and "skipped" in r.stderr
     doc = json.loads(r.stdout)
     fa, fb = doc["files"]
     assert fa["chars"] == len(a.read_text()) and fa["oov_chars"] == 0
@@ -83,8 +84,27 @@ def test_files_and_total_in_the_table_and_json(trained_run: Path, tmp_path: Path
         total["nats"] / (total["scored_chars"] * np.log(2))
     )
     assert total["perplexity"] == pytest.approx(np.exp(total["nats_per_token"]))
-    for word in ("bits/char", "perplexity", "a.txt", "b.txt", "total", "OOV"):
+    for word in ("bits/char", "perplexity", "a.txt", "b.txt", "total", "OOV", "2 ("):
         assert word in r.stderr
+
+
+def test_unseen_characters_follow_one_rule_with_prime_and_inspect(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    """Refused by default in one line naming --unknown skip, as prime and inspect refuse them;
+    with skip, dropped with a warning and counted in the table, never shown as 0.00%."""
+    text = tmp_path / "rare.txt"
+    text.write_text("First Citizen:\nSpeak, speak.\n" * 400 + "\u2603\n")  # one in 12,000
+    r = run("evaluate", str(trained_run), str(text))
+    assert r.exit_code == 1 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and "pass --unknown skip to drop them" in r.stderr
+    inspect = run("inspect", "surprisal", str(trained_run), "--file", str(text))
+    assert inspect.exit_code == 1
+    assert inspect.stderr.split("has ")[1] == r.stderr.split("has ")[1]  # one wording
+    skipped = run("evaluate", str(trained_run), str(text), "--unknown", "skip")
+    assert skipped.exit_code == 0, skipped.output
+    assert "warning:" in skipped.stderr and "they are skipped" in skipped.stderr
+    assert "1 (0.01%)" in skipped.stderr and "0.00%" not in skipped.stderr
 
 
 def test_evaluate_reads_stdin(trained_run: Path, corpus_file: Path) -> None:
