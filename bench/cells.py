@@ -4,13 +4,14 @@ Each row is the real command line (a subprocess): `charlm train` with nanoGPT's 
 (--val-frac 0.1: first 90% train, last 10% validation, scored whole at every evaluation), the
 former default preset (1x512, no dropout, lr 1.2e-2) but for --model and --hidden-size,
 --threads 1, --seed 1, float32 (--amp off: bf16 would speed only the cells torch fuses) and
-the same --max-time (10 minutes; 20 seconds with --quick), once without and once with the state
-penalty. The hidden size of each model is solved so that its parameter count, counted by
-building the model, is within 10% of that 1x512 LSTM's. The figure is the run's best
+the same --max-time (10 minutes), once without and once with the state penalty (--quick: every
+model for 5 seconds, at a 1x128 LSTM's parameter count, without the penalty). The hidden size
+of each model is solved so that its parameter count, counted by building the model, is within
+10% of that 1x512 LSTM's. The figure is the run's best
 validation loss in nats per character, and the speed its training alone ran at.
 
 A row takes 10 minutes, so the section can be run in pieces: finished rows are kept in
-bench/results/cells.json (the 20-second rows apart from the 10-minute ones) and a run does
+bench/results/cells.json (the --quick rows apart from the 10-minute ones) and a run does
 only the rows it does not hold. Environment variables choose what runs:
   CHARLM_BENCH_CELLS=lstm,gru  only these models (default: every registered model)
   CHARLM_BENCH_ROWS=lstm,gru+penalty  only these rows, by name (a model, or model+penalty)
@@ -36,16 +37,21 @@ from typing import Any
 import numpy as np
 
 from bench import report
-from charlm.config.schema import MODELS, ModelConfig
+from bench.modes import Mode, mode
+from charlm.config.schema import ModelConfig
+from charlm.models import registry
 from charlm.models.lm import RNNLM, count_parameters
 
 CORPUS = (
     Path(__file__).resolve().parents[2] / "shared" / "corpora" / "tinyshakespeare" / "input.txt"
 )
-BUDGET = {False: "10m", True: "20s"}  # --max-time of a row, by --quick
-ROWS_KEY = {False: "rows", True: "quick_rows"}
+BUDGET: dict[Mode, str] = {"full": "10m", "quick": "5s", "smoke": "1s"}  # a row's --max-time
+ROWS_KEY: dict[Mode, str] = {"full": "rows", "quick": "quick_rows", "smoke": "smoke_rows"}
+# The reference LSTM's width in the short runs: --quick runs every cell, without the penalty,
+# at 128 units (at 512 the rows alone outran the quick suite's promise); smoke runs one row.
+QUICK_HIDDEN, SMOKE_HIDDEN = 128, 16
 MATCH = 0.10  # a model's parameter count within 10% of the default preset's
-# The state penalty of the "with" rows, chosen by a short sweep (bench/README.md, "Cells").
+# The state penalty of the "with" rows, chosen by a short sweep (docs/records/cells.md).
 PENALTY = ("norm", 0.1)
 PROBE_SIZES = (8, 16, 32)  # hidden sizes the parameter count is fitted on
 
@@ -156,10 +162,11 @@ def training_rate(evals: list[dict[str, Any]]) -> float:
 
 def chosen_models() -> list[str]:
     names = [m.strip() for m in os.environ.get("CHARLM_BENCH_CELLS", "").split(",") if m.strip()]
-    unknown = [m for m in names if m not in MODELS]
+    cells = registry.names()
+    unknown = [m for m in names if m not in cells]
     if unknown:
-        raise ValueError(f"CHARLM_BENCH_CELLS: unknown model(s) {', '.join(unknown)}: {MODELS}")
-    return names or list(MODELS)
+        raise ValueError(f"CHARLM_BENCH_CELLS: unknown model(s) {', '.join(unknown)}: {cells}")
+    return names or list(cells)
 
 
 def chosen_row(name: str) -> bool:
@@ -173,16 +180,35 @@ def load(path: Path) -> dict[str, Any]:
 
 
 def run(
-    quick: bool = False, results: Path = report.RESULTS, runner: Runner = train_row
+    quick: bool = False,
+    smoke: bool = False,
+    results: Path = report.RESULTS,
+    runner: Runner = train_row,
 ) -> dict[str, Any]:
     if not CORPUS.exists() and runner is train_row:
         return {"skipped": f"{CORPUS} is absent: the cells table needs tiny-shakespeare"}
     vocab = len(set(CORPUS.read_text(encoding="utf-8"))) if CORPUS.exists() else 65
+    if smoke:  # one row, the longest command (a cell with the penalty), kept nowhere
+        base = dataclasses.replace(default_model(vocab), hidden_size=SMOKE_HIDDEN)
+        with tempfile.TemporaryDirectory() as tmp:
+            return run_rows(plan(base, list(registry.names()[:1]))[-1:], "smoke", Path(tmp), runner)
+    base = default_model(vocab)
+    if quick:
+        base = dataclasses.replace(base, hidden_size=QUICK_HIDDEN)
+    rows = [r for r in plan(base, chosen_models()) if chosen_row(r["row"])]
+    if quick:
+        rows = [r for r in rows if not r["state_penalty"]]
+    return run_rows(rows, mode(quick, smoke), results, runner)
+
+
+def run_rows(
+    rows: list[dict[str, Any]], size: Mode, results: Path, runner: Runner
+) -> dict[str, Any]:
+    """Train the rows ``results``/cells.json does not hold yet, saving each as it ends."""
     held = load(results / "cells.json")
-    key, budget = ROWS_KEY[quick], BUDGET[quick]
+    key, budget = ROWS_KEY[size], BUDGET[size]
     done = {r["row"]: r for r in held.get(key, [])}
     fresh = os.environ.get("CHARLM_BENCH_FRESH") == "1"
-    rows = [r for r in plan(default_model(vocab), chosen_models()) if chosen_row(r["row"])]
     todo = [r for r in rows if fresh or r["row"] not in done]
 
     lock = threading.Lock()
@@ -201,6 +227,6 @@ def run(
 
 
 def _order(name: str) -> tuple[int, str]:
-    """Rows in the order of MODELS (without, then with the penalty)."""
-    model = name.split("+")[0]
-    return (MODELS.index(model) if model in MODELS else len(MODELS), name)
+    """Rows in the registry's order of the cells (without, then with the penalty)."""
+    model, cells = name.split("+")[0], registry.names()
+    return (cells.index(model) if model in cells else len(cells), name)

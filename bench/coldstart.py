@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.modes import mode
 from charlm.config.schema import DataConfig, TrainConfig
 from charlm.data.corpus import split_text
 from charlm.evaluation.coldstart import cold_warm
@@ -43,6 +44,7 @@ FULL = (
     ("default (small), 400 steps", "small", 400),
 )
 QUICK = FULL[:1]
+SMOKE = (("tiny, 2 steps (smoke)", "tiny", 2),)
 
 
 def train(preset: str, steps: int, reset_prob: float, out: Path, seed: int = 5) -> None:
@@ -72,17 +74,19 @@ def measure(run: Path, val_text: str, short: Path) -> dict[str, Any]:
     }
 
 
-def run(quick: bool = False) -> dict[str, Any]:
+def run(quick: bool = False, smoke: bool = False) -> dict[str, Any]:
     if not CORPUS.exists():
         return {"skipped": f"{CORPUS} is absent: the cold-start runs need tiny-shakespeare"}
-    dc = DataConfig()
+    size, dc = mode(quick, smoke), DataConfig()
+    # The smoke run trains once: both settings take the same path.
+    probs = (TrainConfig.reset_prob,) if smoke else (0.0, TrainConfig.reset_prob)
     _, _, val_text = split_text(CORPUS.read_text(encoding="utf-8"), dc.val_frac, dc.test_frac)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         short = Path(tmp) / "short.txt"
         short.write_text(val_text[:SHORT_TEXT], encoding="utf-8")
-        for label, preset, steps in QUICK if quick else FULL:
-            for p in (0.0, TrainConfig.reset_prob):
+        for label, preset, steps in {"full": FULL, "quick": QUICK, "smoke": SMOKE}[size]:
+            for p in probs:
                 out = Path(tmp) / f"{preset}-{steps}-{p}"
                 train(preset, steps, p, out)
                 rows.append({"run": label, "reset_prob": p} | measure(out, val_text, short))

@@ -1,6 +1,6 @@
 """Data-parallel training speed: 1 process against 2 (torchrun, gloo) on this machine.
 
-Every variant trains the same global batch with charlm's own step (``Trainer._step`` and
+Every variant trains the same global batch with charlm's own step (``Trainer.train_step`` and
 the per-step all-reduce of loss and stop flags), so the tokens per step are equal and
 tokens/s compare directly. Variants: one process on 1 thread, one process on 2 threads,
 two processes on 1 thread each (both cores either way).
@@ -28,7 +28,8 @@ from typing import Any
 
 import torch
 
-from bench.training import Shape, synthetic_text
+from bench.modes import mode
+from bench.training import SMOKE_SHAPE, Shape, synthetic_text
 from charlm.config.schema import DataConfig, ModelConfig, RunConfig, TrainConfig
 from charlm.data.corpus import Corpus
 from charlm.training import distributed
@@ -39,19 +40,24 @@ SHAPES = (
     Shape(2, 256, 100, 32, steps=16),
 )
 WARM, BLOCKS = 3, 4  # untimed steps; timed blocks per mode, interleaved
+VARIANTS = ((1, 1), (1, 2), (2, 1))  # (processes, threads each)
+SMOKE_VARIANTS = ((2, 1),)  # the data-parallel path; one process takes a subset of it
 
 
-def run(quick: bool = False) -> dict[str, Any]:
+def run(quick: bool = False, smoke: bool = False) -> dict[str, Any]:
+    size = mode(quick, smoke)
+    shapes = {"full": SHAPES, "quick": SHAPES[:1], "smoke": (SMOKE_SHAPE,)}[size]
     rows = []
-    for shape in SHAPES[:1] if quick else SHAPES:
-        steps = max(8, shape.steps // 3) if quick else shape.steps
-        for nproc, threads in ((1, 1), (1, 2), (2, 1)):
+    for shape in shapes:
+        steps = max(8, shape.steps // 3) if size == "quick" else shape.steps
+        for nproc, threads in SMOKE_VARIANTS if smoke else VARIANTS:
             result = _launch(shape, steps, nproc, threads)
             rows.append({"config": shape.name, "processes": nproc, "threads_each": threads}
                         | result)  # fmt: skip
     base = {r["config"]: r["tok_s"] for r in rows if r["processes"] == 1 and r["threads_each"] == 1}
     for r in rows:
-        r["speedup_vs_1x1"] = round(r["tok_s"] / base[r["config"]], 2)
+        if r["config"] in base:  # not in a smoke run
+            r["speedup_vs_1x1"] = round(r["tok_s"] / base[r["config"]], 2)
     return {
         "rows": rows,
         "load_average_1min_after": round(os.getloadavg()[0], 2),
@@ -95,9 +101,9 @@ def _worker(shape: Shape, steps: int) -> dict[str, Any] | None:
         with quiet:
             for _ in range(k):
                 _, x, y = next(windows)
-                loss, _, _ = trainer._step(x, y, total)
+                loss, _, _ = trainer.train_step(x, y, total)
                 if sync:
-                    trainer._agree(loss)
+                    trainer.agree(loss, total)
         return (time.perf_counter() - t0) / k
 
     block(WARM, True)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from bench.modes import Mode, mode
 from charlm.config.schema import ModelConfig
 from charlm.data.batching import StripeBatcher
 from charlm.data.tokenizers import CharTokenizer
@@ -63,8 +64,8 @@ def _naive(model: RNNLM, length: int) -> None:
     gen = torch.Generator().manual_seed(0)
     x, hidden = torch.zeros((1, 1), dtype=torch.long), None
     for _ in range(length):
-        logits, hidden = model(x, hidden)
-        probs = torch.softmax(logits[0, -1].float(), dim=-1).cpu()
+        out = model(x, hidden)
+        probs, hidden = out.log_probs[0, -1].exp().cpu(), out.hidden
         x = torch.multinomial(probs, 1, generator=gen)[None]
 
 
@@ -76,8 +77,8 @@ def _train(model: RNNLM, tokens: np.ndarray, steps: int) -> None:
     hidden = None
     for k in range(steps):
         x, y = batcher.window(k)
-        nll, hidden = model.nll(x, y, hidden)
-        hidden = detach_hidden(hidden)
+        out = model(x, hidden, targets=y)
+        nll, hidden = out.nll, detach_hidden(out.hidden)
         opt.zero_grad(set_to_none=True)
         nll.mean().backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -94,11 +95,11 @@ def _corpus(size: int) -> str:
     return "".join(np.array(list(ALPHABET))[rng.integers(0, 65, size)])
 
 
-def run(quick: bool = False) -> dict[str, Any]:
+def run(quick: bool = False, smoke: bool = False) -> dict[str, Any]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _measure(quick)
+        return _measure(mode(quick, smoke))
     finally:
         torch.set_num_threads(threads)
 
@@ -113,24 +114,29 @@ def _interleaved(repeats: int, *runs: tuple[int, Callable[[], Any]]) -> list[flo
     return best
 
 
-def _measure(quick: bool) -> dict[str, Any]:
+# Characters: one stream, each of 64 streams, the naive loop; then rounds of each.
+SAMPLING = {"full": (20000, 1000, 1500, 3), "quick": (2000, 200, 300, 2), "smoke": (50, 5, 20, 1)}
+# Characters scored, training steps, rounds of each.
+SCORING = {"full": (1_000_000, 20, 2), "quick": (200_000, 10, 1), "smoke": (5_000, 1, 1)}
+
+
+def _measure(size: Mode) -> dict[str, Any]:
     load = os.getloadavg()[0]
     model, tok = _model()
-    n1, n64, naive_n = (2000, 200, 300) if quick else (20000, 1000, 1500)
+    n1, n64, naive_n, rounds = SAMPLING[size]
     _charlm(model, tok, 200, 1)  # warm-up: first calls allocate and load libraries
     one, naive, many = _interleaved(
-        2 if quick else 3,
+        rounds,
         (n1, lambda: _charlm(model, tok, n1, 1)),
         (naive_n, lambda: _naive(model, naive_n)),
         (n64 * 64, lambda: _charlm(model, tok, n64, 64)),
     )
-    size = 200_000 if quick else 1_000_000
-    text = _corpus(size)
+    chars, steps, rounds = SCORING[size]
+    text = _corpus(chars)
     tokens = tok.encode(text)
-    steps = 10 if quick else 20
     evaluate, train = _interleaved(
-        1 if quick else 2,
-        (size, lambda: score_text(model, tok, text, "", 32, 100)),
+        rounds,
+        (chars, lambda: score_text(model, tok, text, "", 32, 100)),
         (steps * 32 * 100, lambda: _train(model, tokens, steps)),
     )
     return {
@@ -141,7 +147,7 @@ def _measure(quick: bool) -> dict[str, Any]:
         "sample_speedup_vs_naive": round(one / naive, 1),
         "sample_64_streams_total_chars_per_s": round(many),
         "evaluate_chars_per_s": round(evaluate),
-        "evaluate_text_chars": size,
+        "evaluate_text_chars": chars,
         "train_chars_per_s": round(train),
         "evaluate_speedup_vs_train": round(evaluate / train, 1),
     }

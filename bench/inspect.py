@@ -3,7 +3,7 @@
 The issue's target is under 10 seconds on one CPU thread for the pass that keeps h, c and
 the four gates of every step (``charlm.inspection.recording.record``), plus ranking every
 unit against a feature and the gate saturation table. Random weights: speed does not depend on them.
-With ``charlm.inspection.page`` present, also the page's size for 20,000 characters.
+Also the page's size for 20,000 characters.
 
 `python -m bench.inspect [--quick]` prints the figures as JSON.
 """
@@ -19,8 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from bench.modes import mode
+from bench.training import torch_threads
 from charlm.config.schema import ModelConfig
 from charlm.inspection.doc import build_doc
+from charlm.inspection.page import render_page
 from charlm.inspection.recording import record
 from charlm.inspection.saturation import saturation
 from charlm.inspection.text_features import FEATURES, per_token, rank_units
@@ -47,9 +50,12 @@ def _cpu_timed(fn: Any) -> tuple[Any, float, float]:
     return out, wall, round(time.process_time() - c0, 2)
 
 
-def run(quick: bool = False) -> dict[str, Any]:
-    torch.set_num_threads(1)
-    chars = 20_000 if quick else 100_000
+def run(quick: bool = False, smoke: bool = False) -> dict[str, Any]:
+    with torch_threads(1):
+        return _measure({"full": 100_000, "quick": 20_000, "smoke": 500}[mode(quick, smoke)])
+
+
+def _measure(chars: int) -> dict[str, Any]:
     model = _model()
     ids = np.random.default_rng(0).integers(0, len(ALPHABET), chars)
     pieces = [ALPHABET[i] for i in ids]
@@ -74,12 +80,6 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 
 def _page_size(rec: Any, pieces: list[str]) -> dict[str, Any]:
-    try:
-        from charlm.inspection.page import render_page
-    except ImportError:
-        return {"page": "skipped: charlm.inspection.page is not in this tree"}
-    except OSError as e:  # e.g. found through another tree's editable install, without its HTML
-        return {"page": f"skipped: {e}"}
     n = len(pieces)
     rec.ids, rec.log2_prob = rec.ids[:n], rec.log2_prob[:n]
     rec.top_ids, rec.top_probs = rec.top_ids[:n], rec.top_probs[:n]

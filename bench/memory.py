@@ -26,11 +26,17 @@ from typing import Any
 
 import numpy as np
 
-from bench.training import SHAPES, Shape
+from bench.modes import Mode, mode
+from bench.training import SHAPES, SMOKE_SHAPE, Shape
 
 GOAL_MB = 150
-STEPS = 20
-SHAPE_STEPS = 6  # enough for the optimizer state and the backward graph to be at full size
+# Steps of the tiny preset, MB of the large corpus, steps of each speed config, by mode.
+# 6 steps of a config: enough for the optimizer state and the backward graph to be at full size.
+SIZES: dict[Mode, tuple[int, int, int]] = {
+    "full": (20, 200, 6),
+    "quick": (20, 32, 2),
+    "smoke": (2, 2, 1),
+}
 BLOCK = 1 << 20  # bytes of generated text per block
 
 
@@ -55,7 +61,7 @@ def generate(path: Path, size: int, seed: int = 0) -> None:
 # A child's ru_maxrss starts from its parent's resident size at fork (Linux keeps the
 # high-water mark across exec), so inside a large benchmark process every child would report
 # at least that. A fresh, small launcher forks the measured process instead.
-_LAUNCHER = (
+LAUNCHER = (
     "import os, subprocess, sys\n"
     "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
     "_, status, usage = os.wait4(p.pid, 0)\n"
@@ -65,7 +71,7 @@ _LAUNCHER = (
 
 def peak_rss_mb(args: list[str], env: dict[str, str]) -> tuple[float, float]:
     """Peak resident memory (MB) and wall time (s) of ``charlm train ARGS`` in its own process."""
-    cmd = [sys.executable, "-c", _LAUNCHER, sys.executable, "-m", "charlm", "train", *args]
+    cmd = [sys.executable, "-c", LAUNCHER, sys.executable, "-m", "charlm", "train", *args]
     t0 = time.monotonic()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     maxrss_kib, code = (int(v) for v in proc.stdout.split())
@@ -81,21 +87,24 @@ def shape_args(shape: Shape) -> list[str]:
             "--batch-size", str(shape.batch)]  # fmt: skip
 
 
-def shape_rows(corpus: Path, out: Path, env: dict[str, str], steps: int) -> list[dict[str, Any]]:
+def shape_rows(
+    corpus: Path, out: Path, env: dict[str, str], steps: int, shapes: tuple[Shape, ...] = SHAPES
+) -> list[dict[str, Any]]:
     base = ["--max-time", "none", "--threads", "1", "--seed", "0", "--max-steps", str(steps)]
     base += ["--eval-every", str(steps), "--quiet", "--force", "--out", str(out)]
     rows = []
-    for shape in SHAPES:
+    for shape in shapes:
         mb, seconds = peak_rss_mb([str(corpus), *shape_args(shape), *base], env)
         rows.append({"config": shape.name, "steps": steps, "peak_rss_mb": round(mb, 1),
                      "seconds": round(seconds, 1)})  # fmt: skip
     return rows
 
 
-def run(quick: bool = False) -> dict[str, Any]:
-    big_mb = 32 if quick else 200
+def run(quick: bool = False, smoke: bool = False) -> dict[str, Any]:
+    size = mode(quick, smoke)
+    steps, big_mb, shape_steps = SIZES[size]
     common = ["--preset", "tiny", "--max-time", "none", "--threads", "1", "--seed", "0"]
-    common += ["--max-steps", str(STEPS), "--eval-every", str(STEPS), "--quiet", "--force"]
+    common += ["--max-steps", str(steps), "--eval-every", str(steps), "--quiet", "--force"]
     with tempfile.TemporaryDirectory(prefix="charlm-bench-memory-") as tmp:
         root = Path(tmp)
         env = os.environ | {"CHARLM_CACHE_DIR": str(root / "cache")}
@@ -107,10 +116,12 @@ def run(quick: bool = False) -> dict[str, Any]:
         big_args = [str(big), *common, *out, "--token-cache", "always"]
         cold_mb, cold_s = peak_rss_mb(big_args, env)
         warm_mb, warm_s = peak_rss_mb(big_args, env)
-        rows = shape_rows(small, root / "run", env, 2 if quick else SHAPE_STEPS)
+        # --quick leaves out 3x512, whose evaluation alone outran the quick suite's promise.
+        shapes = {"full": SHAPES, "quick": SHAPES[:2], "smoke": (SMOKE_SHAPE,)}[size]
+        rows = shape_rows(small, root / "run", env, shape_steps, shapes)
     worst = max(cold_mb, warm_mb) - small_mb
     return {
-        "model": f"preset tiny (1x128 LSTM), {STEPS} steps, 1 thread, char tokenizer",
+        "model": f"preset tiny (1x128 LSTM), {steps} steps, 1 thread, char tokenizer",
         "corpus_mb": {"small": 1, "large": big_mb},
         "peak_rss_mb": {
             "small": round(small_mb, 1),

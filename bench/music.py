@@ -18,8 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from bench.modes import Mode, mode
 from charlm.config.schema import RunConfig
 from charlm.data.corpus import prepare
+from charlm.errors import CharlmError
 from charlm.evaluation.ngram import count_ngrams, sample
 from charlm.music.abc import join_tunes, split_tunes
 from charlm.music.check import check_text
@@ -31,6 +33,12 @@ PRIME, STOP = "X:1", "\n\n"  # as `charlm sample RUN --prime 'X:1' --stop '\n\n'
 # '\n\nX:1' 1.0. The blank line tells the n-gram a tune starts, as a fresh state tells the LSTM.
 CONTEXT = STOP + PRIME
 MAX_CHARS = 2000  # as the README's `--length 2000`: a tune longer than this is cut
+# (collection files read, tunes sampled from the n-gram) by mode; None: every file
+SIZES: dict[Mode, tuple[int | None, int]] = {
+    "full": (None, 100),
+    "quick": (100, 10),
+    "smoke": (2, 2),
+}
 
 
 def ngram_tunes(
@@ -50,13 +58,13 @@ def ngram_tunes(
     return "".join(t + STOP for t in out)
 
 
-def run(quick: bool = False) -> dict[str, Any]:
+def run(quick: bool = False, smoke: bool = False) -> dict[str, Any]:
     try:
         files = [f for fs in music21_collections().values() for f in fs]
-    except Exception as e:  # music21 missing: nothing to measure
+    except CharlmError as e:  # music21 or its corpus missing: nothing to measure
         return {"skipped": str(e)}
-    if quick:
-        files = files[:100]
+    n_files, n = SIZES[mode(quick, smoke)]
+    files = files[:n_files]
     t0 = time.monotonic()
     corpus = build_corpus(files, seed=0)
     prepared = time.monotonic() - t0
@@ -67,7 +75,6 @@ def run(quick: bool = False) -> dict[str, Any]:
     checked = time.monotonic() - t0
     _, tail = check_text(join_tunes(tunes[-100:]))
     t0 = time.monotonic()
-    n = 10 if quick else 100
     ngram = {t: check_text(ngram_tunes(corpus.text, tunes=n, temperature=t))[1] for t in (1.0, 0.8)}
     return {
         "tunes": len(tunes),

@@ -29,11 +29,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.memory import _LAUNCHER
+from bench.memory import LAUNCHER
+from bench.modes import mode
 from bench.quality import CORPUS
 
 VAL_FRAC = 0.1  # nanoGPT's split, as bench.quality trains the presets on
 GOAL_SECONDS, GOAL_MB = 60, 2048
+ORDERS = {"full": (10, 20), "quick": (4, 6), "smoke": (2, 2)}  # (fit's order, sweep's) by mode
 
 
 def child(corpus: Path, order: int, score: bool, out: Path) -> None:
@@ -108,7 +110,7 @@ def measure(corpus: Path, order: int, score: bool) -> dict[str, Any]:
     """Run a child; its figures plus its peak RSS and wall time."""
     with tempfile.TemporaryDirectory(prefix="charlm-bench-ngram-") as tmp:
         out = Path(tmp) / "result.json"
-        cmd = [sys.executable, "-c", _LAUNCHER, sys.executable, "-m", "bench.ngram", "--child",
+        cmd = [sys.executable, "-c", LAUNCHER, sys.executable, "-m", "bench.ngram", "--child",
                str(corpus), "--order", str(order), "--out", str(out)]  # fmt: skip
         cmd += ["--score"] if score else []
         t0 = time.monotonic()
@@ -130,14 +132,15 @@ def make_shakespeare(path: Path) -> str | None:
     return None
 
 
-def run(quick: bool = False) -> dict[str, Any]:
+def run(quick: bool = False, smoke: bool = False) -> dict[str, Any]:
     if not CORPUS.exists():
         return {"skipped": f"{CORPUS} is absent: the n-gram benchmark needs tiny-shakespeare"}
+    fit_order, sweep_order = ORDERS[mode(quick, smoke)]
     result: dict[str, Any] = {"corpus": "tiny-shakespeare, first 90% (--val-frac 0.1)"}
-    fit10 = measure(CORPUS, 4 if quick else 10, score=False)
+    fit10 = measure(CORPUS, fit_order, score=False)
     fit10["within_goal"] = fit10["wall_seconds"] < GOAL_SECONDS and fit10["peak_rss_mb"] < GOAL_MB
     rows = [{"fit": f"tiny-shakespeare, orders 1..{fit10['order']}", **fit10}]
-    if not quick:
+    if not (quick or smoke):  # orders 1..20 on 4.8 MB: the full run's alone
         with tempfile.TemporaryDirectory(prefix="charlm-bench-ngram-") as tmp:
             shakes = Path(tmp) / "shakespeare.txt"
             why = make_shakespeare(shakes)
@@ -147,7 +150,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             else:
                 result["shakespeare_skipped"] = why
     result["rows"] = rows
-    sweep = measure(CORPUS, 6 if quick else 20, score=True)
+    sweep = measure(CORPUS, sweep_order, score=True)
     bpc = sweep["val_bpc"]
     best = min(bpc, key=bpc.__getitem__)
     result["best_order"] = int(best)

@@ -29,14 +29,16 @@ FULL = (
 )
 LONG = (("medium preset, 1 thread", "medium", 1),)
 QUICK = FULL[:1]
+SMOKE_BOUND = ["--max-steps", "2", "--max-time", "none"]  # the smoke run: 2 steps, then score
 
 
-def train_once(preset: str, threads: int) -> dict[str, Any]:
+def train_once(preset: str, threads: int, bound: list[str] | None = None) -> dict[str, Any]:
+    """One run of the preset, bounded by its own --max-time unless ``bound`` says otherwise."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
         cmd = [sys.executable, "-m", "charlm", "train", str(CORPUS), "--preset", preset,
                "--val-frac", "0.1", "--threads", str(threads), "--seed", "1",
-               "--sample-length", "0", "--out", str(out), "--quiet"]  # fmt: skip
+               "--sample-length", "0", "--out", str(out), "--quiet", *(bound or [])]  # fmt: skip
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             return {"error": proc.stderr.strip().splitlines()[-1:]}
@@ -47,10 +49,11 @@ def train_once(preset: str, threads: int) -> dict[str, Any]:
     }
 
 
-def run(quick: bool = False, long: bool = False) -> dict[str, Any]:
+def run(quick: bool = False, long: bool = False, smoke: bool = False) -> dict[str, Any]:
     if not CORPUS.exists():
         return {"skipped": f"{CORPUS} is absent: quality runs need tiny-shakespeare"}
-    plan = QUICK if quick else FULL + (LONG if long else ())
-    rows = [{"run": label, "threads": n} | train_once(p, n) for label, p, n in plan]
+    plan = QUICK if quick or smoke else FULL + (LONG if long else ())
+    bound = SMOKE_BOUND if smoke else None
+    rows = [{"run": label, "threads": n} | train_once(p, n, bound) for label, p, n in plan]
     return {"corpus": str(CORPUS), "split": "first 90% train, last 10% validation",
             "peer_nanogpt_10min": NANOGPT_10MIN, "rows": rows}  # fmt: skip

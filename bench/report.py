@@ -11,6 +11,8 @@ from typing import Any
 
 import torch
 
+from charlm.rundir.atomic import write_atomic
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -37,15 +39,16 @@ def _cpu_model() -> str:
 
 
 def save(name: str, result: dict[str, Any], directory: Path = RESULTS) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    write_atomic(path, (json.dumps(result, indent=2) + "\n").encode())
     return path
 
 
-def markdown(sections: dict[str, dict[str, Any]], host: dict[str, Any], quick: bool) -> str:
+def markdown(
+    sections: dict[str, dict[str, Any]], host: dict[str, Any], quick: bool, smoke: bool = False
+) -> str:
     """Every section as a heading, its scalar figures as a line and its rows as a table."""
-    mode = " (--quick)" if quick else ""
+    mode = " (--smoke)" if smoke else " (--quick)" if quick else ""
     lines = [
         f"## Benchmarks{mode}",
         "",

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from rich.console import Console
 from torch import nn
 
+from bench.modes import Mode, mode
 from charlm.cli.progress import TrainReporter
 from charlm.config.schema import DataConfig, ModelConfig, RunConfig, TrainConfig
 from charlm.data.corpus import Corpus
@@ -147,7 +148,9 @@ def charlm_rate(
                           epochs=10**6, eval_every=10**9, sample_length=0, threads=threads,
                           amp=amp),
     )  # fmt: skip
-    text = synthetic_text(int(shape.batch * shape.bptt * (total + 1) * 1.02) + 2 * shape.batch)
+    # Enough windows for every step, and at least a validation split the last evaluation can score.
+    chars = int(shape.batch * shape.bptt * (total + 1) * 1.02) + 2 * shape.batch
+    text = synthetic_text(max(chars, 1000))
     marks: dict[int, tuple[float, int]] = {}
     console = Console(file=io.StringIO(), width=120)
 
@@ -281,17 +284,23 @@ def compare_loop(shape: Shape, threads: int, reps: int, steps: int) -> dict[str,
     )
 
 
-def run(quick: bool = False, threads: int = 1) -> dict[str, Any]:
-    reps = 2 if quick else 3
-    peak = matmul_peak(threads)
-    rows = []
-    for shape in SHAPES:
-        steps = max(2, shape.steps // 2) if quick else shape.steps
-        rows.append(
-            compare(shape, threads, 1 if quick and shape.hidden >= 512 else reps, steps, peak)
-        )
-    steps = CELL_SHAPE.steps // 2 if quick else CELL_SHAPE.steps
-    cells = [compare_cell(k, CELL_SHAPE, threads, 2 if quick else 4, steps) for k in CELLS]
+# The smoke run's one shape, for every table: the same paths on a network of a few units.
+SMOKE_SHAPE = Shape(1, 16, 8, 4, steps=1)
+# Interleaved runs of each side, by mode: (speed rows, cell and loop rows). --quick runs each
+# once: interleaving, at three runs a row, was most of the quick suite's time.
+REPS: dict[Mode, tuple[int, int]] = {"full": (3, 4), "quick": (1, 1), "smoke": (1, 1)}
+
+
+def run(quick: bool = False, smoke: bool = False, threads: int = 1) -> dict[str, Any]:
+    size = mode(quick, smoke)
+    reps, pair_reps = REPS[size]
+    peak = matmul_peak(threads, 0.05 if smoke else 2.0)
+    rows = [compare(s, threads, reps, _steps(size, s), peak) for s in _shapes(size, SHAPES)]
+    cells = [
+        compare_cell(k, s, threads, pair_reps, _steps(size, s))
+        for k in CELLS
+        for s in _shapes(size, (CELL_SHAPE,))
+    ]
     result = {
         "threads": threads,
         "matmul_peak_gflops": round(peak, 1),
@@ -300,7 +309,15 @@ def run(quick: bool = False, threads: int = 1) -> dict[str, Any]:
     }
     if cpu_has_bf16():
         result["lstm_loop"] = [
-            compare_loop(shape, threads, 2 if quick else 4, 2 if quick else shape.steps)
-            for shape in LOOP_SHAPES
+            compare_loop(s, threads, pair_reps, _steps(size, s)) for s in _shapes(size, LOOP_SHAPES)
         ]
     return result
+
+
+def _shapes(size: Mode, shapes: tuple[Shape, ...]) -> tuple[Shape, ...]:
+    return (SMOKE_SHAPE,) if size == "smoke" else shapes
+
+
+def _steps(size: Mode, shape: Shape) -> int:
+    """Timed steps of a run: --quick halves them, to no fewer than 2."""
+    return max(2, shape.steps // 2) if size == "quick" else shape.steps

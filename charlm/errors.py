@@ -11,13 +11,24 @@ from __future__ import annotations
 
 import errno
 
+# The exit codes, one table for every command (docs: "When things go wrong"):
+EXIT_OK = 0
+EXIT_FAILED = 1  # the command was well formed and could not be done: input, data, files
+EXIT_USAGE = 2  # the command line is wrong: unknown option, wrong type, impossible value
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM, after saving what could be saved
+
 
 class CharlmError(Exception):
     """A failure the user can fix; the message names the problem and what to do."""
 
+    exit_code = EXIT_FAILED
+
 
 class ConfigError(CharlmError):
-    """A setting that cannot work; the message says what to change."""
+    """A setting that cannot work; the message says what to change. A usage error: the
+    options given cannot work together, whatever the input."""
+
+    exit_code = EXIT_USAGE
 
 
 class InputError(CharlmError):
@@ -56,6 +67,25 @@ def describe_unknown(unknown: list[tuple[int, str]], limit: int = 5) -> str:
 
 class OutputError(CharlmError):
     """A file could not be written; the message names it and what to do."""
+
+
+class MissingExtraError(CharlmError):
+    """An optional package a command needs is not installed; the message names the extra."""
+
+
+class RequestError(InputError):
+    """A request to `charlm serve` that cannot be served as sent: answered with ``status``
+    and OpenAI's error object naming ``param``; ``retry_after`` seconds for a busy server."""
+
+    def __init__(
+        self,
+        message: str,
+        status: int = 400,
+        param: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.param, self.retry_after = status, param, retry_after
 
 
 # Writing failures a user can fix, not bugs: what to do about each.

@@ -10,13 +10,18 @@ import typer
 from typer.core import TyperGroup
 
 from charlm import __version__
+from charlm.cli import chat as _chat
+from charlm.cli import complete as _complete
 from charlm.cli import evaluate as _evaluate
+from charlm.cli import export as _export
+from charlm.cli import fill as _fill
 from charlm.cli import inspect as _inspect
 from charlm.cli import music as _music
 from charlm.cli import plot as _plot
 from charlm.cli import prepare as _prepare
 from charlm.cli import prime as _prime
 from charlm.cli import sample as _sample
+from charlm.cli import serve as _serve
 from charlm.cli import train as _train
 from charlm.cli.common import HELP_CONTEXT, PLAIN_HELP, PlainCommand, error
 from charlm.cli.usage import UsageFailure, usage_line
@@ -88,8 +93,17 @@ app.command(
 app.command("sample", cls=PlainCommand, short_help="Generate text from a trained model.")(
     _sample.sample
 )
+app.command("fill", cls=PlainCommand, short_help="Fill a text's gaps from both directions.")(
+    _fill.fill_command
+)
 app.command("prime", cls=PlainCommand, short_help="Continue a given text in the model's style.")(
     _prime.prime
+)
+app.command(
+    "complete", cls=PlainCommand, short_help="The most probable next words of a text (beam)."
+)(_complete.complete_command)
+app.command("chat", cls=PlainCommand, short_help="Talk with a model; it keeps its state.")(
+    _chat.chat
 )
 app.command(
     "evaluate", cls=PlainCommand, short_help="Score texts: bits per character, perplexity."
@@ -98,6 +112,15 @@ app.command("prepare", cls=PlainCommand, short_help="Clean raw text into a train
     _prepare.prepare
 )
 app.command("plot", cls=PlainCommand, short_help="Plot the learning curves of runs.")(_plot.plot)
+app.command(
+    "serve",
+    cls=PlainCommand,
+    short_help="Serve models over an OpenAI-compatible HTTP API.",
+    epilog=_serve.EPILOG,
+)(_serve.serve)
+app.command("export", cls=PlainCommand, short_help="Export a model to ONNX, one step a call.")(
+    _export.export
+)
 app.add_typer(_inspect.app, name="inspect", short_help="Look inside trained models.")
 app.add_typer(_music.app, name="music", short_help="Check and render ABC folk tunes.")
 

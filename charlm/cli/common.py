@@ -17,7 +17,7 @@ from rich.console import Console
 from typer.core import TyperArgument, TyperCommand, TyperOption
 
 from charlm.cli.stderr import DroppingStderr
-from charlm.errors import CharlmError, ConfigError, InputError, cannot_write
+from charlm.errors import EXIT_INTERRUPTED, CharlmError, ConfigError, InputError, cannot_write
 from charlm.generation.load import GENERATION_DEVICE, LoadedModel, load_model
 
 # Everything but data goes to stderr; markup and emoji codes off so text in [brackets] or
@@ -113,14 +113,15 @@ def warn(warnings: list[str], quiet: bool = False) -> None:
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn expected failures into one line on stderr and exit code 1; Ctrl-C into 130."""
+    """Turn expected failures into one line on stderr and their exit code (charlm.errors:
+    1 for a failure, 2 for options that cannot work); Ctrl-C into 130."""
     try:
         yield
     except CharlmError as e:
-        raise fail(str(e)) from None
+        raise fail(str(e), e.exit_code) from None
     except KeyboardInterrupt:
         err.print("charlm: interrupted", markup=False)
-        raise typer.Exit(130) from None
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     except (MemoryError, RuntimeError) as e:
         if not is_out_of_memory(e):
             raise

@@ -28,12 +28,15 @@ from charlm.cli.common import (
 )
 from charlm.cli.inspect_units import surprisal, units
 from charlm.config.runtime import set_threads
-from charlm.config.schema import LSTM_TYPES, MODELS, ConfigError, check_seed
+from charlm.config.schema import check_seed
 from charlm.data.corpus import split_text
 from charlm.data.tokenizers import Tokenizer, describe_unknown, drop_unknown
+from charlm.errors import ConfigError
+from charlm.extras import require
 from charlm.generation.load import LoadedModel
 from charlm.inspection.figures import check_output, gradient_flow_figure
 from charlm.inspection.gradflow import Flow, FlowConfig, check_length, fresh_model, measure
+from charlm.models import registry
 from charlm.text.reading import InputError, read_text
 
 app = typer.Typer(
@@ -86,8 +89,8 @@ def gradients(
         str,
         typer.Option(
             metavar="MODELS",
-            help="Fresh models of the same size beside it: a list of rnn,gru,lstm,peephole,"
-            "jordan,esn or none.",
+            help=f"Fresh models of the same size beside it: a list of {','.join(registry.names())}"
+            " or none.",
         ),
     ] = "rnn,gru,lstm",
     init_scale: Annotated[
@@ -122,6 +125,7 @@ def gradients(
     """
     with user_errors():
         if output is not None:
+            require("matplotlib", "charlm inspect gradients -o")
             check_output(output)
         kinds = _compare(compare)
         cfg = FlowConfig(max_lag=max_lag, positions=positions, carry_in=carry_in, seed=seed)
@@ -168,10 +172,10 @@ def _compare(compare: str) -> list[str]:
     if compare.strip().lower() == "none":
         return []
     kinds = [k.strip().lower() for k in compare.split(",") if k.strip()]
-    bad = [k for k in kinds if k not in MODELS]
+    bad = [k for k in kinds if k not in registry.names()]
     if bad or not kinds:
         raise ConfigError(
-            f"unknown --compare '{compare}': give a list of {', '.join(MODELS)}, or none"
+            f"unknown --compare '{compare}': give a list of {', '.join(registry.names())}, or none"
         )
     return kinds
 
@@ -231,7 +235,7 @@ def _table(flows: list[Flow], max_lag: int) -> Table:
         table.add_column(f"k={k}", justify="right", no_wrap=True)
     table.add_column("< 1e-3 x k=0 at", justify="right")
     for flow in flows:
-        for state in ("h", "c") if flow.kind in LSTM_TYPES else ("h",):
+        for state in registry.get(flow.kind).states:
             curve = flow.curve(state)
             at = curve.vanished_at()
             cells = [_figure(curve.mean_norm[k]) for k in lags]

@@ -18,6 +18,7 @@ from charlm.cli.common import (
     JsonOpt,
     QuietOpt,
     ThreadsOpt,
+    UnknownOpt,
     checkpoint_then,
     info,
     load_checkpoint,
@@ -35,12 +36,14 @@ from charlm.cli.unitview import (
 )
 from charlm.config.runtime import set_threads
 from charlm.config.schema import ConfigError
+from charlm.extras import require
+from charlm.generation.fill import check_pair
 from charlm.generation.load import GENERATION_DEVICE, LoadedModel
 from charlm.inspection.doc import build_doc, surprisal_report, units_report
 from charlm.inspection.export import write_lstmvis, write_npz
 from charlm.inspection.recording import Recording, record
 from charlm.inspection.saturation import saturation
-from charlm.inspection.surprisal import bits_per_char, hardest_spans
+from charlm.inspection.surprisal import bits_per_char, both_ways, hardest_spans
 from charlm.inspection.text_features import (
     FEATURES,
     PER_CHARACTER,
@@ -51,17 +54,14 @@ from charlm.inspection.text_features import (
     regex_feature,
 )
 from charlm.inspection.units import Space, Unit, is_sequential, parse_unit, value_range, values
+from charlm.models import registry
+from charlm.rundir.atomic import write_atomic
 from charlm.text.reading import InputError, read_text
 
 TextArgs = Annotated[
     list[str] | None, checkpoint_then("[CHECKPOINT] TEXT|-", "the text; - or piped stdin")
 ]
 FileOpt = Annotated[Path | None, typer.Option("--file", "-f", help="Read the text here.")]
-# prime's rule, in words for a text that is read rather than continued.
-TextUnknownOpt = Annotated[
-    str,
-    typer.Option(help="Characters the model never saw: error (stop) or skip (drop them)."),
-]
 MaxCharsOpt = Annotated[
     int | None, typer.Option("--max-chars", min=1, help="Inspect only the first N characters.")
 ]
@@ -118,7 +118,7 @@ def units(
         Path | None, typer.Option(metavar="DIR", help="Write an LSTMVis project into DIR.")
     ] = None,
     max_chars: MaxCharsOpt = None,
-    unknown: TextUnknownOpt = "error",
+    unknown: UnknownOpt = "error",
     json_out: JsonOpt = False,
     device: GenerationDeviceOpt = GENERATION_DEVICE,
     threads: ThreadsOpt = None,
@@ -162,8 +162,17 @@ def surprisal(
     file: FileOpt = None,
     spans: Annotated[int, typer.Option(min=0, help="Hardest spans listed.")] = 5,
     span_length: Annotated[int, typer.Option(min=1, help="Tokens per span.")] = 20,
+    backward: Annotated[
+        str | None,
+        typer.Option(
+            metavar="RUN",
+            help="A run trained with --reverse on the same vocabulary: colour each token by "
+            "the lesser surprisal of the two directions (high only where both sides are "
+            "surprised, as at a typo).",
+        ),
+    ] = None,
     max_chars: MaxCharsOpt = None,
-    unknown: TextUnknownOpt = "error",
+    unknown: UnknownOpt = "error",
     json_out: JsonOpt = False,
     device: GenerationDeviceOpt = GENERATION_DEVICE,
     threads: ThreadsOpt = None,
@@ -180,10 +189,15 @@ def surprisal(
         bits = rec.surprisal
         first, last = ins.lm.tokenizer.spelled_span(ins.text)
         bpc = bits_per_char(bits, last - first)
-        hard = hardest_spans(bits, span_length, spans)
+        shown = bits
+        if backward is not None:
+            back = load_checkpoint(backward, device, quiet)
+            check_pair(ins.lm.model, back.model, ins.lm.tokenizer, back.tokenizer)
+            shown = both_ways(bits, record(back.model, rec.ids[::-1].copy()).surprisal[::-1])
+        hard = hardest_spans(shown, span_length, spans)
         if not quiet:
-            hi = max(float(np.nanpercentile(bits, 99)), 1.0)
-            show(coloured_text(pieces, bits, 0.0, hi, sequential=True))
+            hi = max(float(np.nanpercentile(shown, 99)), 1.0)
+            show(coloured_text(pieces, shown, 0.0, hi, sequential=True))
             info(f"surprisal coloured white (0 bits) to orange ({hi:.1f} bits and more)")
             if hard:
                 show(spans_table(hard, pieces))
@@ -204,6 +218,8 @@ def _check_outputs(output: Path | None, npz: Path | None, lstmvis: Path | None) 
     """
     if output is not None and output.suffix.lower() not in (".html", ".htm"):
         raise ConfigError(f"-o {output}: the page is HTML, name it e.g. page.html")
+    if lstmvis is not None:
+        require("h5py", "charlm inspect units --lstmvis")
     for flag, path, want_dir in (("-o", output, False), ("--npz", npz, False),
                                  ("--lstmvis", lstmvis, True)):  # fmt: skip
         if path is None:
@@ -253,8 +269,8 @@ def _inspect(
         rec = record(lm.model, ids)
     except ValueError as e:  # a model the recording cells do not reproduce
         raise InputError(
-            f"{lm.path}: {e}; charlm inspects the cells it trains (--model lstm, gru, rnn, "
-            "peephole, jordan, esn) as charlm builds them"
+            f"{lm.path}: {e}; charlm inspects the cells it trains (--model "
+            f"{', '.join(registry.names())}) as charlm builds them"
         ) from None
     vocab = [lm.tokenizer.decode([i]) for i in range(lm.tokenizer.vocab_size)]
     return Inspected(lm, text, rec, vocab, chosen)
@@ -284,17 +300,12 @@ def _rank(rec: Recording, f: np.ndarray, label: str) -> list[Match]:
     return rank_units(rec.states, f)
 
 
-_NAMES = {  # the gateless kinds
-    "rnn": "Elman RNN (rnn) or echo-state network (esn)",
-    "jordan": "Jordan network (jordan)",
-}
-
-
 def _show_saturation(sats: list, kind: str) -> None:
     if sats:
         show(saturation_table(sats))
     else:
-        info(f"the {_NAMES.get(kind, kind)} has no sigmoid gates: no saturation to show")
+        title = registry.get(kind).title
+        info(f"the {title} ({kind}) has no sigmoid gates: no saturation to show")
 
 
 def _export(
@@ -316,7 +327,7 @@ def _export(
     if output is not None:
         render_page = _page_renderer()
         doc = build_doc(ins.rec, ins.pieces, ins.vocab, title, label, ranking, ins.relu)
-        output.write_text(render_page(doc), encoding="utf-8")
+        write_atomic(output, render_page(doc).encode("utf-8"))
         written.append(str(output))
     if written and not quiet:
         info(f"wrote {', '.join(written)}")

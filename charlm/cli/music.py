@@ -17,6 +17,7 @@ from charlm.cli.common import (
     user_errors,
     write_json,
 )
+from charlm.extras import require
 from charlm.music.abc import split_tunes
 from charlm.music.check import CheckSummary, TuneCheck, check_text
 from charlm.music.corpus import read_abc
@@ -69,9 +70,12 @@ def render(
 ) -> None:
     """Write each tune as a MIDI file (and WAV, MusicXML) into a directory."""
     with user_errors():
+        require("music21", "charlm music render")
         tunes = split_tunes(_tunes_text(source))
         result = render_tunes(tunes, out, wav=wav, musicxml=musicxml, soundfont=soundfont)
         if not quiet:
+            for tune, note in result.notes:
+                info(f"tune {tune}: {note}")
             for tune, reason in result.skipped:
                 info(f"skipped tune {tune}: {reason}")
             done = len(tunes) - len(result.skipped)
@@ -79,7 +83,9 @@ def render(
                 f"{done} of {len(tunes)} tune(s) rendered into {out} ({len(result.written)} files)"
             )
         if not result.written:
-            raise fail("no tune could be rendered: see the reasons above")
+            tune, reason = result.skipped[0]
+            why = "see the reasons above" if not quiet else f"tune {tune}: {reason}"
+            raise fail(f"none of the {len(tunes)} tune(s) could be rendered ({why})")
 
 
 @app.command(cls=PlainCommand, short_help="Check each tune is well-formed; totals.")
@@ -104,9 +110,10 @@ def _table(checks: list[TuneCheck], summary: CheckSummary, per_tune: bool) -> No
         for k, c in enumerate(checks, start=1):
             frac = f"{c.bars_right}/{c.bars_checked}" if c.parses else "-"
             mk = "yes" if c.has_meter and c.has_key else "no"
+            why = f" ({c.error})" if c.error else ""  # the reason, with the title or without
             info(
                 f"{k:>5}  {'yes' if c.parses else 'no':6}  {mk:3}  {frac:>9}  {c.range:>5}  "
-                f"{c.title or c.error}"
+                f"{c.title or 'untitled'}{why}"
             )
     info(
         f"{summary.tunes} tune(s): {summary.parse_rate:.1%} parse, {summary.meter_key_rate:.1%} "

@@ -10,10 +10,12 @@ from typing import Annotated
 import typer
 
 from charlm.cli.common import QuietOpt, info, user_errors, write_data
+from charlm.errors import InputError
+from charlm.extras import require
 from charlm.inspection.figures import check_output, curves_figure
 from charlm.inspection.textplot import curves_text
-from charlm.rundir.read import RunCurves, is_training, read_curves
-from charlm.text.reading import InputError
+from charlm.rundir.log import METRICS
+from charlm.rundir.read import RunCurves, describe_lines, is_training, read_curves
 
 CLEAR = "\x1b[H\x1b[2J"  # cursor home, clear screen: --follow redraws in place
 
@@ -54,25 +56,40 @@ def plot(
     and gradient norm below; several runs overlaid. A run still training can be plotted."""
     with user_errors():
         if output is not None:
+            require("matplotlib", "charlm plot -o")
             check_output(output)
-        elif sys.stdout is None or not sys.stdout.isatty():
-            raise InputError(
-                "stdout is not a terminal: write an image with -o plot.png (or plot.svg)"
-            )
+        else:
+            require("plotext", "charlm plot")
+            if sys.stdout is None or not sys.stdout.isatty():
+                raise InputError(
+                    "stdout is not a terminal: write an image with -o plot.png (or plot.svg)"
+                )
+        warned = quiet  # once, not at every redraw of --follow
         while True:
             curves = [read_curves(run, x) for run in runs]
+            warned = warned or _warn(curves)
             _draw(curves, output, width, height, follow, quiet)
             if not (follow and any(is_training(run) for run in runs)):
                 break
             time.sleep(interval)
 
 
+def _warn(curves: list[RunCurves]) -> bool:
+    """Say which runs have nothing to draw yet and which lines could not be read."""
+    for c in curves:
+        if not any(s.x for s in c.series.values()):
+            info(f"warning: {c.name} has no metrics yet (its first row comes after a few steps)")
+        if c.unreadable:
+            info(
+                f"warning: skipped {len(c.unreadable)} unreadable line(s) of {c.name}'s "
+                f"{METRICS}: {describe_lines(c.unreadable)}"
+            )
+    return True
+
+
 def _draw(
     curves: list[RunCurves], output: str | None, width: int, height: int, follow: bool, quiet: bool
 ) -> None:
-    for c in curves:
-        if not quiet and not any(s.x for s in c.series.values()):
-            info(f"warning: {c.name} has no metrics yet (its first row comes after a few steps)")
     if output is not None:
         curves_figure(curves, output, width, height)
         if not quiet:

@@ -7,6 +7,14 @@ from typing import Annotated
 
 import typer
 
+from charlm.cli.beam import (
+    BeamOpt,
+    LengthNormOpt,
+    beam_config,
+    beam_notes,
+    search,
+    write_hypotheses,
+)
 from charlm.cli.common import (
     BiasOpt,
     EncodingOpt,
@@ -34,6 +42,7 @@ from charlm.cli.common import (
     load_checkpoint,
     prime_file_of,
     split_checkpoint,
+    unescape,
     user_errors,
     warn,
     write_json,
@@ -82,6 +91,8 @@ def prime(
             min=1, metavar="N", help="--json: the top next-token candidates per position."
         ),
     ] = 5,
+    beam: BeamOpt = None,
+    length_norm: LengthNormOpt = 0.0,
     seed: SeedOpt = None,
     device: GenerationDeviceOpt = GENERATION_DEVICE,
     threads: ThreadsOpt = None,
@@ -90,15 +101,18 @@ def prime(
     """Run a text through the network, then sample its continuation with it in memory."""
     with user_errors():
         checkpoint, rest = split_checkpoint(args or [])
-        text = _prime_text(rest, prime_file_of(prime_file, file_alias), encoding)
+        text = prime_text(rest, prime_file_of(prime_file, file_alias), encoding)
         cfg = generate_config(
             length, num_samples, temperature, greedy, top_k, top_p, bias, stop, seed, show_unk
         )
         given = given_options(ctx)
         if json_out:
             warn(json_notes(given), quiet)
+        elif beam is not None:
+            warn(beam_notes(given, beam_on=True), quiet)
         else:
-            warn(sampling_notes(cfg.sampling, given) + text_notes(given), quiet)
+            notes = sampling_notes(cfg.sampling, given) + text_notes(given)
+            warn(notes + beam_notes(given, beam_on=False), quiet)
         set_threads(threads)
         lm = load_checkpoint(checkpoint, device, quiet)
         text = check_prime(lm.tokenizer, text, unknown, quiet)
@@ -110,10 +124,15 @@ def prime(
             report = token_report(lm.model, lm.tokenizer, text, candidates)
             write_json({"prime": text, **report})
             return
+        if beam is not None:
+            bcfg = beam_config(beam, num_samples, length, stop, length_norm, show_unk)
+            head = text if show_prime else ""
+            write_hypotheses(search(lm, text, bcfg), head, unescape(separator), quiet)
+            return
         write_samples(lm, text, cfg, Output(show_prime, separator, quiet, seed_chosen=seed is None))
 
 
-def _prime_text(rest: list[str], file: str | None, encoding: str) -> str:
+def prime_text(rest: list[str], file: str | None, encoding: str, command: str = "prime") -> str:
     """The text from the argument, --prime-file, or stdin ('-', or piped when nothing is given)."""
     if len(rest) > 1:
         raise InputError(
@@ -127,4 +146,6 @@ def _prime_text(rest: list[str], file: str | None, encoding: str) -> str:
         return read_text("-", encoding) if rest[0] == "-" else rest[0]
     if sys.stdin is not None and not sys.stdin.isatty():
         return read_text("-", encoding)
-    raise InputError("give a text to continue: charlm prime [CHECKPOINT] TEXT (or - for stdin)")
+    raise InputError(
+        f"give a text to continue: charlm {command} [CHECKPOINT] TEXT (or - for stdin)"
+    )

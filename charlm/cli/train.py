@@ -42,6 +42,7 @@ from charlm.config.runtime import set_threads
 from charlm.config.schema import DataConfig, RunConfig
 from charlm.data.corpus import Corpus, read_corpus
 from charlm.data.tokenizers import Tokenizer, WordTokenizer
+from charlm.models import registry
 from charlm.rundir import checkpoint as ckpt_io
 from charlm.rundir.lock import run_lock
 from charlm.training import distributed
@@ -51,27 +52,17 @@ from charlm.training.trainer import Trainer
 
 _PRESET_HELP = "; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items())
 DEFAULT_PRESET = default_preset("char")  # word models get their own: see presets.py
-# Help texts that name the cells an option applies to.
-CELL_HELPS = {
-    "model": "lstm, gru, rnn (Elman, tanh), peephole (LSTM, gates see c), jordan, "
-    "or esn (echo-state: a fixed random reservoir, only the read-out trained).",
-    "jordan_decay": "jordan: "
-    + OPTIONS["jordan_decay"].help[0].lower()
-    + OPTIONS["jordan_decay"].help[1:],
-    "spectral_radius": "esn: "
-    + OPTIONS["spectral_radius"].help[0].lower()
-    + OPTIONS["spectral_radius"].help[1:],
-    "forget_bias": "lstm, peephole: "
-    + OPTIONS["forget_bias"].help[0].lower()
-    + OPTIONS["forget_bias"].help[1:],
-    "input_bias": "lstm, peephole: "
-    + OPTIONS["input_bias"].help[0].lower()
-    + OPTIONS["input_bias"].help[1:],
+# Help texts that name the cells (the registry's): --model's, and the options some cells take.
+CELL_HELPS = {"model": registry.model_help()} | {
+    option: f"{', '.join(registry.takers(option))}: "
+    + OPTIONS[option].help[0].lower()
+    + OPTIONS[option].help[1:]
+    for option in registry.cell_options()
 }
 
 
 def preset_settings(name: str) -> str:
-    """What a preset sets, as the options that would set it: '--model lstm --layers 1 ...'."""
+    """What a preset sets, as the options that would set it: '--layers 1 --dropout 0.1 ...'."""
     config, _ = resolve_config(name, {})
     parts = []
     for option, o in OPTIONS.items():
@@ -96,19 +87,18 @@ def preset_settings(name: str) -> str:
 
 
 def _applies(option: str, config: RunConfig) -> bool:
-    """An option that only matters with another: the reservoir's, the context's decay, the
-    state penalty's kind."""
-    if option == "spectral_radius":
-        return config.model.model == "esn"
+    """An option that only matters with another: a cell's own, the state penalty's kind."""
+    if option in registry.cell_options():
+        return option in registry.get(config.model.model).options
     if option.startswith("state_penalty"):
         return bool(config.train.state_penalty)
-    if option == "jordan_decay":
-        return config.model.model == "jordan"
     return True
 
 
 def _duration(seconds: float) -> str:
-    """600 -> '10m', 5400 -> '1h30m', 45 -> '45s': as --max-time takes it."""
+    """600 -> '10m', 5400 -> '1h30m', 45 -> '45s', 0.25 -> '0.25s': as --max-time takes it."""
+    if seconds < 1:
+        return f"{seconds:g}s"
     s = round(seconds)
     h, m, sec = s // 3600, s % 3600 // 60, s % 60
     return "".join(f"{n}{unit}" for n, unit in ((h, "h"), (m, "m"), (sec, "s")) if n) or "0s"
@@ -249,9 +239,11 @@ def train(
             return
         if resume is not None and not quiet:
             st = trainer.state
+            limit = trainer.config.train.max_time
+            clock = f", {_duration(st.elapsed)} of --max-time {_duration(limit)}" if limit else ""
             info(
                 f"resuming {trainer.run_dir} at step {st.step:,} of {trainer.total_steps():,} "
-                f"(epoch {st.epoch_number})"
+                f"(epoch {st.epoch_number}{clock})"
             )
         new_dir = not trainer.run_dir.exists()
         try:
@@ -308,7 +300,7 @@ def _finished(trainer: Trainer, quiet: bool) -> bool:
         longer = {
             "max_steps": f"--max-steps {2 * (tc.max_steps or 0)}",
             "epochs": f"--epochs {2 * tc.epochs}",
-            "max_time": f"--max-time {2 * (tc.max_time or 0):g}s",
+            "max_time": f"--max-time +{_duration(tc.max_time or 0)}",  # as long again
             "patience": f"--patience {st.evals_since_best + (tc.patience or 0)}",
         }[reason]
         info(

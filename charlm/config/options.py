@@ -97,16 +97,24 @@ def flag(option: str) -> str:
     return "--" + option.replace("_", "-")
 
 
-def parse_max_time(text: str) -> float | None:
-    """Seconds, or None for 'none' (no time limit). 0 is refused: it reads like 'stop at once'."""
+def parse_max_time(text: str, trained: float = 0.0) -> float | None:
+    """The run's total time limit in seconds, or None for 'none' (no time limit).
+
+    Like --max-steps and --epochs, --max-time bounds the whole run, resumes included: the
+    saved progress counts the time. ``+DURATION`` means that much more than the ``trained``
+    seconds so far (on a new run, the same as DURATION). 0 is refused: it reads like 'stop
+    at once'.
+    """
     s = text.strip().lower()
     if s in NO_LIMIT:
         return None
+    more = s.startswith("+")
+    s = s.removeprefix("+").strip()
     if s.rstrip("hms").replace(".", "").strip("0") == "" and s[:1].isdigit():
         raise ConfigError(
             f"--max-time {text} is no time at all: write --max-time none for no time limit"
         )
-    return parse_duration(text)
+    return parse_duration(s) + (trained if more else 0.0)
 
 
 def resolve_config(preset: str | None, given: dict[str, Any]) -> tuple[RunConfig, list[str]]:
@@ -128,9 +136,7 @@ def resolve_config(preset: str | None, given: dict[str, Any]) -> tuple[RunConfig
             notes.append(f"{_as_typed(option, typed)} overrides preset '{preset}'")
         values.setdefault(section, {})[name] = value
     notes += _follow_tied_sizes(values.setdefault("model", {}), given)
-    notes += _esn_options(values["model"], given)
     notes += _follow_optimizer(preset, values.setdefault("train", {}), given)
-    _jordan_penalty(values["model"], values.setdefault("train", {}))
     notes += _repeatable_bounds(preset, given, values.setdefault("train", {}))
     return RunConfig.from_dict(values), notes
 
@@ -188,34 +194,10 @@ def _drop_preset_decay(
     ]
 
 
-def _esn_options(model: dict[str, Any], given: dict[str, Any]) -> list[str]:
-    """--spectral-radius only with --model esn; an echo-state network unties a preset's tied
-    weights (its input weights are fixed, its read-out trained), with a note."""
-    if model.get("model") != "esn":
-        if "spectral_radius" in given:
-            raise ConfigError(
-                "--spectral-radius sets the echo-state network's reservoir: add --model esn, "
-                "or drop --spectral-radius"
-            )
-        return []
-    if not model.get("tie_weights") or "tie_weights" in given:
-        return []
-    model["tie_weights"] = False
-    return ["--model esn keeps its input weights fixed: the preset's tied weights are untied"]
-
-
-def _jordan_penalty(model: dict[str, Any], train: dict[str, Any]) -> None:
-    """The Jordan network's loop hands out its top states after its own dropout: a state
-    penalty there would measure the dropout masks, so the two do not combine."""
-    if model.get("model") == "jordan" and model.get("dropout") and train.get("state_penalty"):
-        raise ConfigError(
-            "--state-penalty with --model jordan needs --dropout 0 (the Jordan network's states "
-            "come out of its loop after dropout): drop one of them"
-        )
-
-
-def _value(option: str, typed: Any) -> Any:
-    return parse_max_time(typed) if option == "max_time" and isinstance(typed, str) else typed
+def _value(option: str, typed: Any, trained: float = 0.0) -> Any:
+    if option == "max_time" and isinstance(typed, str):
+        return parse_max_time(typed, trained)
+    return typed
 
 
 def _as_typed(option: str, typed: Any) -> str:
@@ -265,10 +247,14 @@ def schedule_bound(tc: TrainConfig, steps_per_epoch: int) -> str:
     )
 
 
-def resume_config(config: RunConfig, given: dict[str, Any]) -> tuple[RunConfig, list[str]]:
-    """The run's own config with its bounds and place changed; other options are dropped, noted."""
+def resume_config(
+    config: RunConfig, given: dict[str, Any], trained: float = 0.0
+) -> tuple[RunConfig, list[str]]:
+    """The run's own config with its bounds and place changed; other options are dropped, noted.
+
+    ``trained``: the seconds the run has trained, which ``--max-time +DURATION`` adds to."""
     allowed = RESUME_BOUNDS + RESUME_PLACES
-    bounds = {FIELDS[k][1]: _value(k, v) for k, v in given.items() if k in allowed}
+    bounds = {FIELDS[k][1]: _value(k, v, trained) for k, v in given.items() if k in allowed}
     ignored = [k for k in given if k not in allowed]
     notes = []
     if ignored:

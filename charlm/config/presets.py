@@ -1,7 +1,7 @@
 """Named bundles of settings for `charlm train --preset`. Explicit options override them.
 
 Each preset's expected validation bits per character on tiny-shakespeare is measured by
-the benchmark suite (bench/README.md), not guessed.
+the benchmark suite, not guessed: docs/records/defaults.md has how each was chosen.
 """
 
 from __future__ import annotations
@@ -15,12 +15,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "train": {"batch_size": 16, "bptt": 64, "max_time": 30.0, "eval_every": 100, "lr": 1.2e-2},
     },
     "small": {},  # the dataclass defaults: tuned for 10 minutes on a 2-core CPU
-    # Weight decay (AdamW's, decoupled) is what lifts the 30-minute net's floor: every other
-    # change tried ended at 1.42 nats/char; decay 0.1 at 1.396-1.409 over four runs, 0.15 at
-    # 1.393-1.400 over three seeds (bench/README.md, "Weight decay for the medium preset").
-    # Since the LSTM's own loop (lstmloop.py) buys a fifth to a third more steps, 0.2:
-    # 1.3840-1.3985 over five runs, 0.15 1.3946 on seed 1 (bench/README.md, "The LSTM's own
-    # loop").
+    # Weight decay (AdamW's, decoupled) is what lifted the 30-minute net's floor when every other
+    # change tried did not (docs/records/defaults.md, "Weight decay for the medium preset"); with
+    # the more steps of the LSTM's own loop (lstmloop.py), a decay of 0.2 did best
+    # (docs/records/defaults.md, "The LSTM's own loop in bf16").
     "medium": {
         "model": {"hidden_size": 1024, "num_layers": 1, "dropout": 0.25},
         "train": {
@@ -39,14 +37,14 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 
 # ABC tunes (charlm prepare abc): an hour, for whole tunes whose bars add up. Run twice (the
 # second time --init-from the first at --lr 3e-3), its tunes' bars add up at temperature 1.0 too
-# (README, Music): one two-hour cosine run was not measured.
+# (docs/records/music.md): one two-hour cosine run was not measured.
 PRESETS["music"] = {
     "model": {"hidden_size": 1024, "num_layers": 1, "dropout": 0.2},
     "train": {"lr": 6e-3, "max_time": 3600.0, "eval_every": 500, "epochs": 100},
 }
 
-# Word presets, chosen by 15-minute runs against word_language_model (bench/README.md, "Word
-# level"): on a small corpus the wider, more dropped-out net with plain SGD generalises best.
+# Word presets, chosen by 15-minute runs against word_language_model (docs/records/word-level.md):
+# on a small corpus the wider, more dropped-out net with plain SGD generalises best.
 # They were measured in float32: bf16 with SGD at lr 20 is not, so they keep float32.
 _WORD_TRAIN = {"batch_size": 20, "bptt": 35, "grad_clip": 0.25, "warmup_steps": 0,
                "optimizer": "sgd", "lr": 20.0, "amp": "off"}  # fmt: skip
@@ -63,7 +61,7 @@ PRESETS["word-medium"] = {
 
 # A preset's learning rate belongs to its optimizer (SGD wants lr 20 where AdamW diverges):
 # rates measured with another optimizer, taken when --optimizer changes without --lr
-# (bench/README.md, "Word level"). Where none was measured, --lr is asked for.
+# (docs/records/word-level.md). Where none was measured, --lr is asked for.
 OTHER_OPTIMIZER_LR: dict[str, dict[str, float]] = {"word-small": {"adamw": 5e-3}}
 
 # The preset a run gets without --preset: words need smaller steps and dropout, not chars'.

@@ -35,7 +35,8 @@ def set_threads(threads: int | None) -> int:
 
     Leaving a core free is deliberate: when every core has a torch thread and anything else
     runs, each parallel region waits for the descheduled thread, and on a busy 2-core host
-    two threads trained many times slower than one (measured in bench/README.md, "Threads").
+    two threads trained many times slower than one (measured in docs/records/defaults.md,
+    "Threads").
     """
     torch.set_num_threads(threads or default_threads())
     return torch.get_num_threads()

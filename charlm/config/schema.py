@@ -15,13 +15,11 @@ from typing import Any
 from charlm.errors import ConfigError
 from charlm.text.pretokenised import WORD_SPLITS
 
-MODELS = ("lstm", "gru", "rnn", "peephole", "jordan", "esn")
-# Cells with an LSTM's gates and (h, c) state: --forget-bias and --input-bias apply to these.
-LSTM_TYPES = ("lstm", "peephole")
 TOKENIZERS = ("char", "word", "sentencepiece")
 TOKEN_CACHE = ("auto", "always", "never")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 OPTIMIZERS = ("adamw", "sgd")
+ALGORITHMS = ("bptt", "rtrl")  # how the gradient is computed
 SCHEDULES = ("cosine", "constant", "plateau")
 PLATEAU_FACTOR = 4  # --schedule plateau: word_language_model's cut when validation stalls
 STATE_PENALTIES = ("norm", "diff")  # charlm.training.state_penalty
@@ -78,13 +76,13 @@ def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
 class ModelConfig:
     """The network: embedding, a stack of recurrent layers, a linear decoder."""
 
-    # lstm (with forget gate), gru, rnn (Elman, tanh), peephole (LSTM whose gates see c),
-    # jordan (charlm.models.jordan) or esn (echo-state: charlm.models.esn)
+    # The recurrent cell: a name in charlm.models.registry, which checks it (and the options
+    # below that only some cells take) when a run is set up or a model built.
     model: str = option("lstm", "MODEL", "")  # the help is the cell registry's
     vocab_size: int = 0  # filled in from the tokenizer
     embed_size: int = option(64, "N", "Embedding width.")
     # 1x768 with dropout 0.1: the 10-minute default (it beat 1x512 without dropout, in bf16
-    # and in float32: bench/README.md, "bf16 on the CPU")
+    # and in float32: docs/records/defaults.md, "bf16 on the CPU")
     hidden_size: int = option(768, "N", "Units per layer.")
     num_layers: int = option(1, "N", "Stacked recurrent layers.", flag="--layers")
     dropout: float = option(
@@ -98,28 +96,31 @@ class ModelConfig:
         "Dropout on the embedding output alone, in place of --dropout's there "
         "[default: --dropout].",
     )
-    # jordan: the context units keep this share of their last value (s = mu * s + y).
+    # A Jordan network's context units keep this share of their last value (s = mu * s + y).
     jordan_decay: float = option(0.0, "MU", "Context kept per step, in [0, 1) [default: 0].")
     spectral_radius: float = option(
         0.9, "R", "Largest |eigenvalue| of the fixed reservoir [default: 0.9]."
     )
+    # A time-delay network reads the last D tokens (an n-gram model of order D + 1); a NARX
+    # network the last a inputs and b of its own outputs (charlm.models.cells.tdnn, .narx).
+    window: int = option(4, "D", "Tokens each layer's delay line reads, at least 2 [default: 4].")
+    input_delays: int = option(2, "A", "Inputs on the delay line, at least 1 [default: 2].")
+    output_delays: int = option(2, "B", "Outputs fed back, at least 1 [default: 2].")
+    # A right-to-left model: trained on the tokens reversed, and given them reversed wherever
+    # it reads text (scoring, charlm fill, inspect surprisal --backward).
+    reverse: bool = option(False, "", "Read the text right to left: a backward model.")
 
-    # LSTM-type cells' starting gate biases. Forget 1 (Gers et al. 2000): the cell keeps its
-    # memory until it learns to forget. Input below 0 (the lectures' -1) makes writing to the
-    # cell something it learns to do.
+    # The starting gate biases of the cells with an LSTM's gates. Forget 1 (Gers et al. 2000):
+    # the cell keeps its memory until it learns to forget. Input below 0 (the lectures' -1)
+    # makes writing to the cell something it learns to do.
     forget_bias: float = option(1.0, "B", "Forget-gate bias at start [default: 1].")
     input_bias: float = option(0.0, "B", "Input-gate bias at start [default: 0].")
 
     def __post_init__(self) -> None:
-        _choice("model", self.model, MODELS)
-        self._check_gate_biases()
         for name in ("embed_size", "hidden_size", "num_layers", "spectral_radius"):
             _positive(name, getattr(self, name))
-        if self.model == "esn" and self.tie_weights:
-            raise ConfigError(
-                "--tie-weights would train the echo-state network's fixed input weights: "
-                "add --no-tie-weights, or choose another --model"
-            )
+        for name in ("forget_bias", "input_bias", "jordan_decay"):
+            _finite(name, getattr(self, name))
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"--dropout must be in [0, 1) (got {self.dropout})")
         if self.embed_dropout is not None and not 0.0 <= self.embed_dropout < 1.0:
@@ -132,31 +133,6 @@ class ModelConfig:
                 "--tie-weights needs --embed-size equal to --hidden-size "
                 f"(got {self.embed_size} and {self.hidden_size})"
             )
-        self._check_jordan()
-
-    def _check_jordan(self) -> None:
-        _finite("jordan_decay", self.jordan_decay)
-        if not 0.0 <= self.jordan_decay < 1.0:
-            raise ConfigError(
-                f"--jordan-decay must be in [0, 1), e.g. 0.5 (got {self.jordan_decay}): "
-                "from 1 on the context units grow without bound"
-            )
-        if self.jordan_decay and self.model != "jordan":
-            raise ConfigError(
-                f"--jordan-decay applies to --model jordan only (got --model {self.model}): "
-                "drop --jordan-decay or add --model jordan"
-            )
-
-    def _check_gate_biases(self) -> None:
-        defaults = {"forget_bias": 1.0, "input_bias": 0.0}
-        for name, default in defaults.items():
-            _finite(name, getattr(self, name))
-            if self.model not in LSTM_TYPES and getattr(self, name) != default:
-                option = "--" + name.replace("_", "-")
-                raise ConfigError(
-                    f"{option} sets an LSTM gate and --model {self.model} has none: drop "
-                    f"{option} or use --model {' or '.join(LSTM_TYPES)}"
-                )
 
 
 @dataclass
@@ -222,6 +198,14 @@ class TrainConfig:
     batch_size: int = option(32, "N", "Parallel stripes of the corpus.")
     # steps per window; the hidden state carries across windows
     bptt: int = option(128, "N", "Steps per truncated-BPTT window.")
+    # bptt: backpropagation through each window; rtrl: real-time recurrent learning, the exact
+    # gradient carried forward through every window (charlm.training.rtrl; small nets only).
+    algorithm: str = option(
+        "bptt",
+        "NAME",
+        "bptt (truncated at each window) or rtrl (exact, carried forward; one small rnn or "
+        "lstm layer).",
+    )
     optimizer: str = option("adamw", "NAME", "adamw or sgd.")
     # high, with warm-up and cosine decay (docs/records: the default preset)
     lr: float = option(8e-3, "LR", "Peak learning rate.")
@@ -243,7 +227,8 @@ class TrainConfig:
     max_time: float | None = option(  # seconds; the CLI reads durations
         600.0,
         "TIME",
-        "Stop after this long: 90s, 10m, 1h30m; 'none' for no limit.",
+        "Stop when the run has trained this long in all, resumes included: 90s, 10m, "
+        "1h30m; +10m on --resume for ten minutes more; 'none' for no limit.",
         typed=str,
         resume="bound",
     )
@@ -264,7 +249,7 @@ class TrainConfig:
     # Each window, each stripe's carried state goes back to zero with this probability, so the
     # model also learns to start cold, as every sample, prime and short text does. 0.1 and 0.05
     # both closed most of the cold/warm gap; 0.1 did a little better over four runs
-    # (bench/README.md, "Cold start").
+    # (docs/records/defaults.md, "Cold start").
     reset_prob: float = option(
         0.1, "P", "Chance a stripe's carried state restarts from zero, per window; 0 = never."
     )
@@ -309,6 +294,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("algorithm", self.algorithm, ALGORITHMS)
         _choice("state_penalty_kind", self.state_penalty_kind, STATE_PENALTIES)
         if self.state_penalty == 0 and self.state_penalty_kind != "norm":
             raise ConfigError(
@@ -358,13 +344,6 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-
-    def __post_init__(self) -> None:
-        if self.model.model == "esn" and self.train.state_penalty:
-            raise ConfigError(
-                "--state-penalty acts through trained recurrent weights and --model esn trains "
-                "none (only its read-out): drop --state-penalty, or choose another --model"
-            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+import numpy as np
 
 from charlm.config.schema import DataConfig, RunConfig
 from charlm.data.batching import Splits, split_sizes
 from charlm.data.token_cache import check_text_file, text_chunks, token_file
-from charlm.data.tokenizers import (
-    Tokenizer,
-    build_tokenizer,
-    describe_unknown,
-    drop_unknown,
-    trains_on_whole_text,
-)
-from charlm.text.reading import InputError, read_text
+from charlm.data.tokenizers import Tokenizer, build_tokenizer, drop_unknown, trains_on_whole_text
+from charlm.errors import InputError, describe_unknown
+from charlm.text.reading import read_text
 from charlm.text.sources import corpus_name, is_several, read_joined
 
 # Corpus files larger than this stream into a memory-mapped token file (--token-cache auto).
@@ -146,18 +143,30 @@ def _named(corpus: str | list[str]) -> str:
     return corpus if isinstance(corpus, str) else ", ".join(corpus)
 
 
-def prepare(config: RunConfig, text: str | Corpus, tokenizer: Tokenizer | None = None) -> Prepared:
-    """Tokenize and split; the tokenizer is trained unless one is given (init or resume).
+def prepare(
+    config: RunConfig,
+    text: str | Corpus,
+    tokenizer: Tokenizer | None = None,
+    check_sha256: Callable[[str], None] | None = None,
+) -> Prepared:
+    """Corpus to tokenizer to tokens to splits, in one pass that new runs and resumes share.
 
-    A Corpus too large to hold (or any file with --token-cache always) goes through the
-    cached token file instead, and its splits are memory-mapped.
+    The tokenizer is trained unless one is given (init or resume), and used as given. A
+    Corpus too large to hold (or any file with --token-cache always) goes through the
+    cached token file instead, and its splits are memory-mapped; its sha256 then comes from
+    that file's making (or the cache), so ``Corpus.sha256`` costs no pass of its own.
+    ``check_sha256`` sees the corpus's sha256 before any tokenizing, to refuse a corpus
+    other than the expected one.
     """
     dc = config.data
     if isinstance(text, Corpus):
         streamed = text.one_file is not None and dc.token_cache != "never"
         if streamed and (text.text is None or dc.token_cache == "always"):
-            prep = _prepare_streamed(config, text, tokenizer)
-            return _with_size_note(prep, dc) if tokenizer is None else prep
+            prep = _prepare_streamed(config, text, tokenizer, check_sha256)
+            prep = _with_size_note(prep, dc) if tokenizer is None else prep
+            return right_to_left(prep) if config.model.reverse else prep
+        if check_sha256 is not None:
+            check_sha256(text.sha256)
         text = text.full_text()
     warnings: list[str] = []
     dropped = 0
@@ -174,9 +183,19 @@ def prepare(config: RunConfig, text: str | Corpus, tokenizer: Tokenizer | None =
             )
     splits = Splits(*(tokenizer.encode(t) for t in (train_text, val_text, test_text)))
     first, last = tokenizer.spelled_span(val_text)
-    return _with_size_note(
+    prep = _with_size_note(
         Prepared(tokenizer, splits, last - first, warnings, dropped, len(text) - dropped), dc
     )
+    return right_to_left(prep) if config.model.reverse else prep
+
+
+def right_to_left(prep: Prepared) -> Prepared:
+    """A backward model's splits: each read right to left, the held-out text still held out.
+
+    Copies, a memory-mapped split too: the batcher reads its stripes forward."""
+    s = prep.splits
+    flipped = Splits(*(np.ascontiguousarray(a[::-1]) for a in (s.train, s.val, s.test)))
+    return replace(prep, splits=flipped)
 
 
 def _with_size_note(prep: Prepared, dc: DataConfig) -> Prepared:
@@ -191,9 +210,14 @@ def _with_size_note(prep: Prepared, dc: DataConfig) -> Prepared:
     return prep
 
 
-def _prepare_streamed(config: RunConfig, corpus: Corpus, tokenizer: Tokenizer | None) -> Prepared:
+def _prepare_streamed(
+    config: RunConfig,
+    corpus: Corpus,
+    tokenizer: Tokenizer | None,
+    check_sha256: Callable[[str], None] | None,
+) -> Prepared:
     assert corpus.one_file is not None
-    tf, tokenizer = token_file(corpus.one_file, config.data, tokenizer)
+    tf, tokenizer = token_file(corpus.one_file, config.data, tokenizer, check_sha256)
     corpus.digest = tf.sha256
     warnings = []
     if tf.dropped:

@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,8 @@ from charlm.data.tokenizers import (
     tokenizer_from_dict,
     trains_on_whole_text,
 )
-from charlm.text.reading import InputError, decode, is_utf8
+from charlm.errors import InputError
+from charlm.text.reading import decode, is_utf8
 
 CHUNK_CHARS = 1 << 20
 TOKEN_FILE_VERSION = 1
@@ -107,35 +108,47 @@ def _scan(path: Path, encoding: str) -> tuple[int, str]:
     return n, digest.hexdigest()
 
 
-def cache_key(path: Path, config: DataConfig, tokenizer: Tokenizer | None) -> str:
+def cache_key(path: Path, config: DataConfig, tokenizer: dict[str, Any] | None) -> str:
+    """The file's place: the corpus (path, size, mtime), the data settings and the
+    tokenizer's dict (None: the tokenizer is trained from the corpus)."""
     st = path.stat()
     key = {
         "version": TOKEN_FILE_VERSION,
         "corpus": [str(path.resolve()), st.st_size, st.st_mtime_ns],
         "data": {k: v for k, v in asdict(config).items() if k != "token_cache"},
-        "tokenizer": tokenizer.to_dict() if tokenizer is not None else None,
+        "tokenizer": tokenizer,
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
 
 
 def token_file(
-    path: Path, config: DataConfig, tokenizer: Tokenizer | None = None
+    path: Path,
+    config: DataConfig,
+    tokenizer: Tokenizer | None = None,
+    check_sha256: Callable[[str], None] | None = None,
 ) -> tuple[TokenFile, Tokenizer]:
     """The cached token file of ``path`` (built on a miss) and its tokenizer.
 
     Without a tokenizer one is trained: characters on the whole text, learned tokenizers
     on the training split only.
-    A given tokenizer (resuming) also reuses the file the run started from, if that
-    file's tokenizer is the same one.
+    A given tokenizer (resuming) is used as it is, and also reuses the file the run started
+    from, if that file's tokenizer is the same one.
+    ``check_sha256`` sees the text's sha256 as soon as it is known (from the cache, or from
+    the pass that counts the text), so it can refuse the corpus before any token is written.
     """
+    given = tokenizer.to_dict() if tokenizer is not None else None
     root = cache_root() / "tokens"
-    home = root / cache_key(path, config, tokenizer)
+    home = root / cache_key(path, config, given)
     for place in (home, root / cache_key(path, config, None)):
         tf = _cached(place)
-        if tf is not None and (tokenizer is None or tf.tokenizer == tokenizer.to_dict()):
-            return tf, tokenizer_from_dict(tf.tokenizer)
+        if tf is not None and (given is None or given == tf.tokenizer):
+            if check_sha256 is not None:
+                check_sha256(tf.sha256)
+            return tf, tokenizer or tokenizer_from_dict(tf.tokenizer)
     check_text_file(path, config.encoding)
     n, digest = _scan(path, config.encoding)
+    if check_sha256 is not None:
+        check_sha256(digest)
     n_train, n_test, _ = split_sizes(n, config.val_frac, config.test_frac)
     ranges = {
         "train": (0, n_train),

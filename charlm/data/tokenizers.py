@@ -16,8 +16,12 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import sentencepiece as spm
 
-from charlm.config.schema import ConfigError, DataConfig
-from charlm.errors import UnknownCharactersError, describe_unknown  # noqa: F401 (run.py imports it here)
+from charlm.config.schema import DataConfig
+from charlm.errors import (
+    ConfigError,
+    UnknownCharactersError,
+    describe_unknown,  # noqa: F401 (the CLI's generation, inspect import it here)
+)
 from charlm.text.pretokenised import DETECT_CHARS, choose_word_split
 
 

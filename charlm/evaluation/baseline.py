@@ -24,6 +24,7 @@ from charlm.data.tokenizers import Tokenizer
 from charlm.evaluation.ngram import NgramModel, count_ngrams
 from charlm.evaluation.scoring import TextScore, text_to_score
 from charlm.rundir.atomic import write_atomic
+from charlm.rundir.recovery import remove_orphans
 from charlm.text.reading import InputError
 
 MAX_ORDER = 20  # the highest order ngram:N accepts, and what ngram:best searches up to
@@ -93,6 +94,8 @@ def fit_baseline(run: RunData, spec: BaselineSpec) -> Baseline:
     model = _load_model(run, key, order) if order else None
     if model is not None:
         return Baseline(model, True, searched, warnings)
+    # A fit killed before is tidied now, not left to fill the disk: the cache is ours.
+    warnings += [note for note in [remove_orphans(run.run_dir / CACHE_DIR)] if note]
     # The run's own tokenizer and val/test fractions give exactly the run's training split.
     prep = prepare(run.config, corpus, run.tokenizer)
     warnings += prep.warnings

@@ -49,8 +49,8 @@ def cold_warm(
         return torch.as_tensor(block, device=device)
 
     x, y = rows(0, span), rows(1, span + 1)
-    cold, _ = model.nll(x, y, model.init_hidden(positions, device))
-    _, warm_state = model(rows(-burn, 0), model.init_hidden(positions, device))
-    warm, _ = model.nll(x, y, warm_state)
+    cold = model(x, model.init_hidden(positions, device), targets=y).nll
+    warm_state = model.advance(rows(-burn, 0), model.init_hidden(positions, device))
+    warm = model(x, warm_state, targets=y).nll
     model.train(was_training)
     return ColdWarm(float(cold.mean()), float(warm.mean()), positions)

@@ -73,8 +73,8 @@ def score_tokens(
     hidden, total, count = None, 0.0, 0
     for x, y, mask in eval_windows(tokens, batch_size, bptt):
         x, y, mask = x.to(device), y.to(device), mask.to(device)
-        nll, hidden = model.nll(x, y, hidden)
-        hidden = detach_hidden(hidden)
+        out = model(x, hidden, targets=y)
+        nll, hidden = out.nll, detach_hidden(out.hidden)
         total += float((nll * mask.reshape(-1)).sum())
         count += int(mask.sum())
         if on_progress is not None:
@@ -146,6 +146,8 @@ def score_text(
     spell, so the figure equals training's ``val_bpc`` on the same text.
     """
     score, ids = text_to_score(tokenizer, text, name)
+    if model.cfg.reverse:  # a backward model reads the text right to left
+        ids = np.ascontiguousarray(ids[::-1])
     score.nats, score.tokens = score_tokens(model, ids, batch_size, bptt, device, on_progress)
     return score
 

@@ -15,8 +15,8 @@ from charlm.rundir import checkpoint as ckpt_io
 
 DEFAULT_ROOT = "checkpoints"
 # sample and prime default to the CPU, unlike train and evaluate ("auto"): one stream is a
-# chain of tiny steps that the exact NumPy step runs on the CPU anyway (README, "Speed"), so a
-# GPU would add start-up time and a copy per step. --device auto or cuda still asks for one.
+# chain of tiny steps that the exact NumPy step runs on the CPU anyway (docs/commands/sample.md),
+# so a GPU would add start-up time and a copy per step. --device auto or cuda still asks for one.
 GENERATION_DEVICE = "cpu"
 
 

@@ -19,12 +19,12 @@ from threadpoolctl import threadpool_limits
 
 from charlm.generation.numpy_cells import (
     NumpyCells,
-    NumpyJordanStepper,
+    NumpyNetworkStepper,
     NumpyStepper,
     StepStates,
     supports_cells,
     supports_fast_path,
-    supports_jordan_path,
+    supports_network_path,
 )
 from charlm.models.lm import RNNLM, Hidden, hidden_arrays, hidden_from_tensors
 
@@ -80,8 +80,8 @@ def run_prime(
     ids = torch.as_tensor(np.asarray(ids, dtype=np.int64), device=device)
     hidden: Hidden | None = None
     for start in range(0, len(ids), chunk):
-        log_probs, hidden = model.log_probs(ids[None, start : start + chunk], hidden)
-        log_probs = log_probs[0].float().cpu()
+        out = model(ids[None, start : start + chunk], hidden)
+        log_probs, hidden = out.log_probs[0].cpu(), out.hidden
         if on_chunk is not None:
             on_chunk(start, log_probs)
     return log_probs[-1].numpy(), hidden  # type: ignore[return-value]
@@ -116,10 +116,11 @@ class TorchStepper:
     def step(self, ids: np.ndarray) -> np.ndarray:
         if self.cells is not None:
             h = torch.from_numpy(self.cells.advance(ids)).to(self.device)  # (B, H)
-            return self.model.output_log_probs(h[:, None])[:, -1].float().cpu().numpy()
+            return self.model.log_probs_from(h[:, None])[:, -1].cpu().numpy()
         x = torch.as_tensor(ids, dtype=torch.long, device=self.device)[:, None]
-        log_probs, self.hidden = self.model.log_probs(x, self.hidden)
-        return log_probs[:, -1].float().cpu().numpy()
+        out = self.model(x, self.hidden)
+        self.hidden = out.hidden
+        return out.log_probs[:, -1].cpu().numpy()
 
     def states(self) -> StepStates:
         if self.cells is None:
@@ -141,10 +142,10 @@ def make_stepper(model: RNNLM, fast: bool = True, record: bool = False) -> Stepp
         stepper = NumpyStepper(model, record)
         if _agrees(stepper, model):
             return stepper
-    if (fast or record) and supports_jordan_path(model):  # its one implementation of states
-        jordan = NumpyJordanStepper(model, record)
-        if _agrees(jordan, model):
-            return jordan
+    if (fast or record) and supports_network_path(model):  # its one implementation of states
+        network = NumpyNetworkStepper(model, record)
+        if _agrees(network, model):
+            return network
     torch_stepper = TorchStepper(model, record)
     if record and not _agrees(torch_stepper, model):
         # Recording steps the layers through NumpyCells, which would not be this model.

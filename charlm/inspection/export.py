@@ -7,11 +7,13 @@ of token ids (``word_ids``) and a dictionary of ``token id`` lines.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 
 from charlm.inspection.recording import Recording
+from charlm.rundir.atomic import write_atomic
 
 
 def write_npz(path: str | Path, rec: Recording, vocab: list[str], tokens: list[str]) -> None:
@@ -24,9 +26,11 @@ def write_npz(path: str | Path, rec: Recording, vocab: list[str], tokens: list[s
         "surprisal": rec.surprisal,
         "kind": np.array(rec.kind),
     }
-    # Through an open file: given a name, NumPy would append ".npz" to a path without it.
-    with open(path, "wb") as f:
-        np.savez_compressed(f, **arrays)
+    # Into memory, then the atomic writer: given a name, NumPy would append ".npz" to a
+    # path without it, and a kill mid-write would leave a broken archive under that name.
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    write_atomic(Path(path), buf.getbuffer())
 
 
 def dict_entry(token: str) -> str:
@@ -46,9 +50,9 @@ def write_lstmvis(directory: str | Path, rec: Recording, vocab: list[str], title
     import h5py  # only this export needs it
 
     out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
     types = []
-    with h5py.File(out / "states.hdf5", "w") as f:
+    states = io.BytesIO()  # HDF5 written in memory, each file then written atomically
+    with h5py.File(states, "w") as f:
         for layer in range(rec.layers):
             n = layer + 1  # LSTMVis counts layers from 1
             f.create_dataset(f"output{n}", data=rec.states["h"][:, layer])
@@ -56,11 +60,14 @@ def write_lstmvis(directory: str | Path, rec: Recording, vocab: list[str], title
             if "c" in rec.states:
                 f.create_dataset(f"states{n}", data=rec.states["c"][:, layer])
                 types.append(f"{{type: state, layer: {n}, path: states{n}}}")
-    with h5py.File(out / "train.hdf5", "w") as f:
+    ids = io.BytesIO()
+    with h5py.File(ids, "w") as f:
         f.create_dataset("word_ids", data=rec.ids.astype(np.int64))
     lines = [f"{dict_entry(tok)} {i}" for i, tok in enumerate(vocab)]
-    (out / "train.dict").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (out / "lstm.yml").write_text(_config(title, types), encoding="utf-8")
+    write_atomic(out / "states.hdf5", states.getbuffer())
+    write_atomic(out / "train.hdf5", ids.getbuffer())
+    write_atomic(out / "train.dict", ("\n".join(lines) + "\n").encode("utf-8"))
+    write_atomic(out / "lstm.yml", _config(title, types).encode("utf-8"))  # last: the project
     return out
 
 

@@ -7,11 +7,16 @@ functions, so importing charlm stays fast.
 
 from __future__ import annotations
 
+import io
+import math
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from charlm.config.schema import LSTM_TYPES, ConfigError
+from charlm.errors import ConfigError
 from charlm.inspection.gradflow import VANISHED, Flow
+from charlm.models import registry
+from charlm.rundir.atomic import write_atomic
 from charlm.rundir.read import RunCurves
 
 DPI = 100
@@ -48,8 +53,9 @@ def _save(fig: Any, path: Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(fig)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, format=path.suffix.lower().lstrip("."))
+    buf = io.BytesIO()  # drawn in memory, then written atomically: never half an image
+    fig.savefig(buf, dpi=DPI, format=path.suffix.lower().lstrip("."))
+    write_atomic(path, buf.getbuffer())
 
 
 def gradient_flow_figure(
@@ -63,7 +69,7 @@ def gradient_flow_figure(
     for i, flow in enumerate(flows):
         color = colors[i % len(colors)]
         for state, style in (("h", "-"), ("c", "--")):
-            if state == "c" and flow.kind not in LSTM_TYPES:
+            if state not in registry.get(flow.kind).states:
                 continue
             curve = flow.curve(state)
             label = flow.name if state == "h" else f"{flow.name}: cell c"
@@ -92,7 +98,12 @@ def curves_figure(
 ) -> None:
     """Validation bits/char and train loss against the x of the runs, with learning rate and
     gradient norm in smaller panels below; runs overlaid, named in the legend."""
-    from matplotlib.ticker import EngFormatter, FuncFormatter, LogLocator, NullFormatter
+    _save(curves_plot(runs, width, height), check_output(path))
+
+
+def curves_plot(runs: list[RunCurves], width: int, height: int) -> Any:
+    """The figure of ``curves_figure``, not yet written."""
+    from matplotlib.ticker import EngFormatter
 
     fig = _figure(width, height)
     axes = fig.subplots(
@@ -106,14 +117,60 @@ def curves_figure(
             ax.plot(s.x, s.y, style, color=colors[i % len(colors)], lw=1.3, ms=3, label=run.name)
         ax.set_ylabel(label, fontsize=9)
         ax.grid(True, alpha=0.3)
-        if log:  # plain numbers (0.3, not 3 x 10^-1) on a narrow panel
+        if log:
             ax.set_yscale("log")
-            ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-            ax.yaxis.set_minor_formatter(NullFormatter())
+            _fitting_log_ticks(ax.yaxis)
     if runs and runs[0].x_field == "tokens_seen":
         axes[-1].xaxis.set_major_formatter(EngFormatter())  # 2M, not 2 x 1e6
     axes[0].legend(fontsize=9)
     axes[0].set_title("Training curves", fontsize=11)
     axes[-1].set_xlabel(X_LABELS.get(runs[0].x_field, runs[0].x_field) if runs else "")
-    _save(fig, check_output(path))
+    return fig
+
+
+LABEL_PX = 24  # room one y tick label needs at DPI: a 10-pixel font and a gap
+
+
+def _fitting_log_ticks(axis: Any) -> None:
+    """Plain-number ticks (0.3, not 3 x 10^-1) on a log axis, as many as the panel's height
+    has room for, chosen when it is drawn: fixed 1-2-5 ticks crowded a short panel over one
+    decade and, matplotlib thinning them, left none over several."""
+    from matplotlib.ticker import FuncFormatter, Locator, NullFormatter
+
+    class FittingLogLocator(Locator):
+        def __call__(self) -> list[float]:
+            lo, hi = sorted(self.axis.get_view_interval())
+            return log_ticks(lo, hi, self.axis.axes.bbox.height)
+
+    axis.set_major_locator(FittingLogLocator())
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def log_ticks(lo: float, hi: float, height: float) -> list[float]:
+    """Ticks in [lo, hi] on a log axis ``height`` pixels tall, each LABEL_PX from the next:
+    the densest of 1-2-5, 1-3 and 1 per decade, then every 2nd, 3rd... decade; in a range
+    too narrow for two of those, evenly spaced round numbers."""
+    from matplotlib.ticker import MaxNLocator
+
+    if not (0 < lo < hi and math.isfinite(hi)):
+        return []
+    per_decade = height / (math.log10(hi) - math.log10(lo))  # pixels
+
+    def fits(ticks: list[float]) -> bool:
+        logs = [math.log10(t) for t in ticks]
+        return len(ticks) >= 2 and min(b - a for a, b in pairwise(logs)) * per_decade >= LABEL_PX
+
+    first, last = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    sets = [((1, 2, 5), 1), ((1, 3), 1)] + [((1,), every) for every in range(1, last - first + 1)]
+    for subs, every in sets:
+        ticks = [m * 10.0**k for k in range(first, last + 1) if k % every == 0 for m in subs]
+        ticks = [t for t in ticks if lo <= t <= hi]
+        if fits(ticks):
+            return ticks
+    for bins in range(max(1, int(height // LABEL_PX)), 0, -1):
+        even = MaxNLocator(bins, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
+        even = [t for t in even if lo <= t <= hi]
+        if fits(even) or bins == 1:
+            return even
+    return []

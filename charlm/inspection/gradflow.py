@@ -20,20 +20,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from charlm.config.schema import LSTM_TYPES, ConfigError, ModelConfig
-from charlm.models.lm import RNNLM
-from charlm.models.peephole import PeepholeCell
+from charlm.config.schema import ModelConfig
+from charlm.errors import ConfigError
+from charlm.models import registry
+from charlm.models.lm import RNNLM, Hidden, hidden_tensors
 
-_CELLS = {
-    "lstm": nn.LSTMCell,
-    "gru": nn.GRUCell,
-    "rnn": nn.RNNCell,
-    "esn": nn.RNNCell,
-    "peephole": PeepholeCell,
-}
 VANISHED = 1e-3  # a curve has "vanished" once it falls below this fraction of its lag-0 value
 
 
@@ -81,9 +74,9 @@ class Flow:
     """The curves of one model, named for display."""
 
     name: str
-    kind: str  # lstm, gru, rnn, peephole, jordan or esn
+    kind: str  # the cell (--model)
     curves: list[Curve] = field(default_factory=list)
-    spectral_radius: float | None = None  # top layer's recurrent matrix; Elman RNN and ESN
+    spectral_radius: float | None = None  # top layer's recurrent matrix (CellSpec.spectral)
 
     def curve(self, state: str = "h", layer: int = -1) -> Curve:
         layers = sorted({c.layer for c in self.curves})
@@ -111,25 +104,19 @@ def fresh_model(cfg: ModelConfig, kind: str, init_scale: float = 1.0, seed: int 
     """A freshly initialised model of the same size, its recurrent weights times init_scale."""
     with torch.random.fork_rng(devices=[]):  # the caller's random stream is left as it was
         torch.manual_seed(seed)
-        decay = cfg.jordan_decay if kind == "jordan" else 0.0
-        # An echo-state network keeps its input weights fixed: it never ties them.
-        tie = cfg.tie_weights and kind != "esn"
-        # An LSTM's gate biases mean nothing to other cells, which refuse them.
-        biases = {} if kind in LSTM_TYPES else {"forget_bias": 1.0, "input_bias": 0.0}
-        replaced = dataclasses.replace(
-            cfg, model=kind, dropout=0.0, jordan_decay=decay, tie_weights=tie, **biases
-        )
-        model = RNNLM(replaced)
+        # Another cell's options go back to their defaults: this one refuses them.
+        model = RNNLM(dataclasses.replace(registry.for_cell(cfg, kind), dropout=0.0))
     with torch.no_grad():
         for name, p in model.rnn.named_parameters():
-            if name.startswith("weight_hh") or name == "context.weight":  # Jordan's recurrence
+            # the recurrent weights: W_hh, or a Jordan network's context matrix
+            if name.startswith("weight_hh") or name == "context.weight":
                 p.mul_(init_scale)
     return model.eval()
 
 
 def spectral_radius(model: RNNLM) -> float | None:
     """Largest |eigenvalue| of the top layer's W_hh: above 1, a tanh RNN can explode."""
-    if model.cfg.model not in ("rnn", "esn"):
+    if not model.spec.spectral:
         return None
     w = getattr(model.rnn, f"weight_hh_l{model.cfg.num_layers - 1}").detach().double()
     return float(torch.linalg.eigvals(w).abs().max())
@@ -181,24 +168,28 @@ def _window_gradients(
     idx = (start[:, None] + steps[None, :]).to(device)  # (B, carry_in + K + 2)
     seq = tokens.to(device)[idx]
     before, window, target = seq[:, : cfg.carry_in], seq[:, cfg.carry_in : -1], seq[:, -1]
-    if model.cfg.model == "jordan":
-        with torch.no_grad():
-            _, context = model(before, None) if before.size(1) else (None, None)
-        states = jordan_state_gradients(model, window, target, context)
+    carried = _carried_in(model, before)
+    through_decoder = model.spec.flow_gradients  # a cell that steps through the decoder
+    if through_decoder is not None:
+        states = through_decoder(model, window, target, carried)
     else:
-        states = state_gradients(model, window, target, _carried_in(model, before))
+        states = state_gradients(model, window, target, _per_layer(carried))
     return {key: g.flip(1) for key, g in states.items()}  # step s -> lag K - s
 
 
-def _carried_in(model: RNNLM, before: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
-    """Per layer, the state after reading ``before`` (B, T0): the fused RNN, no gradients."""
-    B = before.size(0)
-    hidden = model.init_hidden(B, before.device)
+def _carried_in(model: RNNLM, before: torch.Tensor) -> Hidden:
+    """The state after reading ``before`` (B, T0), without gradients."""
+    hidden = model.init_hidden(before.size(0), before.device)
     if before.size(1):
         with torch.no_grad():
-            _, hidden = model.rnn(model.embed(before), hidden)
-    parts = hidden if isinstance(hidden, tuple) else (hidden,)
-    return [tuple(p[layer] for p in parts) for layer in range(model.cfg.num_layers)]
+            hidden = model.advance(before, hidden)
+    return hidden
+
+
+def _per_layer(hidden: Hidden) -> list[tuple[torch.Tensor, ...]]:
+    """(h,) or (h, c) of each layer, from the carried state."""
+    parts = hidden_tensors(hidden)
+    return [tuple(p[layer] for p in parts) for layer in range(parts[0].size(0))]
 
 
 def state_gradients(
@@ -239,51 +230,18 @@ def state_gradients(
     return {key: torch.stack([next(grads) for _ in kept[key]], dim=1) for key in keys}
 
 
-def jordan_state_gradients(
-    model: RNNLM, window: torch.Tensor, target: torch.Tensor, context: torch.Tensor | None
-) -> dict[tuple[str, int], torch.Tensor]:
-    """``state_gradients`` for a Jordan network (charlm.models.jordan): {("h", layer): (B, T, H)}.
-
-    Its only path back in time runs from h through the decoder's softmax into the context
-    units, so these curves measure how much of the loss that path carries.
-    """
-    stack, H = model.rnn, model.cfg.hidden_size
-
-    def weights(m: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
-        b = m.bias.detach().double() if m.bias is not None else None
-        return m.weight.detach().double(), b
-
-    layers = [weights(m) for m in stack.inputs]  # W^l, b^l
-    U, _ = weights(stack.context)
-    D, d = weights(model.decoder)
-    B, V = window.shape[0], D.shape[0]
-    x = model.embed(window).detach().double()  # (B, T, E)
-    s = torch.zeros(B, V, dtype=torch.float64, device=x.device) if context is None else context[0]
-    s = s.detach().double().requires_grad_()  # a leaf, so the graph exists
-    kept: dict[tuple[str, int], list[torch.Tensor]] = {}
-    for t in range(window.size(1)):
-        u = s @ U.t()
-        h = x[:, t]
-        for layer, (w, b) in enumerate(layers):
-            h = torch.tanh(F.linear(h, w, b) + u[:, layer * H : (layer + 1) * H])
-            kept.setdefault(("h", layer), []).append(h)
-        z = F.linear(h, D, d)
-        s = stack.decay * s + torch.softmax(z, -1)
-    loss = F.cross_entropy(z, target, reduction="sum")
-    keys = list(kept)
-    grads = iter(torch.autograd.grad(loss, [t for key in keys for t in kept[key]]))
-    return {key: torch.stack([next(grads) for _ in kept[key]], dim=1) for key in keys}
-
-
 def _cells(model: RNNLM) -> list[nn.Module]:
     """One cell per layer sharing the fused RNN's weights (copies: nothing is trained)."""
     cfg = model.cfg
+    make_cell = model.spec.flow_cell
+    if make_cell is None:
+        raise ValueError(f"--model {cfg.model} has no cell to step its layers one at a time")
     cells = []
     for layer in range(cfg.num_layers):
         size_in = cfg.embed_size if layer == 0 else cfg.hidden_size
-        cell = _CELLS[cfg.model](size_in, cfg.hidden_size, bias=True)
+        cell = make_cell(size_in, cfg.hidden_size)
         with torch.no_grad():
-            for name, p in cell.named_parameters():  # weight_ih, ..., weight_peep (peephole)
+            for name, p in cell.named_parameters():  # weight_ih, weight_hh, bias_ih, ...
                 p.copy_(getattr(model.rnn, f"{name}_l{layer}"))
         cell.requires_grad_(False)
         cells.append(cell.to(next(model.parameters()).device, torch.float64).eval())
@@ -292,6 +250,4 @@ def _cells(model: RNNLM) -> list[nn.Module]:
 
 def _loss(model: RNNLM, top: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-row negative log-likelihood (B,) of ``target`` from the top layer's state (B, H)."""
-    if model.adaptive:
-        return -model.decoder(top, target).output
-    return F.cross_entropy(model.decoder(top), target, reduction="none")
+    return model.nll_from(top[:, None], target[:, None])

@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from charlm.config.schema import LSTM_TYPES
-from charlm.generation.numpy_cells import GATES, cell_kind
 from charlm.generation.stepping import blas_threads, make_stepper
+from charlm.models import registry
 from charlm.models.lm import RNNLM
 
 # Steps whose scores are reduced together: vectorised top-k without ever holding (T, V).
@@ -29,7 +28,7 @@ CHUNK = 1024
 class Recording:
     """Per token t of a text: the network's state after reading tokens 0..t."""
 
-    kind: str  # lstm, gru, rnn, peephole or jordan
+    kind: str  # the cell (--model)
     ids: np.ndarray  # (T,) token ids
     states: dict[str, np.ndarray]  # "h", "c" (LSTM) and each gate name -> (T, L, H) float32
     log2_prob: np.ndarray  # (T,) log2 p(token t | tokens before it); NaN for t = 0
@@ -55,8 +54,8 @@ class Recording:
 
 
 def state_names(kind: str) -> tuple[str, ...]:
-    """The recorded arrays of a model kind, in the order the inspector lists them."""
-    return ("h", "c", *GATES[kind]) if kind in LSTM_TYPES else ("h", *GATES[kind])
+    """The recorded arrays of a cell, in the order the inspector lists them."""
+    return registry.get(kind).recorded
 
 
 @torch.inference_mode()
@@ -68,7 +67,7 @@ def record(model: RNNLM, ids: np.ndarray, top: int = 5) -> Recording:
         raise ValueError("record needs at least one token")
     stepper = make_stepper(model, record=True)
     stepper.start(model.init_hidden(1, next(model.parameters()).device), 1)
-    kind = cell_kind(model)
+    kind = model.cfg.model
     states = _allocate(kind, T, model.rnn.num_layers, model.rnn.hidden_size)
     k = min(top, model.embed.num_embeddings)
     log2_prob = np.full(T, np.nan)

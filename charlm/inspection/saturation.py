@@ -12,15 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from charlm.models import registry
+
 LEFT, RIGHT = 0.1, 0.9
-# The sigmoid gates of each model kind: values in [0, 1], so saturation has a meaning.
-SIGMOID_GATES = {
-    "lstm": ("input", "forget", "output"),
-    "gru": ("reset", "update"),
-    "rnn": (),
-    "peephole": ("input", "forget", "output"),
-    "jordan": (),
-}
 
 
 @dataclass
@@ -55,9 +49,12 @@ class GateSaturation:
 
 
 def saturation(kind: str, states: dict[str, np.ndarray]) -> list[GateSaturation]:
-    """Per layer and sigmoid gate of ``states`` (name -> (T, L, H)): the saturation fractions."""
+    """Per layer and sigmoid gate of ``states`` (name -> (T, L, H)): the saturation fractions.
+
+    Only the sigmoid gates (``CellSpec.sigmoid_gates``): their values are in [0, 1], so
+    saturation has a meaning."""
     out = []
-    for gate in SIGMOID_GATES[kind]:
+    for gate in registry.get(kind).sigmoid_gates:
         a = states[gate]
         for layer in range(a.shape[1]):
             g = a[:, layer]

@@ -38,3 +38,10 @@ def hardest_spans(bits: np.ndarray, width: int, count: int) -> list[Span]:
 def bits_per_char(bits: np.ndarray, chars: int) -> float:
     """Total surprisal of the scored tokens over the characters they spell, as evaluate does."""
     return float(np.nansum(bits) / max(chars, 1))
+
+
+def both_ways(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
+    """Per token, the lesser of its forward and backward surprisal: high only where the text
+    surprises from both sides (a typo), not where one side cannot see it coming (a name's
+    first letter). A side that never predicts a token (NaN) leaves it to the other."""
+    return np.fmin(forward, backward)

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from charlm.config.schema import ConfigError, ModelConfig
+from charlm.config.schema import ModelConfig
+from charlm.errors import ConfigError
 from charlm.inspection.recording import Recording, state_names
-from charlm.inspection.saturation import SIGMOID_GATES
+from charlm.models import registry
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,7 @@ class Space:
 
     @classmethod
     def of_model(cls, cfg: ModelConfig) -> Space:
-        # An echo-state network is the Elman RNN frozen: its recorded arrays are the RNN's.
-        kind = "rnn" if cfg.model == "esn" else cfg.model
-        return cls(state_names(kind), cfg.num_layers, cfg.hidden_size)
+        return cls(state_names(cfg.model), cfg.num_layers, cfg.hidden_size)
 
     @classmethod
     def of_recording(cls, rec: Recording) -> Space:
@@ -84,7 +83,7 @@ def values(rec: Recording, unit: Unit) -> np.ndarray:
 
 def value_range(rec: Recording, unit: Unit, relu: bool = False) -> tuple[float, float]:
     """The scale a view colours the unit on: fixed by the activation where it is bounded."""
-    if unit.name in SIGMOID_GATES[rec.kind]:
+    if unit.name in registry.get(rec.kind).sigmoid_gates:
         return 0.0, 1.0
     if unit.name == "candidate" or (unit.name == "h" and not relu):  # tanh
         return -1.0, 1.0
@@ -99,4 +98,4 @@ def value_range(rec: Recording, unit: Unit, relu: bool = False) -> tuple[float, 
 
 def is_sequential(rec: Recording, unit: Unit) -> bool:
     """Gates in [0, 1] take a sequential colour scale; everything else a diverging one."""
-    return unit.name in SIGMOID_GATES[rec.kind]
+    return unit.name in registry.get(rec.kind).sigmoid_gates

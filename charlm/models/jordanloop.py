@@ -1,8 +1,9 @@
-"""The Jordan network: hidden layers fed by context units that hold the previous outputs.
+"""The Jordan network's time loop: hidden layers fed by context units holding past outputs.
 
 Jordan (1986) fed the network's own previous output back into its hidden layer through
 context units that decay. For a language model the output at step t is the next-token
-distribution y_t = softmax(decoder(h_t)), so with the decay mu in [0, 1)::
+distribution y_t = softmax(decoder(h_t)), so with the decay mu in [0, 1) (the cell's
+equations, ``charlm.models.cells``)::
 
     s_t = mu * s_{t-1} + y_{t-1}             context units (V of them), s_1 = mu * s_0
     h_t = tanh(W x_t + U s_t + b)            hidden layer 1; x_t is the token's embedding
@@ -29,7 +30,7 @@ The loop is a custom autograd function (``JordanLoop``): the forward pass steps 
 building a graph, keeping each step's h, y and context, and the backward pass steps back by
 hand, leaving every weight gradient to one matrix product over all T steps at the end. On
 one CPU thread it trained faster than the same loop through autograd and than TorchScript
-(bench/README.md, "The Jordan network", has the figures).
+(docs/records/cells.md, "The Jordan network", has the figures).
 """
 
 from __future__ import annotations

@@ -1,75 +1,58 @@
 """The recurrent language model: embedding, a stack of recurrent layers, a decoder.
 
-The layers: LSTM, GRU, Elman RNN (torch's), the peephole LSTM (``charlm.models.peephole``), the
-Jordan network (``charlm.models.jordan``).
-
-``esn`` (the echo-state network) is the tanh RNN with its embedding and recurrent layers
-fixed and random: ``charlm.models.esn`` draws and freezes them.
+The stack is the cell's (``charlm.models.registry``): torch's fused nn.LSTM, nn.GRU or nn.RNN,
+or one of charlm's own loops shaped like them (``charlm.models.cells``).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from charlm.config.schema import LSTM_TYPES, ModelConfig
-from charlm.models import esn, lstmloop
-from charlm.models.jordan import JordanStack
-from charlm.models.peephole import PeepholeLSTM
+from charlm.config.schema import ModelConfig
+from charlm.models import lstmloop, registry
+from charlm.models.registry import CellSpec
 
 Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
-_RNNS: dict[str, type[nn.Module]] = {
-    "lstm": nn.LSTM,
-    "gru": nn.GRU,
-    "rnn": nn.RNN,
-    "peephole": PeepholeLSTM,
-    "esn": nn.RNN,
-}
 ADAPTIVE_MIN_VOCAB = 5000  # from this vocabulary size on, the output layer is adaptive
 
 
-class RNNLM(nn.Module):
-    """Token ids (B, T) -> next-token logits (B, T, V), carrying a hidden state.
+@dataclass
+class LMOutput:
+    """One pass of the model over tokens (B, T)."""
 
-    Uses PyTorch's fused nn.LSTM / nn.GRU / nn.RNN: on a CPU it measured faster than
-    every hand-written or compiled alternative, but one: LSTM layers of 1,024 units or more
-    training in bf16 on a CPU run charlm's own loop over nn.LSTM's weights
-    (``charlm.models.lstmloop``). The peephole LSTM, which PyTorch lacks, is
-    ``charlm.models.peephole.PeepholeLSTM``, shaped like nn.LSTM.
+    hidden: Hidden  # the state after the last step: carry it into the next window
+    states: torch.Tensor  # (B, T, H) the top layer's states, before the output dropout
+    log_probs: torch.Tensor | None = None  # (B, T, V), float32 or wider; without targets
+    nll: torch.Tensor | None = None  # (B*T,) -log p(target) per token; with targets
+
+
+class RNNLM(nn.Module):
+    """Token ids (B, T) -> the next-token distribution (B, T, V), carrying a hidden state.
+
+    Uses PyTorch's fused nn.LSTM / nn.GRU / nn.RNN where the cell is one: on a CPU it measured
+    faster than every hand-written or compiled alternative, but one: LSTM layers of 1,024 units
+    or more training in bf16 on a CPU run charlm's own loop over nn.LSTM's weights
+    (``charlm.models.lstmloop``).
     """
 
     def __init__(self, cfg: ModelConfig, *, loading: bool = False) -> None:
-        """``loading``: the weights are about to come from a checkpoint, so the echo-state
-        network's reservoir is frozen but not drawn (its eigendecomposition takes a second)."""
+        """``loading``: the weights are about to come from a checkpoint, so a cell's fixed
+        random weights are not drawn (an echo-state reservoir's eigendecomposition takes a
+        second)."""
         super().__init__()
+        spec = registry.check(cfg)
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.embed_size)
         self.drop = nn.Dropout(cfg.dropout)  # the top layer's output (self.rnn drops between)
         embed_p = cfg.dropout if cfg.embed_dropout is None else cfg.embed_dropout
         self.embed_drop = nn.Dropout(embed_p)
-        self.rnn: nn.Module
-        if cfg.model == "jordan":
-            self.rnn = JordanStack(
-                cfg.embed_size,
-                cfg.hidden_size,
-                cfg.vocab_size,
-                cfg.num_layers,
-                cfg.dropout,
-                cfg.jordan_decay,
-            )
-        else:
-            rnn_kwargs = {"nonlinearity": "tanh"} if cfg.model in ("rnn", "esn") else {}
-            self.rnn = _RNNS[cfg.model](
-                cfg.embed_size,
-                cfg.hidden_size,
-                num_layers=cfg.num_layers,
-                dropout=cfg.dropout if cfg.num_layers > 1 else 0.0,
-                batch_first=True,
-                **rnn_kwargs,
-            )
+        self.rnn = spec.build(cfg)
         self.adaptive = uses_adaptive_softmax(cfg)
         self.decoder: nn.Module
         if self.adaptive:
@@ -80,51 +63,46 @@ class RNNLM(nn.Module):
             self.decoder = nn.Linear(cfg.hidden_size, cfg.vocab_size)
         if cfg.tie_weights:
             self.decoder.weight = self.embed.weight
-        self._init_weights(loading)
-
-    def _init_weights(self, loading: bool) -> None:
         nn.init.normal_(self.embed.weight, std=0.1)
-        if self.cfg.model in LSTM_TYPES:
-            # Forget-gate bias 1 by default (Gers et al. 2000): the cell remembers until it
-            # learns to forget. The gates are ordered (input, forget, cell, output) and there
-            # are two biases: the values go in bias_ih, bias_hh stays 0.
-            h = self.cfg.hidden_size
-            for name, p in self.rnn.named_parameters():
-                if name.startswith("bias_"):
-                    with torch.no_grad():
-                        p.zero_()
-                        if name.startswith("bias_ih"):
-                            p[:h] = self.cfg.input_bias
-                            p[h : 2 * h] = self.cfg.forget_bias
-        if self.cfg.model == "esn":
-            if not loading:
-                esn.init_reservoir(self.embed, self.rnn, self.cfg.spectral_radius)
-            esn.freeze(self.embed, self.rnn)
+        spec.init(self.embed, self.rnn, cfg, loading)
 
-    def features(
-        self, x: torch.Tensor, hidden: Hidden | None = None
-    ) -> tuple[torch.Tensor, Hidden]:
-        """The top layer's output (B, T, H), dropout applied, before the output layer."""
-        states, logits, hidden = self._run(x, hidden)
-        return (states if logits is not None else self.drop(states)), hidden
+    @property
+    def spec(self) -> CellSpec:
+        return registry.get(self.cfg.model)
 
-    def top_states(
-        self, x: torch.Tensor, hidden: Hidden | None = None
-    ) -> tuple[torch.Tensor, Hidden]:
-        """The top layer's hidden states h_1..h_T (B, T, H), before the output dropout."""
-        states, _, hidden = self._run(x, hidden)
-        return states, hidden
+    def forward(
+        self, x: torch.Tensor, hidden: Hidden | None = None, targets: torch.Tensor | None = None
+    ) -> LMOutput:
+        """Tokens ``x`` (B, T) read from ``hidden`` (zeros when None): the next-token
+        log-probabilities, or, given ``targets`` (B, T), the per-token negative log-likelihood
+        in their place.
 
-    def _run(
+        Training and scoring give targets: an adaptive softmax then computes only its head and
+        the clusters the targets fall in, never the whole (B, T, V).
+        """
+        states, logits, hidden = self._recur(x, hidden)
+        top = self.drop(states) if logits is None else None  # what the output layer reads
+        if targets is not None:
+            nll = _cross_entropy(logits, targets) if top is None else self.nll_from(top, targets)
+            return LMOutput(hidden, states, nll=nll)
+        log_probs = _log_softmax(logits) if top is None else self.log_probs_from(top)
+        return LMOutput(hidden, states, log_probs=log_probs)
+
+    def advance(self, x: torch.Tensor, hidden: Hidden | None = None) -> Hidden:
+        """The state after reading ``x`` (B, T), nothing decoded that the cell does not need."""
+        return self._recur(x, hidden)[2]
+
+    def _recur(
         self, x: torch.Tensor, hidden: Hidden | None
     ) -> tuple[torch.Tensor, torch.Tensor | None, Hidden]:
-        """The top layer's states, the logits if the recurrence computed them, the new state.
+        """The top layer's states (B, T, H), the logits if the recurrence computed them, the
+        new state.
 
-        A Jordan network's layers step through the decoder (jordan.py), so its logits and its
-        dropout come out of its own loop; its states are the top output as the decoder saw it.
+        A cell that steps through the decoder (a Jordan network) gives its logits, and its
+        dropout, from its own loop; its states are the top output as the decoder saw it.
         """
         emb = self.embed_drop(self.embed(x))  # (B, T, E)
-        if self.cfg.model == "jordan":
+        if self.spec.needs_decoder:
             return self.rnn(emb, hidden, self.decoder)
         if lstmloop.uses_loop(self.rnn, emb):  # wide LSTM layers in bf16 on a CPU: faster
             out, hidden = lstmloop.lstm_forward(self.rnn, emb, hidden)
@@ -132,77 +110,42 @@ class RNNLM(nn.Module):
             out, hidden = self.rnn(emb, hidden)  # (B, T, H)
         return out, None, hidden
 
-    def forward(self, x: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
-        """Next-token scores (B, T, V) whose softmax is the model's distribution.
-
-        With an adaptive softmax these are log-probabilities (valid logits: softmax of
-        them gives the same distribution), computed over the whole vocabulary.
-        """
-        if self.adaptive:
-            return self.log_probs(x, hidden)
-        _, logits, hidden = self._scores(x, hidden)
-        return logits, hidden  # (B, T, V)
-
-    def _scores(
-        self, x: torch.Tensor, hidden: Hidden | None
-    ) -> tuple[torch.Tensor, torch.Tensor, Hidden]:
-        """The top layer's states and the full softmax's logits (B, T, V)."""
-        states, logits, hidden = self._run(x, hidden)
-        if logits is None:
-            logits = self.decoder(self.drop(states))
-        return states, logits, hidden
-
-    def nll(
-        self, x: torch.Tensor, y: torch.Tensor, hidden: Hidden | None = None
-    ) -> tuple[torch.Tensor, Hidden]:
-        """Per-token negative log-likelihood (B*T,) of targets ``y`` given inputs ``x``.
-
-        Training and scoring go through here, so an output layer other than a full
-        softmax (e.g. an adaptive softmax for large vocabularies) changes only this class.
-        """
-        nll, _, hidden = self.nll_and_states(x, y, hidden)
-        return nll, hidden
-
-    def nll_and_states(
-        self, x: torch.Tensor, y: torch.Tensor, hidden: Hidden | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, Hidden]:
-        """``nll`` and the top layer's states (B, T, H) before dropout, for a state penalty."""
-        if self.adaptive:  # only the head and the targets' clusters are computed
-            states, hidden = self.top_states(x, hidden)
-            out = self.drop(states)
-            nll = -self.decoder(out.reshape(-1, out.size(-1)), y.reshape(-1)).output
-            return nll, states, hidden
-        states, logits, hidden = self._scores(x, hidden)
-        nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="none")
-        return nll, states, hidden
-
-    def log_probs(
-        self, x: torch.Tensor, hidden: Hidden | None = None
-    ) -> tuple[torch.Tensor, Hidden]:
-        """Next-token log-probabilities (B, T, V) over the whole vocabulary, for sampling."""
-        if self.adaptive:
-            out, hidden = self.features(x, hidden)
-            return self.output_log_probs(out), hidden
-        logits, hidden = self(x, hidden)
-        return torch.log_softmax(logits.float(), dim=-1), hidden
-
-    def output_log_probs(self, out: torch.Tensor) -> torch.Tensor:
-        """Log-probabilities (B, T, V) from the top layer's output (B, T, H).
+    def log_probs_from(self, top: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities (B, T, V) from the top layer's output (B, T, H), dropout applied.
 
         A stepper that runs the recurrent layers itself (recording their states) gets the
         model's own output layer, whichever kind it is, through here.
         """
         if self.adaptive:
-            flat = self.decoder.log_prob(out.reshape(-1, out.size(-1)).float())
-            return flat.view(*out.shape[:2], -1)
-        return torch.log_softmax(self.decoder(out).float(), dim=-1)
+            flat = self.decoder.log_prob(_float32_or_wider(top.reshape(-1, top.size(-1))))
+            return flat.view(*top.shape[:2], -1)
+        return _log_softmax(self.decoder(top))
+
+    def nll_from(self, top: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Per-token -log p (B*T,) of ``targets`` (B, T) from the top layer's output (B, T, H)."""
+        if self.adaptive:  # only the head and the targets' clusters are computed
+            return -self.decoder(top.reshape(-1, top.size(-1)), targets.reshape(-1)).output
+        return _cross_entropy(self.decoder(top), targets)
 
     def init_hidden(self, batch_size: int, device: torch.device | str = "cpu") -> Hidden:
-        if self.cfg.model == "jordan":  # the context units: one per vocabulary entry
-            return torch.zeros((1, batch_size, self.cfg.vocab_size), device=device)
-        shape = (self.cfg.num_layers, batch_size, self.cfg.hidden_size)
-        h = torch.zeros(shape, device=device)
-        return (h, torch.zeros(shape, device=device)) if self.cfg.model in LSTM_TYPES else h
+        """The zero state, shaped as the cell carries it (``CellSpec.state_shapes``)."""
+        shapes = self.spec.state_shapes(self.cfg, batch_size)
+        return hidden_from_tensors([torch.zeros(s, device=device) for s in shapes])
+
+
+def _float32_or_wider(t: torch.Tensor) -> torch.Tensor:
+    """bf16 and fp16 (autocast) up to float32; float64 (the tests' checks) stays."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
+def _log_softmax(logits: torch.Tensor) -> torch.Tensor:
+    return torch.log_softmax(_float32_or_wider(logits), dim=-1)
+
+
+def _cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(
+        logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="none"
+    )
 
 
 def uses_adaptive_softmax(cfg: ModelConfig) -> bool:
@@ -212,9 +155,11 @@ def uses_adaptive_softmax(cfg: ModelConfig) -> bool:
     themselves; the adaptive one (Grave et al. 2017) computes a head of the most frequent
     ids and only the clusters the targets fall in. Ids must be in order of falling
     frequency, as the word tokenizer gives them. Tied weights keep the full softmax, and so
-    does a Jordan network: it feeds the whole distribution back at every step.
+    does a cell that steps through the decoder: it feeds the whole distribution back.
     """
-    return cfg.vocab_size >= ADAPTIVE_MIN_VOCAB and not cfg.tie_weights and cfg.model != "jordan"
+    if cfg.vocab_size < ADAPTIVE_MIN_VOCAB or cfg.tie_weights:
+        return False
+    return not registry.get(cfg.model).needs_decoder
 
 
 def adaptive_cutoffs(vocab_size: int) -> list[int]:
@@ -246,7 +191,7 @@ def hidden_from_tensors(tensors: list[torch.Tensor]) -> Hidden:
 
 def hidden_arrays(hidden: Hidden, batch: int) -> list[np.ndarray]:
     """The first stream's state as float32 arrays (num_layers, batch, H), copied to ``batch``
-    streams: h, then c for an LSTM."""
+    streams: h, then c for an LSTM (a Jordan network's context: (1, batch, V))."""
     return [
         np.ascontiguousarray(h[:, :1].float().cpu().numpy().repeat(batch, 1))
         for h in hidden_tensors(hidden)

@@ -1,13 +1,10 @@
 """nn.LSTM's layers trained by charlm's own time loop: faster for wide layers in bf16 on a CPU.
 
-Under bf16 autocast on this project's AMD EPYC (AVX512-BF16, one thread) oneDNN's fused LSTM
-trains a 1x512 or 1x768 net fast and falls behind as the layer widens: at 1x1024 its bf16 step
-is barely faster than float32's. A loop of oneDNN products trained a 1x1024 layer 1.15x as fast
-on a quiet host and 1.39x with two training runs on the two cores, a 1x1280 one 1.38x (quiet);
-at 896 units the two were level when quiet (1.22x loaded), at 768 nn.LSTM led by 1.2x
-(bench/README.md, "The LSTM's own loop"). So a model whose LSTM layers are 1,024 units or
-wider and train in bf16 on a CPU runs them here (``uses_loop``); everything else, and
-evaluation, runs nn.LSTM.
+Under bf16 autocast on a CPU with AVX512-BF16, oneDNN's fused LSTM trains a narrow net fast and
+falls behind as the layer widens, where a loop of oneDNN products keeps its pace (measured, by
+width, in docs/records/defaults.md, "The LSTM's own loop in bf16"). So a model whose LSTM layers
+are 1,024 units or wider and train in bf16 on a CPU runs them here (``uses_loop``); everything
+else, and evaluation, runs nn.LSTM.
 The weights stay nn.LSTM's, so checkpoints, sampling and the fast path do not change; hooks
 registered on the nn.LSTM module do not see the loop's forwards.
 
@@ -33,8 +30,8 @@ from torch.autograd.function import once_differentiable
 
 from charlm.models.timeloop import StepProduct, lstm_step_backward, weight_grad
 
-# From this many units on the loop beat nn.LSTM in bf16 on one thread (quiet host: 1024 1.15x,
-# 1280 1.38x; 896 0.95x, 768 0.82x, 512 0.63x: bench/README.md, "The LSTM's own loop").
+# From this many units on the loop beat nn.LSTM in bf16 on one thread, on a quiet host too
+# (docs/records/defaults.md, "The LSTM's own loop in bf16").
 LOOP_FROM_HIDDEN = 1024
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]

@@ -8,10 +8,11 @@ while the factor is lowered. bf16 keeps fp32's range and needs no scaling.
 On a CPU with bf16 instructions (AVX512-BF16) nn.LSTM, nn.GRU and nn.RNN train faster in
 bf16 (on this project's AMD EPYC, one thread: LSTM 1x512 1.97x, 1x768 1.25x, 1x1024 1.01x, and
 1x1024 about 1.3x through charlm's own loop, lstmloop.py; GRU 1x595 2.6x; Elman 1x1040 3.1x)
-and a character model learns as much per step, so
-``--amp auto`` (the default) trains those cells in bf16 there (bench/README.md, "bf16 on the
-CPU"). The master weights, the optimizer, evaluation and sampling stay in fp32. The
-hand-written cells (peephole, Jordan) and the echo-state read-out stay in fp32 under auto.
+and a character model learns as much per step, so ``--amp auto`` (the default) trains those
+cells in bf16 there (docs/records/defaults.md, "bf16 on the CPU"). The master weights, the
+optimizer, evaluation and sampling stay in fp32. The other cells (charlm's own loops, a fixed
+reservoir under a trained read-out) stay in fp32 under auto: ``CellSpec.fused`` says which are
+which.
 Elsewhere auto is off: on CUDA mixed precision is asked for with bf16 or fp16.
 """
 
@@ -23,22 +24,30 @@ from typing import Any
 
 import torch
 
-from charlm.config.schema import ConfigError
+from charlm.config.schema import ModelConfig
+from charlm.errors import ConfigError
+from charlm.models import registry
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-# The cells torch runs as one fused op (model.py): those gain from bf16 on the CPU.
-FUSED_CELLS = ("lstm", "gru", "rnn")
 
 
 def cpu_has_bf16() -> bool:
-    return bool(torch.cpu._is_avx512_bf16_supported())
+    """Whether this CPU has bf16 instructions; False (float32) when torch cannot say.
+
+    torch tells only through a private function, so it is looked up and tried, never assumed.
+    """
+    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    try:
+        return probe is not None and bool(probe())
+    except Exception:  # a private call may fail in any way; float32 is always right
+        return False
 
 
 def resolve_amp(amp: str, device: torch.device, model: str) -> str:
     """The mode a run trains in: ``auto`` made concrete, the others checked against the device."""
     on_cpu = device.type != "cuda"
     if amp == "auto":
-        return "bf16" if on_cpu and model in FUSED_CELLS and cpu_has_bf16() else "off"
+        return "bf16" if on_cpu and registry.get(model).fused and cpu_has_bf16() else "off"
     if amp == "fp16" and on_cpu:
         raise ConfigError(
             f"--amp fp16 needs a CUDA device (this run is on {device.type}): "
@@ -53,7 +62,7 @@ def resolve_amp(amp: str, device: torch.device, model: str) -> str:
 
 
 class Precision:
-    def __init__(self, amp: str, device: torch.device, model: str = "lstm") -> None:
+    def __init__(self, amp: str, device: torch.device, model: str = ModelConfig.model) -> None:
         self.mode = resolve_amp(amp, device, model)
         self.dtype = DTYPES.get(self.mode)
         self.device = device

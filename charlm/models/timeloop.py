@@ -1,12 +1,12 @@
 """What charlm's hand-written LSTM time loops (peephole.py, lstmloop.py) share: products on
 oneDNN, and one step of the LSTM's backward.
 
-On the project's AMD host torch.mm (MKL) ran a step's (32 x 512) @ (512 x 2048) float32
-product in 1.5 ms and oneDNN with the weight packed once per window in 0.52 ms, as fast as
-inside nn.LSTM (bench/README.md, "Peephole LSTM"); in bf16 torch.mm already goes to oneDNN,
-and the packed weight still saved a fifth of a (32 x 1024) @ (1024 x 4096) step (0.56 against
-0.70 ms). The packing operators are private to torch, so they are looked up and tried, never
-assumed: without them (or in float64, which the gradient checks use) the products are torch's.
+A step's product against a weight packed once per window by oneDNN ran far faster than
+torch.mm's (MKL) in float32, as fast as inside nn.LSTM; in bf16 torch.mm already goes to
+oneDNN, and the packed weight still saved time (docs/records/cells.md, "Peephole LSTM", and
+docs/records/defaults.md, "The LSTM's own loop in bf16"). The packing operators are private to
+torch, so they are looked up and tried, never assumed: without them (or in float64, which the
+gradient checks use) the products are torch's.
 """
 
 from __future__ import annotations
@@ -24,35 +24,47 @@ class StepProduct:
     def __init__(self, w: torch.Tensor, rows: int) -> None:
         self.packed = None
         if USE_ONEDNN and _ONEDNN and w.device.type == "cpu" and w.dtype in _PACKABLE:
-            try:
-                self.packed = torch.ops.mkldnn._reorder_linear_weight(w.contiguous(), rows)
-            except (AttributeError, RuntimeError):
-                self.packed = None
+            self.packed = _packed(w, rows)
         self.w_t = w.t()
 
     def __call__(self, a: torch.Tensor) -> torch.Tensor:
         if self.packed is not None:
-            try:
-                return torch.ops.mkldnn._linear_pointwise(a, self.packed, None, "none", [], "")
-            except (AttributeError, RuntimeError):  # a torch whose private call changed
-                self.packed = None
+            out = _onednn_product(a, self.packed)
+            if out is not None:
+                return out
+            self.packed = None  # refused once: torch's product from now on
         return a @ self.w_t
 
 
 def weight_grad(d: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """``d.T @ x`` for the whole window: (N, m), (N, n) -> (m, n); oneDNN where it runs.
 
-    In float32 both sides are copied transposed for oneDNN: with the copies it still measured
-    158 ms against MKL's 209 ms for a 1x512 window of 128 steps by 32 stripes. bf16 products
-    go to oneDNN through torch.mm already.
+    In float32 both sides are copied transposed for oneDNN, which with the copies still beat
+    MKL (docs/records/cells.md, "Peephole LSTM"). bf16 products go to oneDNN through torch.mm
+    already.
     """
     if USE_ONEDNN and _ONEDNN and d.device.type == "cpu" and d.dtype == torch.float32:
-        try:
-            w = x.t().contiguous().to_mkldnn()
-            return torch.ops.mkldnn._linear_pointwise(d.t().contiguous(), w, None, "none", [], "")
-        except RuntimeError:
-            pass
+        out = _onednn_product(d.t().contiguous(), x.t().contiguous().to_mkldnn())
+        if out is not None:
+            return out
     return d.t() @ x
+
+
+# The two private operators, each tried in one place: None tells the caller to use torch.mm.
+def _packed(w: torch.Tensor, rows: int) -> torch.Tensor | None:
+    """``w`` (m, n) packed by oneDNN for products with ``rows`` rows; None if it cannot be."""
+    try:
+        return torch.ops.mkldnn._reorder_linear_weight(w.contiguous(), rows)
+    except (AttributeError, RuntimeError):  # missing from this torch, or refused
+        return None
+
+
+def _onednn_product(a: torch.Tensor, w: torch.Tensor) -> torch.Tensor | None:
+    """``a @ w.T`` on oneDNN, ``w`` packed or an mkldnn tensor; None if it cannot be."""
+    try:
+        return torch.ops.mkldnn._linear_pointwise(a, w, None, "none", [], "")
+    except (AttributeError, RuntimeError):  # missing from this torch, or its signature changed
+        return None
 
 
 def sigmoid_grad(grad: torch.Tensor, s: torch.Tensor, out: torch.Tensor) -> None:

@@ -10,16 +10,18 @@ means in ``charlm music check`` and in ``charlm prepare abc``.
 
 from __future__ import annotations
 
-import contextlib
 import re
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
-from charlm.text.reading import InputError
+from charlm.errors import InputError
 
 # Header fields kept for the music, in the order they are written (K must be last); folk-rnn
 # keeps fewer (it drops X and T). One order makes every tune's header read alike.
 KEPT_FIELDS = ("X", "T", "R", "M", "L", "Q", "K")
+# Fields that set what the body means: written twice in a header, the last one holds (ABC
+# reads fields in order, as music21 and abc2midi do); of the others the first is kept.
+IN_FORCE = ("M", "L", "Q")
 _FIELD = re.compile(r"^([A-Za-z]):\s*(.*)$")
 CHORD_SYMBOL = re.compile(r"^[A-G][#b]?(m|min|maj|dim|aug|sus|add|M)?\d*(/[A-G][#b]?)?$")
 
@@ -38,6 +40,10 @@ class Tune:
 
     def field(self, name: str) -> str | None:
         return next((v for k, v in self.fields if k == name), None)
+
+    def setting(self, name: str) -> str | None:
+        """The header's last value of a field: the one in force where the body starts."""
+        return next((v for k, v in reversed(self.fields) if k == name), None)
 
     @property
     def title(self) -> str:
@@ -98,8 +104,8 @@ def clean_tune(tune: Tune, number: int = 1) -> Tune:
     found: dict[str, str] = {"X": str(number)}
     for name, value in tune.fields:
         value = _strip_comment(value).strip()
-        if name in KEPT_FIELDS and name not in found and value:
-            found[name] = value  # the first title only
+        if name in KEPT_FIELDS and value and (name not in found or name in IN_FORCE):
+            found[name] = value  # the first title; the meter, unit and tempo in force
     found.setdefault("K", "C")
     fields = [(name, found[name]) for name in KEPT_FIELDS if name in found]
     body = [b for b in (_clean_body_line(line) for line in tune.body) if b]
@@ -166,9 +172,12 @@ _LENGTH = re.compile(r"(\d*)(/*)(\d*)")
 # [1 (a variant ending with no bar line before it); digits after one name an ending.
 _BAR = re.compile(r"(:*\[\|\]:*|:*\[\|:*|:*\|[\]|]?:*|::+|\[(?=\d))([0-9][0-9,\-]*)?")
 _INLINE_FIELD = re.compile(r"\[([A-Za-z]):([^\]]*)\]")
-_TUPLET = re.compile(r"\((\d)(?::(\d*))?(?::(\d*))?")
+_TUPLET = re.compile(r"\((\d)(?::(\d{0,2}))?(?::(\d{0,2}))?")
 _SKIP = re.compile(r'"[^"]*"|![^!\n]*!|\+[^+\n]*\+|\{[^}]*\}|[ \t.~HLMOPSTuvy$`\\]|[()\-]')
 _MULTI_REST = re.compile(r"[ZX](\d*)")
+# A note length or a rest's bar count with more digits than this is a slip, not music (and
+# Python refuses to read numbers of thousands of digits).
+MAX_DIGITS = 4
 LINE_END = "\n"  # a line break standing for a bar line (see ``_Reader.line_end``)
 
 
@@ -187,23 +196,34 @@ def meter_length(meter: str | None) -> Fraction | None:
         return Fraction(1)
     if m == "C|":
         return Fraction(1)
-    found = re.fullmatch(r"\(?([\d+ ]+)\)?\s*/\s*(\d+)", m)
+    found = re.fullmatch(r"\(?([\d+ ]{1,20})\)?\s*/\s*(\d{1,4})", m)
     if not found:
         return None
     beats = sum(int(n) for n in found.group(1).split("+") if n.strip())
-    return Fraction(beats, int(found.group(2)))
+    note = int(found.group(2))
+    return Fraction(beats, note) if beats and note else None  # 0/4 and 4/0 measure nothing
 
 
 def unit_length(tune: Tune) -> Fraction:
-    """L: as written, else ABC's default: 1/16 for meters under 3/4, 1/8 otherwise."""
-    unit = tune.field("L")
-    if unit:
-        try:
-            return Fraction(unit.strip().replace(" ", ""))
-        except (ValueError, ZeroDivisionError):
-            raise ABCError(f"tune {tune.number}: cannot read the note length L:{unit}") from None
-    bar = meter_length(tune.field("M"))
+    """L: as in force, else ABC's default: 1/16 for meters under 3/4, 1/8 for the others and
+    with no meter (where music21 knows no default: ``charlm.music.render`` writes it out)."""
+    written = tune.setting("L")
+    if written:
+        unit = _unit(written)
+        if unit is None:
+            raise ABCError(f"tune {tune.number}: cannot read the note length L:{written}")
+        return unit
+    bar = meter_length(tune.setting("M"))
     return Fraction(1, 16) if bar is not None and bar < Fraction(3, 4) else Fraction(1, 8)
+
+
+def _unit(text: str) -> Fraction | None:
+    """A unit note length as L: writes it (``1/8``); None when it is no positive length."""
+    try:
+        unit = Fraction(text.strip().replace(" ", ""))
+    except (ValueError, ZeroDivisionError):  # ValueError too for a number of 5,000 digits
+        return None
+    return unit if unit > 0 else None
 
 
 @dataclass
@@ -257,7 +277,7 @@ class _Reader:
 
 def read_bars(tune: Tune) -> tuple[list[Bar], list[int]]:
     """The bars of a tune with their lengths, and its pitches; ABCError where it does not read."""
-    r = _Reader(unit_length(tune), meter_length(tune.field("M")))
+    r = _Reader(unit_length(tune), meter_length(tune.setting("M")))
     for line in tune.body:
         field_line = _FIELD.match(line)
         if field_line:
@@ -293,6 +313,8 @@ def _read_line(r: _Reader, line: str, number: str) -> None:
         if m:
             p = int(m.group(1))
             q = int(m.group(2)) if m.group(2) else _tuplet_default(p, r.meter)
+            if not (p and q):  # (0 and (3:0 would give notes no length, or an endless one
+                raise ABCError(f"tune {number}: cannot read the tuplet {m.group(0)!r}")
             r.tuplet, r.pending_notes = Fraction(q, p), int(m.group(3) or p)
             i = m.end()
             continue
@@ -312,6 +334,8 @@ def _read_line(r: _Reader, line: str, number: str) -> None:
             continue
         m = _MULTI_REST.match(line, i)
         if m:  # Z4: four whole bars of rest, each a bar of its own
+            if len(m.group(1)) > MAX_DIGITS:
+                raise ABCError(f"tune {number}: cannot read the rest {line[i : i + 12]!r}")
             bars = int(m.group(1) or 1)
             r.bars += [Bar(r.meter or r.unit, r.started, "", r.meter) for _ in range(bars)]
             i = m.end()
@@ -336,13 +360,15 @@ def _inline_field(r: _Reader, name: str, value: str) -> None:
     if name == "M":
         r.meter = meter_length(value)
     elif name == "L":
-        with contextlib.suppress(ValueError, ZeroDivisionError):  # unreadable: keep the unit
-            r.unit = Fraction(value.strip())
+        r.unit = _unit(value) or r.unit  # unreadable: keep the unit
 
 
-def _length(line: str, i: int) -> tuple[Fraction, int]:
+def _length(line: str, i: int, number: str) -> tuple[Fraction, int]:
+    """The length written after a note at ``i``, in units, and where it ends."""
     m = _LENGTH.match(line, i)
     num, slashes, den = m.group(1), m.group(2), m.group(3)
+    if len(num) > MAX_DIGITS or len(den) > MAX_DIGITS or (den and not int(den)):
+        raise ABCError(f"tune {number}: cannot read the length {line[i - 1 : i + 12]!r}")
     value = Fraction(int(num) if num else 1)
     if slashes:  # A/ is A/2, A// is A/4, A/3 is a third
         value /= int(den) * 2 ** (len(slashes) - 1) if den else 2 ** len(slashes)
@@ -358,7 +384,7 @@ def _pitch(m: re.Match[str]) -> int:
 
 
 def _note(r: _Reader, line: str, m: re.Match[str], number: str) -> int:
-    length, end = _length(line, m.end())
+    length, end = _length(line, m.end(), number)
     if length == 0:
         raise ABCError(f"tune {number}: a note of length 0 at {line[m.start() : end]!r}")
     if m.re is _NOTE:
@@ -376,7 +402,7 @@ def _chord(r: _Reader, line: str, i: int, number: str) -> int:
     while j < close:
         m = _NOTE.match(line, j)
         if m:
-            length, j = _length(line, m.end())
+            length, j = _length(line, m.end(), number)
             r.notes.append(_pitch(m))
             first = length if first is None else first
             continue
@@ -386,7 +412,9 @@ def _chord(r: _Reader, line: str, i: int, number: str) -> int:
         raise ABCError(f"tune {number}: cannot read the chord {line[i : close + 1]!r}")
     if first is None:
         raise ABCError(f"tune {number}: an empty chord {line[i : close + 1]!r}")
-    outer, end = _length(line, close + 1)
+    outer, end = _length(line, close + 1, number)
+    if not first * outer:
+        raise ABCError(f"tune {number}: a chord of length 0 at {line[i:end]!r}")
     r.add(first * outer * r.unit)
     return end
 

@@ -17,18 +17,20 @@ from importlib import util
 from pathlib import Path
 
 from charlm.data.token_cache import cache_root
+from charlm.errors import InputError
+from charlm.extras import require
 from charlm.music.abc import CleanReport, Tune, clean_tunes, join_tunes, split_tunes
 from charlm.music.check import fits_meter
 from charlm.music.transpose import TARGETS, TransposeError, transpose_tune
 from charlm.rundir.atomic import write_atomic
-from charlm.text.reading import InputError, read_bytes
+from charlm.text.reading import read_bytes
 
 # Raise when charlm.music.transpose writes anything differently: the cache file is named for it.
 TRANSPOSER_VERSION = 1
 WORKERS = 2
 # A tune is kept when at least this share of its bars have its meter's length. About 7% of
 # music21's tunes fall below it, mostly Essen songs whose bars change meter unmarked; a
-# model trained on them writes such tunes too (README, "Music").
+# model trained on them writes such tunes too (docs/records/music.md).
 MIN_BARS_RIGHT = 0.9
 POOL_ABOVE = 500  # fewer tunes than this to transpose: a pool costs more than it saves
 Progress = Callable[[int, int], None]  # (tunes done, tunes in all)
@@ -55,12 +57,10 @@ class ABCCorpus:
 
 def music21_collections() -> dict[str, list[Path]]:
     """music21's corpus ABC files by collection (the folder under corpus/), sorted."""
+    require("music21", "charlm prepare abc without ABC files (music21's collections)")
     spec = util.find_spec("music21")
-    if spec is None or not spec.submodule_search_locations:
-        raise InputError(
-            "the music21 package is not installed: run 'make install' (or pip install music21), "
-            "or name ABC files to read"
-        )
+    if spec is None or not spec.submodule_search_locations:  # a module, not the package
+        raise InputError("music21 is not the package charlm knows: name ABC files to read")
     root = Path(next(iter(spec.submodule_search_locations))) / "corpus"
     found: dict[str, list[Path]] = {}
     for path in sorted(root.rglob("*.abc")):

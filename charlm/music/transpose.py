@@ -19,8 +19,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from charlm.errors import InputError
 from charlm.music.abc import CHORD_SYMBOL
-from charlm.text.reading import InputError
 
 LETTERS = "CDEFGAB"
 WHITE = (0, 2, 4, 5, 7, 9, 11)  # the semitone of each letter above C

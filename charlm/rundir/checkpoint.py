@@ -21,6 +21,7 @@ from safetensors.torch import save as st_save
 from charlm.config.schema import RunConfig
 from charlm.errors import CheckpointError
 from charlm.rundir.atomic import write_atomic
+from charlm.text.reading import special_kind
 
 FORMAT = "charlm"
 FORMAT_VERSION = 1
@@ -82,6 +83,12 @@ def _cpu(t: torch.Tensor) -> torch.Tensor:
 def load(path: str | Path) -> Checkpoint:
     path = Path(path)
     try:
+        kind = special_kind(path.stat().st_mode)
+        if kind is not None and kind != "a directory":  # a pipe would block, a device not end
+            raise CheckpointError(
+                f"{path} is {kind}, not a checkpoint: point to a best.safetensors or "
+                "latest.safetensors written by 'charlm train'"
+            )
         data = path.read_bytes()
     except FileNotFoundError:
         raise CheckpointError(

@@ -1,19 +1,23 @@
-"""One training per run directory: a lock file naming its owner.
+"""One training per run directory: a kernel lock on a file in it.
 
-Two runs writing the same checkpoints would overwrite each other's work. The lock is a
-file created exclusively; a lock whose owner is gone (a crash, a kill -9) is taken over,
-so a dead run never blocks its directory for good.
+Two runs writing the same checkpoints would overwrite each other's work. A training holds
+``flock`` on ``.charlm.lock`` while it runs; the kernel drops the lock when the process ends,
+however it ends (a crash, a kill -9), so a dead run never blocks its directory and a reused
+pid is never taken for its owner. The file also names the owner (pid and host), for the
+message a second run sees, and a clean exit removes it.
 
-The owner is a process id plus what makes it unique: the host, the boot (Linux's boot id)
-and the process's start time. A pid alone is reused, after a reboot or in a container that
-restarts, and a lock naming a reused pid would otherwise block the directory forever.
+A lock file naming another host is never taken over: not every network file system shares
+flock between machines (NFS mounted ``nolock``, sshfs), so this host cannot tell whether
+that run is alive.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +25,9 @@ from pathlib import Path
 from charlm.errors import RunLockedError
 
 LOCK_NAME = ".charlm.lock"
+# is_held takes the lock for a moment to look: acquire tries again before it refuses.
+_TRIES, _PAUSE = 5, 0.05
+_held: dict[Path, int] = {}  # the lock files this process holds -> their descriptors
 
 
 @contextmanager
@@ -34,119 +41,125 @@ def run_lock(run_dir: Path) -> Iterator[Path]:
 
 
 def acquire(run_dir: Path) -> Path:
+    """Lock ``run_dir`` for this process; RunLockedError naming the owner if another has it."""
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / LOCK_NAME
-    owner = identity(os.getpid())
-    for _ in range(2):  # the second try follows the removal of a stale lock
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            holder = read_owner(path)
-            if holder is not None and not is_stale(holder):
-                raise RunLockedError(_locked_message(run_dir, path, holder)) from None
-            path.unlink(missing_ok=True)
+    for _ in range(_TRIES):
+        fd = _lock(path)
+        if fd is None:
+            time.sleep(_PAUSE)
             continue
-        with os.fdopen(fd, "w") as f:
-            json.dump(owner, f)
+        holder = _parse(os.pread(fd, 4096, 0))
+        if holder is not None and not _same_host(holder):
+            os.close(fd)
+            raise RunLockedError(_locked_message(run_dir, path, holder))
+        # Written in place, not through the atomic writer: the lock lives on this very
+        # file, and a torn write costs only the owner's name in a message.
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode(), 0)
+        _held[_key(path)] = fd
         return path
-    raise RunLockedError(f"{run_dir} is being locked by another training at this moment: retry")
+    holder = read_owner(path)
+    if holder is None:  # its owner is still writing its name
+        raise RunLockedError(f"{run_dir} is being locked by another training at this moment: retry")
+    raise RunLockedError(_locked_message(run_dir, path, holder))
 
 
 def release(path: Path) -> None:
-    """Remove the lock, but only our own: a takeover by another process is left alone."""
+    """Remove the lock file and unlock; a file someone made anew meanwhile is left alone."""
+    fd = _held.pop(_key(path), None)
+    if fd is None:
+        return
+    try:
+        if _is_open_as(fd, path):  # removed while still locked: no one can lock a file gone
+            path.unlink(missing_ok=True)
+    finally:
+        os.close(fd)
+
+
+def is_held(run_dir: Path) -> bool:
+    """True while a live training (this process included) holds ``run_dir``'s lock."""
+    path = run_dir / LOCK_NAME
+    if _key(path) in _held:
+        return True
     holder = read_owner(path)
-    if holder is not None and is_ours(holder):
-        path.unlink(missing_ok=True)
+    if holder is not None and not _same_host(holder):
+        return True  # as acquire does: another machine's run cannot be seen to have ended
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False  # no lock file: no training
+    try:  # a shared lock, for a moment: it fails while a training holds the exclusive one
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
-def identity(pid: int) -> dict:
-    """What names process ``pid`` uniquely; boot id and start time are absent off Linux."""
-    owner: dict = {"pid": pid, "host": socket.gethostname()}
-    boot, started = boot_id(), start_time(pid)
-    if boot is not None:
-        owner["boot_id"] = boot
-    if started is not None:
-        owner["start_time"] = started
-    return owner
-
-
-def is_ours(holder: dict) -> bool:
-    mine = holder.get("pid") == os.getpid() and _same_host(holder)
-    return mine and not _another_process(holder)
-
-
-def live_owner(run_dir: Path) -> dict | None:
-    """The live process other than this one that holds ``run_dir``'s lock, if any."""
-    holder = read_owner(run_dir / LOCK_NAME)
-    if holder is None or is_ours(holder) or is_stale(holder):
-        return None
-    return holder
+def held_by_another(run_dir: Path) -> bool:
+    """True while a training other than this process holds ``run_dir``'s lock."""
+    return _key(run_dir / LOCK_NAME) not in _held and is_held(run_dir)
 
 
 def read_owner(path: Path) -> dict | None:
-    """The lock's owner; None when the file is gone or unreadable (a crash mid-write)."""
+    """The owner the lock file names; None when it is gone or unreadable (a crash mid-write)."""
     try:
-        holder = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return _parse(path.read_bytes())
+    except OSError:
+        return None
+
+
+def _lock(path: Path) -> int | None:
+    """A descriptor holding ``path``'s lock; None while another process holds it."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        if _is_open_as(fd, path):
+            return fd
+        os.close(fd)  # its owner removed it between our open and our lock: open the new one
+
+
+def _is_open_as(fd: int, path: Path) -> bool:
+    """True when ``path`` still names the file open as ``fd``."""
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
+
+
+def _parse(data: bytes) -> dict | None:
+    try:
+        holder = json.loads(data)
+    except ValueError:
         return None
     return holder if isinstance(holder, dict) and isinstance(holder.get("pid"), int) else None
 
 
-def is_stale(holder: dict) -> bool:
-    """True when the owner ran on this host and its process no longer exists.
-
-    A process with the owner's pid that started at another time, or in another boot, is
-    not the owner: its pid was reused.
-    """
-    if not _same_host(holder):
-        return False  # cannot look at another machine's processes
-    if _another_process(holder):
-        return True
-    try:
-        os.kill(holder["pid"], 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, under another user
-        return False
-    return False
+def _key(path: Path) -> Path:
+    return path.resolve()
 
 
 def _same_host(holder: dict) -> bool:
     return holder.get("host") == socket.gethostname()
 
 
-def _another_process(holder: dict) -> bool:
-    """True when the holder's pid now names a process other than the one that locked.
-
-    Only fields the lock recorded are compared (an older lock has neither), and only
-    facts this machine can read: unknown is never taken for "another".
-    """
-    boot, started = holder.get("boot_id"), holder.get("start_time")
-    if boot is not None and boot_id() not in (None, boot):
-        return True  # rebooted since: every process of that boot is gone
-    now = start_time(holder["pid"])
-    return started is not None and now is not None and now != started
+def _forget_in_child() -> None:
+    """A forked child shares its parent's locks: it closes its copies, so the lock ends with
+    the parent, not with the last child still running."""
+    for fd in _held.values():
+        os.close(fd)
+    _held.clear()
 
 
-def boot_id() -> str | None:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
-    except OSError:
-        return None
-
-
-def start_time(pid: int) -> int | None:
-    """When ``pid`` started, in clock ticks since boot (field 22 of /proc/PID/stat)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) is in parentheses and may hold spaces: split after it.
-    fields = stat[stat.rfind(")") + 2 :].split()
-    try:
-        return int(fields[19])  # field 22 overall is the 20th after the name
-    except (IndexError, ValueError):
-        return None
+os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def _locked_message(run_dir: Path, path: Path, holder: dict) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from charlm.config.schema import RunConfig
+from charlm.rundir.atomic import write_atomic
 from charlm.rundir.progress import TrainState
 
 METRICS, SAMPLES = "metrics.jsonl", "samples.txt"
@@ -21,7 +22,8 @@ def sample_header(step: int, bpc: float, how: str) -> str:
 
 
 class Meter:
-    """Running train loss and throughput since the last evaluation."""
+    """Train loss and throughput: tokens/s since the last evaluation, and the loss over the
+    steps since the last metrics row (the logging interval), which ``take_loss`` hands out."""
 
     def __init__(self) -> None:
         self.t0, self.tokens, self.loss_sum, self.loss_n = time.monotonic(), 0, 0.0, 0
@@ -40,8 +42,14 @@ class Meter:
         end = self.t1 if self.t1 is not None else time.monotonic()
         return self.tokens / max(end - self.t0, 1e-9)
 
-    def mean_loss(self) -> float | None:
-        return self.loss_sum / self.loss_n if self.loss_n else None
+    def take_loss(self) -> float | None:
+        """The mean loss of the steps since the last call (None if none), and start anew.
+
+        A running mean since the last evaluation fell smoothly through the interval and then
+        dropped at the evaluation: a false cliff in every plot of the run."""
+        mean = self.loss_sum / self.loss_n if self.loss_n else None
+        self.loss_sum, self.loss_n = 0.0, 0
+        return mean
 
 
 def append_jsonl(path: Path, row: dict[str, Any]) -> None:
@@ -63,9 +71,10 @@ class RunLog:
             "epoch": state.epoch_number,
             "tokens_seen": state.tokens_seen,
             "elapsed": round(state.elapsed, 2),
-            "train_loss": meter.mean_loss(),
             "tokens_per_s": round(meter.rate(), 1),
         }
+        if "val_loss" not in extra:  # train_loss: the mean over the steps since the last row
+            row["train_loss"] = meter.take_loss()
         append_jsonl(self.run_dir / METRICS, row | extra)
 
     def sample(self, step: int, bpc: float, how: str, text: str) -> None:
@@ -81,4 +90,4 @@ class RunLog:
         doc = {**config.to_dict(), "seed": state.seed, "corpus": state.corpus}
         if state.init_from:
             doc["init_from"] = state.init_from
-        (self.run_dir / "config.json").write_text(json.dumps(doc, indent=2) + "\n")
+        write_atomic(self.run_dir / "config.json", (json.dumps(doc, indent=2) + "\n").encode())

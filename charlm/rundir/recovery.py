@@ -15,16 +15,15 @@ from charlm.rundir import atomic
 from charlm.rundir import lock as runlock
 from charlm.rundir.log import METRICS, SAMPLE_HEADER, SAMPLES
 
-# The header RunLog.sample writes before each sample.
-
 
 def tidy(run_dir: Path, step: int) -> list[str]:
     """Remove a dead writer's temporary files; cut the logs back to ``step`` (the checkpoint's).
 
     Nothing is touched while another live process holds the run's lock: its temporary
-    files may be writes in progress, and its logs are its own.
+    files may be writes in progress, and its logs are its own. The logs are read as bytes:
+    a write cut short leaves what no decoder accepts, and recovery must not fail on it.
     """
-    if not run_dir.is_dir() or runlock.live_owner(run_dir) is not None:
+    if not run_dir.is_dir() or runlock.held_by_another(run_dir):
         return []
     notes = [note for note in [remove_orphans(run_dir)] if note]
     rows, samples = trim_metrics(run_dir / METRICS, step), trim_samples(run_dir / SAMPLES, step)
@@ -33,41 +32,44 @@ def tidy(run_dir: Path, step: int) -> list[str]:
             f"the logs went past the checkpoint (step {step}): dropped {rows} row(s) of "
             f"{METRICS} and {samples} of {SAMPLES}, for steps that are trained again now"
         )
+    nuls = cut_nul_tail(run_dir / SAMPLES)
+    if nuls:
+        notes.append(
+            f"cut {nuls} NUL byte(s) from the end of {SAMPLES} (a write the disk never finished)"
+        )
     return notes
 
 
 def remove_orphans(run_dir: Path) -> str:
     """Delete temporary files a killed write left; a note saying so, or ''."""
-    found = atomic.orphans(run_dir)
-    size = 0
-    for path in found:
-        size += path.stat().st_size
-        path.unlink(missing_ok=True)
-    if not found:
+    removed = atomic.remove_orphans(run_dir)
+    if not removed:
         return ""
-    names = ", ".join(p.name for p in found)
+    size = sum(n for _, n in removed)
+    names = ", ".join(p.name for p, _ in removed)
     return (
-        f"removed {len(found)} temporary file(s) left by an interrupted write "
+        f"removed {len(removed)} temporary file(s) left by an interrupted write "
         f"({size / 1e6:.1f} MB): {names}"
     )
 
 
 def trim_metrics(path: Path, step: int) -> int:
-    """Keep the rows up to ``step``; a row cut short by the crash goes too. Rows dropped."""
+    """Keep the rows up to ``step``; a row cut short by the crash, or unreadable, goes too.
+    Rows dropped."""
     if not path.exists():
         return 0
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines = path.read_bytes().splitlines(keepends=True)
     kept = [line for line in lines if (s := _row_step(line)) is not None and s <= step]
     if len(kept) < len(lines):
-        atomic.write_atomic(path, "".join(kept).encode("utf-8"))
+        atomic.write_atomic(path, b"".join(kept))
     return len(lines) - len(kept)
 
 
-def _row_step(line: str) -> int | None:
-    if not line.endswith("\n"):
+def _row_step(line: bytes) -> int | None:
+    if not line.endswith(b"\n"):
         return None  # the last row, half written when the process died
     try:
-        row = json.loads(line)
+        row = json.loads(line)  # bytes: UTF-8, and bytes that are not fail as ValueError
     except ValueError:
         return None
     step = row.get("step") if isinstance(row, dict) else None
@@ -78,11 +80,25 @@ def trim_samples(path: Path, step: int) -> int:
     """Cut samples.txt before the first sample after ``step``. Samples dropped."""
     if not path.exists():
         return 0
-    text = path.read_text(encoding="utf-8")
+    data = path.read_bytes()
+    # surrogateescape: any bytes become text and turn back into the very same bytes.
+    text = data.decode("utf-8", "surrogateescape")
     headers = list(SAMPLE_HEADER.finditer(text))
     later = [m for m in headers if int(m.group(1)) > step]
     if not later:
         return 0
     # Samples are appended in step order, so everything from the first later one goes.
-    atomic.write_atomic(path, text[: later[0].start()].encode("utf-8"))
+    atomic.write_atomic(path, text[: later[0].start()].encode("utf-8", "surrogateescape"))
     return len(headers) - headers.index(later[0])
+
+
+def cut_nul_tail(path: Path) -> int:
+    """Drop the NUL bytes a power loss leaves at a file's end (its size grew, its data never
+    came); the next append would bury them mid-file. Bytes cut."""
+    if not path.exists():
+        return 0
+    data = path.read_bytes()
+    kept = data.rstrip(b"\x00")
+    if len(kept) < len(data):
+        atomic.write_atomic(path, kept)
+    return len(data) - len(kept)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from charlm.errors import InputError
 from charlm.text.plays import (
     INLINE,
     OWN_LINE,
@@ -23,7 +24,7 @@ from charlm.text.plays import (
     prepared_speeches,
     read_play,
 )
-from charlm.text.reading import InputError, normalize_newlines
+from charlm.text.reading import normalize_newlines, read_text
 from charlm.text.transliterate import AsciiReport, to_ascii
 
 # Project Gutenberg's markers; the older "End of the Project Gutenberg EBook" footer too.
@@ -210,7 +211,7 @@ def shakespeare(
     """
     opts = options or CleanOptions()
     opts = CleanOptions("play", opts.lowercase, opts.ascii, opts.keep_directions)
-    done = {name: clean(path.read_text("utf-8"), opts) for name, path in plays.items()}
+    done = {name: clean(read_text(path), opts) for name, path in plays.items()}
     text, included = cap([c.text for c in done.values()], max_chars)
     kept = [name for name, c in done.items() if c.text][:included]
     report = AsciiReport() if opts.ascii else None

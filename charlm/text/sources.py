@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from charlm.text.reading import InputError, read_text
+from charlm.errors import InputError
+from charlm.text.reading import read_text
 
 
 @dataclass

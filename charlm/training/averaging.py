@@ -11,6 +11,7 @@ lerp over all parameters per step.
 from __future__ import annotations
 
 import copy
+import functools
 
 import torch
 
@@ -37,7 +38,31 @@ class WeightAverage:
 
         mean_n = mean_{n-1} + (w_n - mean_{n-1}) / n; for n = 1 the lerp gives w_1 exactly.
         """
-        torch._foreach_lerp_(self._mean, [p.detach() for p in model.parameters()], 1.0 / n)
+        lerp_all(self._mean, [p.detach() for p in model.parameters()], 1.0 / n)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self.model.state_dict()
+
+
+def lerp_all(means: list[torch.Tensor], values: list[torch.Tensor], weight: float) -> None:
+    """``m += weight * (v - m)`` for each pair, in place: one fused call where torch has one.
+
+    The loop of public ``lerp_`` gives the same numbers.
+    """
+    if _fused_lerp_works():
+        torch._foreach_lerp_(means, values, weight)
+        return
+    for m, v in zip(means, values, strict=True):
+        m.lerp_(v, weight)
+
+
+@functools.cache
+def _fused_lerp_works() -> bool:
+    """Whether torch's fused list lerp is there and right. It is private to torch, so it is
+    tried once on a probe, never on the mean itself: a failure halfway would corrupt it."""
+    probe = [torch.zeros(2)]
+    try:
+        torch._foreach_lerp_(probe, [torch.ones(2)], 0.25)
+    except Exception:  # missing (AttributeError), or a changed signature: any failure
+        return False
+    return bool(torch.equal(probe[0], torch.full((2,), 0.25)))

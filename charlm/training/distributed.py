@@ -26,8 +26,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from charlm.config.runtime import resolve_device
-from charlm.config.schema import ConfigError
 from charlm.data.batching import eval_layout
+from charlm.errors import ConfigError
 from charlm.models.lm import RNNLM, Hidden
 
 
@@ -88,8 +88,9 @@ def teardown() -> None:
 
 
 class _NLL(nn.Module):
-    """Routes DDP's forward to RNNLM.nll_and_states, so data-parallel training keeps the
-    model's loss (and the states a state penalty reads)."""
+    """The model's loss as tensors: per-token nll, the top layer's states (a state penalty
+    reads them) and the new state, for DDP's forward (which looks for tensors in what it
+    returns) and for one process alike."""
 
     def __init__(self, model: RNNLM) -> None:
         super().__init__()
@@ -98,19 +99,21 @@ class _NLL(nn.Module):
     def forward(
         self, x: torch.Tensor, y: torch.Tensor, hidden: Hidden
     ) -> tuple[torch.Tensor, torch.Tensor, Hidden]:
-        return self.model.nll_and_states(x, y, hidden)
+        out = self.model(x, hidden, targets=y)
+        return out.nll, out.states, out.hidden
 
 
 def data_parallel(
     model: RNNLM, device: torch.device
 ) -> Callable[..., tuple[torch.Tensor, torch.Tensor, Hidden]]:
-    """``model.nll_and_states``, through DistributedDataParallel when there are several ranks.
+    """The model's (nll, states, hidden), through DistributedDataParallel when there are
+    several ranks.
 
     DDP broadcasts rank 0's initial weights, and averages gradients across ranks during
     backward, so the clipping that follows sees the global gradient norm.
     """
     if world() == 1:
-        return model.nll_and_states
+        return _NLL(model)
     ids = [device.index] if device.type == "cuda" else None
     return DistributedDataParallel(_NLL(model), device_ids=ids)
 

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from charlm.config.options import FIELDS, flag, resume_config
 from charlm.config.runtime import new_seed
-from charlm.config.schema import ConfigError, RunConfig, check_seed
+from charlm.config.schema import RunConfig, check_seed
 from charlm.data.batching import check_splits
 from charlm.data.corpus import Corpus, Prepared, prepare, read_corpus
 from charlm.data.tokenizers import tokenizer_from_dict
+from charlm.errors import ConfigError, InputError
+from charlm.models import registry
 from charlm.models.lm import RNNLM, count_parameters
 from charlm.rundir import checkpoint as ckpt_io
 from charlm.rundir.progress import TrainState
-from charlm.text.reading import InputError
+from charlm.training import rtrl
 from charlm.training.distributed import rank_zero_first, rebatch, world_from_env
 from charlm.training.trainer import Trainer, build_trainer
 
@@ -92,6 +95,9 @@ def new_trainer(
         # The architecture must match the weights; the data and training settings are ours.
         data = replace(config.data, tokenizer=init.config.data.tokenizer)
         config = replace(config, model=init.config.model, data=data)
+    # The cell's own rules (charlm.models.registry), before any tokenizing.
+    config, notes = registry.fit(config, given)
+    rtrl.check(config, world_from_env())
     tokenizer = tokenizer_from_dict(init.tokenizer) if init else None
     with rank_zero_first(config.train.device):  # one rank builds a token cache
         prep = prepare(config, corpus, tokenizer)
@@ -110,7 +116,7 @@ def new_trainer(
     trainer = build_trainer(config, prep.tokenizer, prep.splits, prep.val_chars, run_dir, state)
     if init is not None:
         trainer.load(init, weights_only=True)
-    return trainer, prep.warnings
+    return trainer, notes + prep.warnings
 
 
 def check_init_options(init: ckpt_io.Checkpoint, source: str, given: dict[str, Any]) -> None:
@@ -170,23 +176,28 @@ def resume_trainer(
         corpus = state.corpus
     if not isinstance(corpus, Corpus):
         corpus = read_corpus(corpus, ck.config.data.encoding)
-    warnings = []
-    if corpus.sha256 != state.corpus_sha256:
-        if not allow_corpus_change:
-            raise InputError(
-                f"the corpus differs from the one {run_dir} started on (its sha256 changed): give "
-                "the original text, or pass --allow-corpus-change to go on with this one"
-            )
-        warnings.append("the corpus changed since this run started: resuming on the new text")
-    config, notes = resume_config(ck.config, options or {})
+    config, notes = resume_config(ck.config, options or {}, state.elapsed)
     batch_size, note = rebatch(config.train.batch_size, state.world_size, world_from_env())
     config = replace(config, train=replace(config.train, batch_size=batch_size))
-    warnings += notes + ([note] if note else [])
+    check = partial(_check_corpus, state.corpus_sha256, run_dir, allow_corpus_change)
     with rank_zero_first(config.train.device):
-        prep = prepare(config, corpus, tokenizer_from_dict(ck.tokenizer))
+        prep = prepare(config, corpus, tokenizer_from_dict(ck.tokenizer), check)
+    warnings = notes + ([note] if note else [])
+    if corpus.sha256 != state.corpus_sha256:  # allowed, or the check had refused it
+        warnings.insert(0, "the corpus changed since this run started: resuming on the new text")
     trainer = build_trainer(config, prep.tokenizer, prep.splits, prep.val_chars, run_dir, state)
     trainer.load(ck)
     return trainer, warnings + prep.warnings
+
+
+def _check_corpus(expected: str, run_dir: Path, allowed: bool, sha256: str) -> None:
+    """Refuse a corpus other than the run's own unless allowed: told its hash by ``prepare``
+    as soon as it is known, before any tokenizing."""
+    if sha256 != expected and not allowed:
+        raise InputError(
+            f"the corpus differs from the one {run_dir} started on (its sha256 changed): give "
+            "the original text, or pass --allow-corpus-change to go on with this one"
+        )
 
 
 def describe(trainer: Trainer) -> dict[str, Any]:

@@ -1,12 +1,13 @@
-"""The training loop: truncated BPTT with carried hidden state, clipping, schedule, checkpoints.
+"""The training loop: truncated BPTT with carried hidden state, clipping, checkpoints.
 
+The rate of each step comes from ``schedule.Schedule``, when to stop from
+``stopping.StopRules``, what to do after non-finite steps from ``rollback.Rollback``.
 The library never prints: ``Trainer.run`` reports through a callback that receives
 ``StepEvent``, ``EvalEvent``, ``InfoEvent`` and finally returns a ``FinishEvent``.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from dataclasses import asdict, dataclass, replace
@@ -16,10 +17,9 @@ from typing import Any
 import torch
 
 from charlm.config.runtime import resolve_device
-from charlm.config.schema import PLATEAU_FACTOR, RunConfig
+from charlm.config.schema import RunConfig
 from charlm.data.batching import Splits, StripeBatcher
 from charlm.data.tokenizers import Tokenizer
-from charlm.errors import TrainingError
 from charlm.evaluation.scoring import Score, score_tokens
 from charlm.generation.generate import sample_text
 from charlm.models.lm import RNNLM, detach_hidden, hidden_from_tensors, hidden_tensors
@@ -28,13 +28,13 @@ from charlm.rundir import checkpoint as ckpt_io
 from charlm.rundir import recovery
 from charlm.rundir.log import Meter, RunLog
 from charlm.rundir.progress import TrainState
-from charlm.training import distributed
+from charlm.training import distributed, rtrl
 from charlm.training.averaging import WeightAverage
 from charlm.training.events import Callback, EvalEvent, FinishEvent, InfoEvent, StepEvent, ignore
+from charlm.training.rollback import Rollback
+from charlm.training.schedule import Schedule
 from charlm.training.state_penalty import state_penalty
-
-MAX_BAD_STEPS = 5  # consecutive non-finite steps before rolling back
-MAX_ROLLBACKS = 8  # then the learning rate is 1/256 of its start: give up, say what to change
+from charlm.training.stopping import StopRules
 
 
 def build_trainer(
@@ -80,13 +80,19 @@ class Trainer:
         self.main = self.rank == 0  # only rank 0 writes files and reports
         self.log = RunLog(self.run_dir, enabled=self.main)
         self.optimizer = _make_optimizer(self.model, self.config)
-        self.precision = Precision(tc.amp, self.device, self.config.model.model)
+        # RTRL carries its sensitivities in float32 (charlm.training.rtrl), its own gradient
+        self.rtrl = None
+        if tc.algorithm == "rtrl":
+            self.rtrl = rtrl.CarriedRTRL(self.model, tc.batch_size, self.device)
+        amp = "off" if self.rtrl else tc.amp
+        self.precision = Precision(amp, self.device, self.config.model.model)
         self.batcher = StripeBatcher(
             self.splits.train, tc.batch_size, tc.bptt, self.rank, self.world
         )
         self.hidden: Any = self.model.init_hidden(tc.batch_size, self.device)
-        self._bad_steps = 0
-        self._good: dict[str, Any] | None = None  # last good state, for rollback
+        self.schedule = Schedule(tc)
+        self.stopping = StopRules(tc)
+        self.rollback = Rollback(tc.lr)
         self._latest_step = -1  # the step latest.safetensors was last written at
         self._notes: list[str] = []  # said through InfoEvents at the next step
         self.average: WeightAverage | None = None  # from --average-from on
@@ -106,6 +112,8 @@ class Trainer:
             b = self.config.train.batch_size
             mine = slice(self.rank * b, (self.rank + 1) * b)
             rows = [h[:, mine].to(self.device, torch.float32) for h in ck.hidden]
+            if self.rtrl:  # its sensitivities are saved after the state
+                self.rtrl.load_rows(rows.pop())
             self.hidden = hidden_from_tensors(rows)
         if "torch" in ck.rng:
             torch.set_rng_state(ck.rng["torch"])
@@ -124,6 +132,8 @@ class Trainer:
         if full:
             ck.optimizer = self.optimizer.state_dict()
             ck.hidden = [distributed.gather_rows(h.float()) for h in hidden_tensors(self.hidden)]
+            if self.rtrl:
+                ck.hidden.append(self.rtrl.rows())
             ck.rng = {"torch": torch.get_rng_state()}
             if self.device.type == "cuda":
                 ck.rng["cuda"] = torch.cuda.get_rng_state()
@@ -153,7 +163,7 @@ class Trainer:
             torch.manual_seed(self.state.seed + 1_000_003 * self.rank + self.state.step)
         self._prepare_run_dir()
         self._say(on_event)  # what the clean-up after a crash did, before the first step
-        self._good = self._good or self._snapshot()  # a rollback target before any evaluation
+        self.rollback.start(self.model, self.optimizer)
         self.model.train()
         self._started = time.monotonic() - self.state.elapsed
         reason = ""
@@ -183,11 +193,11 @@ class Trainer:
         meter = Meter()
         for k, x, y in self.batcher.windows(st.window):
             self._reset_stripes()
-            loss, norm, lr = self._step(x, y, total_steps)
+            loss, norm, lr = self.train_step(x, y, total_steps)
             st.step, st.window = st.step + 1, k + 1
             st.tokens_seen += x.numel() * self.world
             st.elapsed = time.monotonic() - self._started
-            loss = self._agree(loss, total_steps)
+            loss = self.agree(loss, total_steps)
             self._average(loss is not None, total_steps)
             meter.add(x.numel() * self.world, loss)
             self._say(on_event)
@@ -207,7 +217,7 @@ class Trainer:
                 )
             if st.step % self.log_every == 0:
                 self._log_step(meter, lr, norm)
-            reason = self._should_stop()
+            reason = self.stopping.after_step(st, *self._stop_flags())
             if st.step % tc.eval_every == 0 or reason:
                 if self._evaluate(on_event, meter) and not reason:
                     reason = "patience"
@@ -215,8 +225,8 @@ class Trainer:
             if reason:
                 return reason
         st.epoch, st.window = st.epoch + 1, 0
-        self.hidden = self.model.init_hidden(tc.batch_size, self.device)
-        if st.epoch >= tc.epochs:
+        self._restart_state()
+        if self.stopping.epochs_done(st):
             if st.step % tc.eval_every:
                 self._evaluate(on_event, meter)
             return "epochs"
@@ -239,37 +249,26 @@ class Trainer:
         keep = (draw >= p).to(self.device)[None, :, None]
         zeroed = [torch.where(keep, h, torch.zeros_like(h)) for h in hidden_tensors(self.hidden)]
         self.hidden = hidden_from_tensors(zeroed)
+        if self.rtrl:
+            self.rtrl.keep(keep[0, :, 0])
 
     def finished(self) -> str:
         """Why the run has nothing left to do under its bounds ('' while it has)."""
-        tc, st = self.config.train, self.state
-        if tc.max_steps and st.step >= tc.max_steps:
-            return "max_steps"
-        if st.epoch >= tc.epochs:
-            return "epochs"
-        if tc.max_time and st.elapsed >= tc.max_time:
-            return "max_time"
-        if tc.patience is not None and st.evals_since_best >= tc.patience:
-            return "patience"
-        return ""
+        return self.stopping.finished(self.state)
 
     @property
     def log_every(self) -> int:
         return max(1, self.config.train.eval_every // 10)
 
     def total_steps(self) -> int:
-        tc = self.config.train
-        steps = tc.epochs * len(self.batcher)
-        return min(steps, tc.max_steps) if tc.max_steps else steps
+        return self.stopping.total_steps(len(self.batcher))
 
     def progress(self, total_steps: int) -> float:
-        p = self.state.step / total_steps
-        if self.config.train.max_time:
-            p = max(p, self.state.elapsed / self.config.train.max_time)
-        return min(p, 1.0)
+        return self.stopping.progress(self.state, total_steps)
 
-    def _agree(self, loss: float | None, total_steps: int) -> float | None:
-        """The step's loss averaged over ranks, and the stop flags: one all-reduce a step.
+    def agree(self, loss: float | None, total_steps: int) -> float | None:
+        """The step's loss averaged over ranks, and the stop flags: one all-reduce a step,
+        after ``train_step``.
 
         A signal or the clock may reach one rank before another; acting on a local stop
         would leave the others waiting in a collective, so every rank acts on the sum. The
@@ -278,7 +277,12 @@ class Trainer:
         if self.world == 1:
             return loss
         total, n_stop, n_late, n_average = distributed.all_reduce_sum(
-            [loss or 0.0, self.stop_requested, self._late(), self._average_due(total_steps)],
+            [
+                loss or 0.0,
+                self.stop_requested,
+                self.stopping.late(self.state),
+                self._average_due(total_steps),
+            ],
             self.device,
         )
         self._agreed = (n_stop > 0, n_late > 0)
@@ -312,40 +316,42 @@ class Trainer:
         self.state.averaged_steps += 1
         self.average.add(self.model, self.state.averaged_steps)
 
-    def _late(self) -> bool:
-        tc = self.config.train
-        return bool(tc.max_time and self.state.elapsed >= tc.max_time)
+    def _stop_flags(self) -> tuple[bool, bool]:
+        """(interrupted, late): as all ranks agreed this step, or this process's own."""
+        if self.world > 1:
+            return self._agreed
+        return self.stop_requested, self.stopping.late(self.state)
 
-    def _should_stop(self) -> str:
-        tc = self.config.train
-        stop, late = self._agreed if self.world > 1 else (self.stop_requested, self._late())
-        if stop:
-            return "interrupted"
-        if tc.max_steps and self.state.step >= tc.max_steps:
-            return "max_steps"
-        return "max_time" if late else ""
-
-    def learning_rate(self, total_steps: int) -> float:
-        """Linear warm-up, then cosine decay to lr * min_lr_frac at the end of the run.
-
-        The end of the run is whichever bound comes first, so a --max-time run is annealed
-        properly when its time runs out.
-        """
-        tc, st = self.config.train, self.state
-        base = tc.lr * st.lr_scale
-        warm = min(1.0, (st.step + 1) / tc.warmup_steps) if tc.warmup_steps else 1.0
-        if tc.schedule == "constant":
-            return base * warm
-        if tc.schedule == "plateau":
-            return warm * max(base * tc.min_lr_frac, base / PLATEAU_FACTOR**st.plateau_cuts)
-        floor = base * tc.min_lr_frac
-        cos = 0.5 * (1.0 + math.cos(math.pi * self.progress(total_steps)))
-        return warm * (floor + (base - floor) * cos)
-
-    def _step(
+    def train_step(
         self, x: torch.Tensor, y: torch.Tensor, total_steps: int
     ) -> tuple[float | None, float, float]:
+        """One window: forward, backward, clip, update. Returns (loss, gradient norm before
+        clipping, learning rate); the loss is None when the update was skipped."""
         x, y = self._to_device(x), self._to_device(y)
+        tc = self.config.train
+        if self.rtrl:
+            self.optimizer.zero_grad(set_to_none=True)
+            value, hidden = self.rtrl.train(x, y, self.hidden)
+        else:
+            value, hidden = self._backward(x, y)
+        self.precision.unscale(self.optimizer)
+        clip = tc.grad_clip or math.inf
+        norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip))
+        lr = self.schedule.rate(self.state, self.progress(total_steps))
+        if self.precision.overflowed(value, norm):
+            return None, norm, lr
+        if not (math.isfinite(value) and math.isfinite(norm)):
+            self._bad_step()
+            return None, norm, lr
+        self.rollback.good_step()
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        self.precision.step(self.optimizer)
+        self.hidden = detach_hidden(hidden)
+        return value, norm, lr
+
+    def _backward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, Any]:
+        """BPTT through the window: its mean loss and the state after it."""
         tc = self.config.train
         with self.precision.autocast():
             nll, states, hidden = self.net(x, y, self.hidden)
@@ -357,22 +363,13 @@ class Trainer:
             self._penalty = penalty.item()
         self.optimizer.zero_grad(set_to_none=True)
         self.precision.backward(objective)  # with DDP, gradients arrive averaged over ranks
-        self.precision.unscale(self.optimizer)
-        clip = tc.grad_clip or math.inf
-        norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip))
-        value = loss.item()
-        lr = self.learning_rate(total_steps)
-        if self.precision.overflowed(value, norm):
-            return None, norm, lr
-        if not (math.isfinite(value) and math.isfinite(norm)):
-            self._bad_step()
-            return None, norm, lr
-        self._bad_steps = 0
-        for g in self.optimizer.param_groups:
-            g["lr"] = lr
-        self.precision.step(self.optimizer)
-        self.hidden = detach_hidden(hidden)
-        return value, norm, lr
+        return loss.item(), hidden
+
+    def _restart_state(self) -> None:
+        """Every stripe from zero: its state, and RTRL's sensitivities."""
+        self.hidden = self.model.init_hidden(self.config.train.batch_size, self.device)
+        if self.rtrl:
+            self.rtrl.restart()
 
     def _to_device(self, t: torch.Tensor) -> torch.Tensor:
         if self.device.type == "cuda":  # page-locked, so the copy overlaps with compute
@@ -380,29 +377,13 @@ class Trainer:
         return t.to(self.device, non_blocking=True)
 
     def _bad_step(self) -> None:
-        """A non-finite loss or gradient: skip the update; after several, roll back."""
-        self._bad_steps += 1
-        self.hidden = self.model.init_hidden(self.config.train.batch_size, self.device)
-        if self._bad_steps >= MAX_BAD_STEPS and self._good is not None:
-            if self.state.lr_scale <= 0.5**MAX_ROLLBACKS:
-                raise TrainingError(
-                    f"the loss stayed NaN or infinite after {MAX_ROLLBACKS} rollbacks: lower "
-                    f"--lr (now {self.config.train.lr:g}) or --grad-clip, or check the corpus"
-                )
-            self.model.load_state_dict(self._good["model"])
-            self.optimizer.load_state_dict(self._good["optimizer"])
-            self.state.lr_scale *= 0.5
-            self._bad_steps = 0
-            self._notes.append(
-                f"step {self.state.step + 1}: {MAX_BAD_STEPS} non-finite losses in a row: rolled "
-                f"back to the last good weights, learning rate x{self.state.lr_scale:g}"
-            )
+        """A non-finite loss or gradient: skip the update, start the stripes afresh."""
+        self._restart_state()
+        self._note(self.rollback.bad_step(self.model, self.optimizer, self.state))
 
-    def _snapshot(self) -> dict[str, Any]:
-        return {
-            "model": {k: v.clone() for k, v in self.model.state_dict().items()},
-            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
-        }
+    def _note(self, note: str) -> None:
+        if note:
+            self._notes.append(note)
 
     def _say(self, on_event: Callback) -> None:
         for note in self._notes:
@@ -412,17 +393,17 @@ class Trainer:
     def _evaluate(self, on_event: Callback, meter: Meter) -> bool:
         """Score the validation split, save checkpoints; True when patience ran out."""
         meter.freeze()
-        tc, st = self.config.train, self.state
+        st = self.state
         score = self._score_val()
         finite = math.isfinite(score.nats_per_token)  # a NaN loss is never "best"
         improved = finite and (st.best_val is None or score.nats_per_token < st.best_val)
         if improved:
             st.best_val, st.evals_since_best = score.nats_per_token, 0
             self.save(ckpt_io.BEST, full=False)
-            self._good = self._snapshot()
+            self.rollback.remember(self.model, self.optimizer)
         else:
             st.evals_since_best += 1
-            self._cut_on_plateau()
+            self._note(self.schedule.stalled(st))
         sample = self._sample() if self.main else ""
         self._log_eval(score, sample, meter)
         self.save(ckpt_io.LATEST, full=True)
@@ -431,22 +412,7 @@ class Trainer:
                 st.step, score.nats_per_token, score.bits_per_char, st.best_val, improved, sample
             )
         )
-        return tc.patience is not None and st.evals_since_best >= tc.patience
-
-    def _cut_on_plateau(self) -> None:
-        """Under --schedule plateau, a validation score that did not improve cuts the rate.
-
-        Every rank sees the same (summed) score, so the ranks cut together."""
-        if self.config.train.schedule != "plateau":
-            return
-        before = self.learning_rate(0)
-        self.state.plateau_cuts += 1
-        after = self.learning_rate(0)
-        if after < before:
-            self._notes.append(
-                f"step {self.state.step}: validation did not improve; learning rate "
-                f"{before:.3g} -> {after:.3g} (--schedule plateau)"
-            )
+        return self.stopping.out_of_patience(st)
 
     def _score_val(self) -> Score:
         """Each rank scores its block of validation rows; the totals are summed."""

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from bench import memory, quality, report, training
 from bench.training import Shape, charlm_rate, reference_rate
 from charlm.cli import app
-from tests.models.test_precision import needs_bf16
+from tests.helpers.marks import needs_bf16
 
 
 def test_flops_count_every_matrix_multiply() -> None:
@@ -54,7 +54,7 @@ def test_a_cell_row_times_both_cells_through_charlm(kind, monkeypatch) -> None:
 
 
 def test_charlm_is_timed_on_the_reference_loops_network(monkeypatch) -> None:
-    # The reference loop has no dropout; charlm's default preset has (0.1): timed on the
+    # The reference loop has no dropout; charlm's default preset has some: timed on the
     # preset's dropout, charlm would be timing masks the reference never draws.
     seen = []
     real = training.new_trainer

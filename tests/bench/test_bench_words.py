@@ -10,7 +10,7 @@ import pytest
 from bench import words
 from bench.wikistyle import make_corpus, tokenise_line
 from charlm.text.pretokenised import choose_word_split
-from tests.conftest import VERSE
+from tests.helpers.texts import VERSE
 
 
 def test_lines_are_lowercased_and_split_as_wikitext_does() -> None:

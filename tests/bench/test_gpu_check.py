@@ -13,7 +13,7 @@ import torch
 
 from bench import gpu_check
 from bench.gpu_check import compare_losses
-from tests.conftest import VERSE
+from tests.helpers.texts import VERSE
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from charlm.cli import app
-from tests.conftest import MICRO_ARGS
+from tests.helpers import MICRO_ARGS
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from charlm.cli import app
 from charlm.cli import evaluate as cli_evaluate
 from charlm.data.corpus import split_text
 from charlm.rundir.checkpoint import load
-from tests.conftest import MICRO_ARGS
+from tests.helpers import MICRO_ARGS
 
 
 def run(*args: str):  # type: ignore[no-untyped-def]

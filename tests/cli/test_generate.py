@@ -133,7 +133,7 @@ def test_prime_json_scores_the_first_token_from_samples_cold_start(trained_run: 
     lm = load_model(trained_run)
     newline = torch.as_tensor(lm.tokenizer.encode("\n"), dtype=torch.long)[None]
     with torch.no_grad():
-        log_probs, _ = lm.model.log_probs(newline, None)
+        log_probs = lm.model(newline).log_probs
     expected = float(log_probs[0, -1, lm.tokenizer.encode("S")[0]])
     assert doc["tokens"][0]["log_prob"] == pytest.approx(expected, abs=1e-5)
     assert doc["tokens"][0]["top"][0]["log_prob"] == pytest.approx(float(log_probs[0, -1].max()))
@@ -142,7 +142,7 @@ def test_prime_json_scores_the_first_token_from_samples_cold_start(trained_run: 
 def test_bad_options_are_one_line_errors(trained_run: Path) -> None:
     for opt in (["--temperature", "0"], ["--top-p", "2"], ["--bias", "-1"], ["--stop", ""]):
         r = run("sample", str(trained_run), *opt)
-        assert r.exit_code == 1 and r.stdout == ""
+        assert r.exit_code == 2 and r.stdout == ""  # options that cannot work: usage
         assert r.stderr.startswith("charlm: error: --")
 
 

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from charlm.cli import app
 from charlm.rundir import checkpoint as ckpt_io
-from tests.cli.test_hardening_input import one_line_error
-from tests.conftest import MICRO_ARGS
+from tests.helpers import MICRO_ARGS
+from tests.helpers.results import one_line_error
 
 runner = CliRunner()
 

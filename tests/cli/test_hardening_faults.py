@@ -29,9 +29,11 @@ from charlm.rundir import atomic
 from charlm.rundir import checkpoint as ckpt_io
 from charlm.rundir import lock as runlock
 from charlm.training.events import InfoEvent
+from charlm.training.rollback import MAX_BAD_STEPS, MAX_ROLLBACKS
 from charlm.training.setup import new_trainer
-from charlm.training.trainer import MAX_BAD_STEPS, MAX_ROLLBACKS, Trainer
-from tests.conftest import MICRO_ARGS, micro_config
+from charlm.training.trainer import Trainer
+from tests.helpers import MICRO_ARGS, micro_config
+from tests.rundir.lockholder import held_elsewhere
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[2]
@@ -91,7 +93,7 @@ def test_inf_loss_is_skipped_like_nan(corpus_file: Path, tmp_path: Path) -> None
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     real_net = trainer.net
     trainer.net = lambda x, y, h: (lambda nll, s, h2: (nll * math.inf, s, h2))(*real_net(x, y, h))
-    loss, _, _ = trainer._step(*trainer.batcher.window(0), total_steps=10)
+    loss, _, _ = trainer.train_step(*trainer.batcher.window(0), total_steps=10)
     assert loss is None
     assert all(torch.equal(v, trainer.model.state_dict()[k]) for k, v in before.items())
 
@@ -112,13 +114,15 @@ def test_non_finite_weights_are_never_written(corpus_file: Path, tmp_path: Path)
 def test_a_loss_that_stays_nan_ends_with_advice(
     corpus_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_loss = RNNLM.nll_and_states  # what every training step calls
+    real_forward = RNNLM.forward  # what every training step calls, with targets
 
     def always_nan(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        out = real_loss(self, *args, **kwargs)
-        return (out[0] * float("nan"), *out[1:])
+        out = real_forward(self, *args, **kwargs)
+        if out.nll is not None:
+            out.nll = out.nll * float("nan")
+        return out
 
-    monkeypatch.setattr(RNNLM, "nll_and_states", always_nan)
+    monkeypatch.setattr(RNNLM, "forward", always_nan)
     out = tmp_path / "run"
     args = [a if a != "12" else "500" for a in MICRO_ARGS]  # --max-steps: far enough
     result = train(str(corpus_file), "--out", str(out), *args)
@@ -136,6 +140,12 @@ def test_a_loss_that_stays_nan_ends_with_advice(
 
 
 # ---- failed writes ------------------------------------------------------------------------
+def _is_checkpoint(written: object) -> bool:
+    """Whether an atomic write's descriptor or temporary path is a checkpoint's."""
+    name = os.readlink(f"/proc/self/fd/{written}") if isinstance(written, int) else str(written)
+    return ".safetensors." in name
+
+
 @pytest.mark.parametrize(
     ("target", "error", "phrase"),
     [
@@ -162,7 +172,7 @@ def test_a_failed_checkpoint_write_is_one_line_and_keeps_the_previous_one(
     real, calls = getattr(atomic.os, target), [0]
 
     def fail_after_the_first_evaluation(*args: object) -> object:
-        calls[0] += 1
+        calls[0] += _is_checkpoint(args[0])  # config.json is written atomically too
         if calls[0] > 2:  # the first evaluation writes best, then latest
             raise error
         return real(*args)
@@ -214,7 +224,7 @@ def test_interrupted_mid_write_keeps_the_old_checkpoint(
     real, calls = atomic.os.fsync, [0]
 
     def ctrl_c_on_the_third_write(fd: int) -> None:
-        calls[0] += 1
+        calls[0] += _is_checkpoint(fd)
         if calls[0] == 3:
             raise KeyboardInterrupt
         real(fd)
@@ -319,9 +329,13 @@ def test_a_live_lock_refuses_and_release_leaves_others_locks_alone(tmp_path: Pat
     with runlock.run_lock(tmp_path) as path:
         with pytest.raises(runlock.RunLockedError, match="in use by another training"):
             runlock.acquire(tmp_path)
-        path.write_text(json.dumps({"pid": _dead_pid(), "host": socket.gethostname()}))
-    assert path.exists()  # taken over by another process meanwhile: not ours to remove
-    runlock.acquire(tmp_path)  # and, its owner dead, it can be taken over
+        path.unlink()  # deleted by hand, as the message offers, and another run took over
+        with held_elsewhere(tmp_path) as pid:
+            runlock.release(path)
+            assert runlock.read_owner(path)["pid"] == pid  # not ours to remove
+            with pytest.raises(runlock.RunLockedError, match=f"process {pid} on"):
+                runlock.acquire(tmp_path)
+    runlock.release(runlock.acquire(tmp_path))  # and, its owner dead, it can be taken over
 
 
 # ---- out of memory ------------------------------------------------------------------------
@@ -346,7 +360,7 @@ def test_out_of_memory_names_the_smaller_setting(
     def oom(self: Trainer, *args: object) -> None:
         raise error
 
-    monkeypatch.setattr(Trainer, "_step", oom)
+    monkeypatch.setattr(Trainer, "train_step", oom)
     out = tmp_path / "run"
     args = ["--out", str(out), *MICRO_ARGS, "--batch-size", batch, "--hidden-size", "16", "-q"]
     result = train(str(corpus_file), *args)
@@ -364,7 +378,7 @@ def test_other_runtime_errors_are_not_disguised_as_memory(
     def bug(self: Trainer, *args: object) -> None:
         raise RuntimeError("shape mismatch in a bug")
 
-    monkeypatch.setattr(Trainer, "_step", bug)
+    monkeypatch.setattr(Trainer, "train_step", bug)
     result = train(str(corpus_file), "--out", str(tmp_path / "r"), *MICRO_ARGS, "-q")
     assert isinstance(result.exception, RuntimeError) and "bug" in str(result.exception)
     assert not (tmp_path / "r" / runlock.LOCK_NAME).exists()
@@ -378,6 +392,6 @@ def test_an_abort_is_one_line_not_a_traceback(
     def eof(self: Trainer, *args: object) -> None:
         raise typer.Abort()
 
-    monkeypatch.setattr(Trainer, "_step", eof)
+    monkeypatch.setattr(Trainer, "train_step", eof)
     result = train(str(corpus_file), "--out", str(tmp_path / "r"), *MICRO_ARGS, "-q")
     assert result.exit_code == 1 and result.stderr.strip() == "charlm: error: aborted"

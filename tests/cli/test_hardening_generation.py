@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from charlm.cli import app
-from tests.cli.test_hardening_input import one_line_error
+from tests.helpers.results import one_line_error
 
 REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()

@@ -13,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from charlm.cli import app
-from tests.cli.test_hardening_input import one_line_error
-from tests.conftest import MICRO_ARGS
+from tests.helpers import MICRO_ARGS
+from tests.helpers.results import one_line_error
 
 runner = CliRunner()
 
@@ -56,19 +56,19 @@ def test_bad_training_options(
 ) -> None:
     out = tmp_path / "run"
     result = invoke("train", str(corpus_file), "--out", str(out), *MICRO_ARGS, option, value)
-    one_line_error(result, phrase)
+    one_line_error(result, phrase, code=2)  # options that cannot work: a usage error
     assert not out.exists()
 
 
 def test_tied_weights_need_equal_sizes(corpus_file: Path) -> None:
     result = invoke("train", str(corpus_file), "--tie-weights", "--embed-size", "8",
                     "--hidden-size", "16", "--dry-run")  # fmt: skip
-    one_line_error(result, "--tie-weights needs --embed-size equal to --hidden-size")
+    one_line_error(result, "--tie-weights needs --embed-size equal to --hidden-size", code=2)
 
 
 def test_resume_checks_new_bounds_too(trained_run: Path) -> None:
     one_line_error(invoke("train", "--resume", str(trained_run), "--max-steps", "-3"),
-                   "--max-steps must be greater than 0")  # fmt: skip
+                   "--max-steps must be greater than 0", code=2)  # fmt: skip
 
 
 def test_explicit_options_beat_the_preset_and_each_is_named(corpus_file: Path) -> None:
@@ -108,11 +108,13 @@ def test_bad_sampling_options(
     trained_run: Path, command: str, option: str, value: str, phrase: str
 ) -> None:
     text = ["All:"] if command == "prime" else []
-    one_line_error(invoke(command, str(trained_run), *text, "-n", "5", option, value), phrase)
+    one_line_error(
+        invoke(command, str(trained_run), *text, "-n", "5", option, value), phrase, code=2
+    )
 
 
 def test_temperature_zero_points_to_greedy(trained_run: Path) -> None:
-    one_line_error(invoke("sample", str(trained_run), "--temperature", "0"), "use --greedy")
+    one_line_error(invoke("sample", str(trained_run), "--temperature", "0"), "use --greedy", code=2)
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,8 @@ import typer
 from typer.testing import CliRunner
 
 from charlm.cli import app
+from charlm.config.options import parse_max_time, resolve_config
+from charlm.config.presets import default_preset
 
 ENV = {"COLUMNS": "80", "NO_COLOR": "1"}
 # A space before a full stop that ends a sentence (not "./checkpoints" or "(.png").
@@ -65,7 +67,10 @@ def test_top_level_help_lists_every_command_on_one_line() -> None:
     text = help_of([])
     listed = text.split("Commands:")[1].splitlines()[1:]
     names = [line.split()[0] for line in listed if line.strip()]
-    assert names == ["train", "sample", "prime", "evaluate", "prepare", "plot", "inspect", "music"]
+    assert names == [
+        "train", "sample", "prime", "complete", "chat", "evaluate", "prepare", "plot", "serve",
+        "export", "inspect", "music",
+    ]  # fmt: skip
     assert not any(line.rstrip().endswith("...") for line in listed)  # nothing cut short
 
 
@@ -96,8 +101,14 @@ def test_brackets_in_help_text_are_shown() -> None:
 
 def test_train_help_shows_what_the_default_preset_sets() -> None:
     text = " ".join(help_of(["train"]).split())
-    assert "The default preset follows --tokenizer" in text and "small sets:" in text
-    assert "--hidden-size 768" in text and "--max-time 10m" in text and "--lr 0.008" in text
+    name = default_preset("char")
+    assert "The default preset follows --tokenizer" in text and f"{name} sets:" in text
+    sets = text.split(f"{name} sets:")[1]
+    config, _ = resolve_config(name, {})
+    assert f"--hidden-size {config.model.hidden_size} " in sets
+    assert f"--lr {config.train.lr:g} " in sets
+    shown = re.search(r"--max-time (\w+)", sets)  # written as --max-time takes it
+    assert shown and parse_max_time(shown.group(1)) == config.train.max_time
 
 
 def test_device_defaults_shown_are_the_ones_used() -> None:

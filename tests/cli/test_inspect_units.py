@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from charlm.cli import app
-from tests.conftest import MICRO_ARGS
+from tests.helpers import MICRO_ARGS
 
 TEXT = "First Citizen:\nSpeak, speak.\n\nAll:\nResolved. resolved.\n"
 
@@ -30,8 +30,8 @@ def _train(tmp_path: Path, corpus: Path, name: str, *extra: str) -> Path:
     return out
 
 
-def _one_error_line(r) -> str:
-    assert r.exit_code == 1 and r.stdout == ""
+def _one_error_line(r, code: int = 1) -> str:
+    assert r.exit_code == code and r.stdout == ""
     lines = r.stderr.strip().splitlines()
     assert lines[-1].startswith("charlm: error: ") and "Traceback" not in r.stderr
     return lines[-1]
@@ -74,7 +74,7 @@ def test_unit_view_reads_stdin_and_bad_units_name_the_range(trained_run: Path) -
     assert r.exit_code == 0, r.output
     assert "Resolved. resolved." in r.stderr and "L0:forget:3: coloured white to orange" in r.stderr
     r = _run("inspect", "units", str(trained_run), TEXT, "--unit", "0:h:16")
-    line = _one_error_line(r)
+    line = _one_error_line(r, code=2)
     assert "does not exist" in line and "units 0-15" in line and "layers 0-0" in line
     assert "reading" not in r.stderr  # refused before the pass
 
@@ -120,13 +120,15 @@ def test_page_gets_the_document(trained_run: Path, tmp_path: Path, monkeypatch) 
     doc = seen[0]
     assert doc["feature"] == "vowels" and "".join(doc["tokens"]) == TEXT
     assert len(doc["units"]) == 16 * 6 and "r" in doc["units"][0]
-    line = _one_error_line(_run("inspect", "units", str(trained_run), TEXT, "-o", "page.png"))
+    line = _one_error_line(
+        _run("inspect", "units", str(trained_run), TEXT, "-o", "page.png"), code=2
+    )
     assert "page.html" in line
     r = _run("inspect", "units", str(trained_run), TEXT, "--npz", str(tmp_path))
-    assert "is a directory" in _one_error_line(r) and "reading" not in r.stderr
+    assert "is a directory" in _one_error_line(r, code=2) and "reading" not in r.stderr
     under_a_file = tmp_path / "page.html" / "vis"
     r = _run("inspect", "units", str(trained_run), TEXT, "--lstmvis", str(under_a_file))
-    assert "is a file, not a directory" in _one_error_line(r) and "reading" not in r.stderr
+    assert "is a file, not a directory" in _one_error_line(r, code=2) and "reading" not in r.stderr
 
 
 MODELS = [("--model", "gru"), ("--model", "rnn"), ("--tokenizer", "word"),

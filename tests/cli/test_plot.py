@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,7 @@ from typer.testing import CliRunner
 from charlm.cli import app
 from charlm.cli import plot as plot_cli
 from charlm.inspection.textplot import curves_text
-from charlm.rundir.lock import LOCK_NAME
+from charlm.rundir import lock as runlock
 from charlm.rundir.read import MetricsError, read_curves
 
 
@@ -131,8 +129,7 @@ def test_text_plot_names_the_runs_and_fits_the_size(tmp_path: Path) -> None:
 
 def test_follow_redraws_until_the_run_ends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     run = _run_dir(tmp_path, "a", 1.0)
-    lock = run / LOCK_NAME  # a live training: this process holds the lock
-    lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+    lock = runlock.acquire(run)  # a live training: this process holds the lock
     draws = []
 
     def fake_draw(curves, *args):
@@ -141,10 +138,77 @@ def test_follow_redraws_until_the_run_ends(tmp_path: Path, monkeypatch: pytest.M
     def training_ends(seconds: float) -> None:  # the run writes one more evaluation, then ends
         with open(run / "metrics.jsonl", "a") as f:
             f.write(json.dumps({"tokens_seen": 900, "elapsed": 5, "val_bpc": 2.5}) + "\n")
-        lock.unlink()
+        runlock.release(lock)
 
     monkeypatch.setattr(plot_cli, "_draw", fake_draw)
     monkeypatch.setattr(plot_cli.time, "sleep", training_ends)
     r = CliRunner().invoke(app, ["plot", str(run), "--follow", "-o", str(tmp_path / "f.png")])
     assert r.exit_code == 0, r.output
     assert draws == [2, 3]
+
+
+def _plot(*runs: Path, out: Path) -> object:
+    return CliRunner().invoke(app, ["plot", *map(str, runs), "-o", str(out)])
+
+
+@pytest.mark.parametrize(
+    ("content", "phrase"),
+    [
+        ("To be, or not to be,\nthat is the question.\n" * 20, "none of its 40 line(s)"),
+        ("", "holds no rows"),
+        ("\n \n", "holds no rows"),
+        (b"\x00\xff\xfe garbage\n\x89PNG\x00\x00\n", "none of its 2 line(s)"),
+        ('{"a": 1}\n[1, 2]\n3\n{"step": "x"}\n', "none of its 4 line(s)"),
+    ],
+    ids=["text", "empty", "blank", "binary", "other-json"],
+)
+def test_what_is_not_a_run_is_refused_in_one_line(
+    tmp_path: Path, content: str | bytes, phrase: str
+) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    metrics = run / "metrics.jsonl"
+    if isinstance(content, bytes):
+        metrics.write_bytes(content)
+    else:
+        metrics.write_text(content)
+    for given in (run, metrics):
+        r = _plot(given, out=tmp_path / "p.png")
+        assert r.exit_code == 1, r.output
+        assert r.stderr.startswith("charlm: error: ") and r.stderr.count("\n") == 1, r.stderr
+        assert phrase in r.stderr and "charlm train" in r.stderr
+    assert not (tmp_path / "p.png").exists()
+
+
+def test_a_text_file_given_as_the_run_is_refused(tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("one\ntwo\nthree\n")
+    r = _plot(text, out=tmp_path / "p.png")
+    assert r.exit_code == 1 and "notes.txt: none of its 3 line(s) is a metrics row" in r.stderr
+    assert "unreadable: lines 1, 2, 3" in r.stderr
+
+
+def test_unreadable_rows_among_good_ones_are_named(tmp_path: Path) -> None:
+    run = _run_dir(tmp_path, "a", 1.0, tail='{"step": 99, "tokens_se')  # being written
+    rows = (run / "metrics.jsonl").read_text().splitlines(keepends=True)
+    rows[2:2] = ["garbage\n"]
+    rows[6:6] = ['{"no": "step"}\n']
+    (run / "metrics.jsonl").write_text("".join(rows))
+    r = _plot(run, out=tmp_path / "p.png")
+    assert r.exit_code == 0, r.output
+    assert "skipped 2 unreadable line(s) of" in r.stderr and "lines 3, 7" in r.stderr
+    assert read_curves(run).unreadable == [3, 7]  # the row being written is not one of them
+
+
+def test_a_run_that_has_not_logged_yet_is_waited_for_while_it_trains(tmp_path: Path) -> None:
+    run = tmp_path / "new"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text("")
+    lock = runlock.acquire(run)
+    try:
+        curves = read_curves(run)  # a live training: nothing yet is no error
+        assert not any(s.x for s in curves.series.values())
+    finally:
+        runlock.release(lock)
+    with pytest.raises(MetricsError, match="holds no rows"):
+        read_curves(run)

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from charlm.cli import app
-from tests.text.test_clean import (
+from tests.helpers.texts import (
     GUTENBERG,
     MARKDOWN_EXPECTED,
     MARKDOWN_PLAY,
@@ -162,7 +162,7 @@ def test_prepare_with_stdout_closed_is_one_line(tmp_path: Path) -> None:
 
 # ---- formats announced, Folio plays, --ascii losses, '-o -', what the report names ----------
 def test_auto_format_is_announced_for_novel_and_play(tmp_path: Path) -> None:
-    from tests.text.test_plays import FOLIO, FOLIO_EXPECTED, NOVEL, NOVEL_EXPECTED
+    from tests.helpers.texts import FOLIO, FOLIO_EXPECTED, NOVEL, NOVEL_EXPECTED
 
     novel, folio = tmp_path / "novel.txt", tmp_path / "folio.txt"
     novel.write_bytes(NOVEL.replace("\n", "\r\n").encode("utf-8"))
@@ -177,7 +177,7 @@ def test_auto_format_is_announced_for_novel_and_play(tmp_path: Path) -> None:
 
 
 def test_forced_play_without_speeches_names_the_expected_format(tmp_path: Path) -> None:
-    from tests.text.test_plays import NOVEL
+    from tests.helpers.texts import NOVEL
 
     out = tmp_path / "out.txt"
     result = prepare("-", "--format", "play", "-o", str(out), stdin=NOVEL)
@@ -218,7 +218,7 @@ def test_several_gutenberg_files_are_each_stripped_and_capped_at_a_paragraph(
 
 
 def test_shakespeare_report_names_only_the_plays_in_the_output(tmp_path: Path) -> None:
-    from tests.text.test_plays import MODERN
+    from tests.helpers.texts import MODERN
 
     (tmp_path / "macbeth.md").write_text(MARKDOWN_PLAY, encoding="utf-8")
     (tmp_path / "antony.md").write_text(MODERN, encoding="utf-8")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from charlm.cli.stderr import DroppingStderr
-from tests.conftest import MICRO_ARGS
+from tests.helpers import MICRO_ARGS
 
 REPO = Path(__file__).resolve().parents[2]
 

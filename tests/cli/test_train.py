@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from charlm.cli import app
 from charlm.rundir import checkpoint as ckpt_io
-from tests.conftest import MICRO_ARGS
+from tests.helpers import MICRO_ARGS
 
 runner = CliRunner()
 
@@ -76,20 +76,25 @@ def test_crlf_is_normalised(corpus_text: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("setup", "extra", "message"),
-    [
-        (None, [], "no such file"),
-        (b"abc\xff\xfedef" * 10, [], "byte offset 3"),
-        (b"", [], "holds no text"),
-        (b"tiny corpus\n", [], "fewer than one batch window"),
-        (None, ["--model", "transformer"], "unknown --model 'transformer'"),
-        (None, ["--max-time", "ten minutes"], "cannot read the duration"),
-        (None, ["--val-frac", "1"], "--val-frac must be between 0 and 1"),
-        (None, ["--hidden-size", "0"], "--hidden-size must be greater than 0"),
+    ("setup", "extra", "message", "code"),
+    [  # 1: the input cannot be used; 2: the options cannot work (the exit code table)
+        (None, [], "no such file", 1),
+        (b"abc\xff\xfedef" * 10, [], "byte offset 3", 1),
+        (b"", [], "holds no text", 1),
+        (b"tiny corpus\n", [], "fewer than one batch window", 1),
+        (None, ["--model", "transformer"], "unknown --model 'transformer'", 2),
+        (None, ["--max-time", "ten minutes"], "cannot read the duration", 2),
+        (None, ["--val-frac", "1"], "--val-frac must be between 0 and 1", 2),
+        (None, ["--hidden-size", "0"], "--hidden-size must be greater than 0", 2),
     ],
 )
-def test_bad_input_gets_one_line_and_exit_1(
-    corpus_file: Path, tmp_path: Path, setup: bytes | None, extra: list[str], message: str
+def test_bad_input_gets_one_line_and_its_exit_code(
+    corpus_file: Path,
+    tmp_path: Path,
+    setup: bytes | None,
+    extra: list[str],
+    message: str,
+    code: int,
 ) -> None:
     path = corpus_file
     if setup is not None:
@@ -98,7 +103,7 @@ def test_bad_input_gets_one_line_and_exit_1(
     elif message == "no such file":
         path = tmp_path / "missing.txt"
     result = train(str(path), "--out", str(tmp_path / "r"), *MICRO_ARGS, *extra)
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == code, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("charlm: error:") and message in lines[0]
     assert "Traceback" not in result.output and not (tmp_path / "r").exists()

@@ -14,7 +14,7 @@ from charlm.config.options import (
     resume_config,
     schedule_bound,
 )
-from charlm.config.presets import DESCRIPTIONS, PRESETS, default_preset
+from charlm.config.presets import DESCRIPTIONS, OTHER_OPTIMIZER_LR, PRESETS, default_preset
 from charlm.config.schema import ConfigError, RunConfig
 
 CHAR_PRESETS = ["tiny", "small", "medium", "large"]
@@ -26,7 +26,7 @@ def test_every_preset_has_a_description_and_the_default_is_the_dataclass_default
     assert PRESETS["small"] == {}  # the dataclass defaults
     config, notes = resolve_config("small", {})
     assert config == RunConfig() and notes == []  # `charlm train` alone = --preset small
-    assert (config.model.hidden_size, config.model.dropout, config.train.lr) == (768, 0.1, 8e-3)
+    assert f"dropout {config.model.dropout:g}" in DESCRIPTIONS["small"]
     assert "default" in DESCRIPTIONS["small"]
 
 
@@ -35,7 +35,8 @@ def test_the_default_preset_follows_the_tokenizer() -> None:
     assert default_preset("word") == "word-small" and "default" in DESCRIPTIONS["word-small"]
     words, _ = resolve_config(None, {"tokenizer": "word"})
     chars, _ = resolve_config(None, {})
-    assert (words.model.num_layers, words.model.hidden_size) == (2, 400)
+    for key, value in PRESETS["word-small"]["model"].items():
+        assert getattr(words.model, key) == value, key
     assert words.model.tie_weights and words.model.dropout > 0
     assert chars == resolve_config("small", {})[0]
 
@@ -143,10 +144,14 @@ def test_a_step_bound_replaces_the_presets_clock() -> None:
     """A hidden time limit would end the run, and shape its schedule, by the wall clock."""
     config, notes = resolve_config("tiny", {"max_steps": 50})
     assert config.train.max_time is None and config.train.max_steps == 50
-    assert any("--max-steps replaces the preset 'tiny' time limit of 30s" in n for n in notes)
+    tiny = PRESETS["tiny"]["train"]["max_time"]
+    assert any(
+        f"--max-steps replaces the preset 'tiny' time limit of {tiny:g}s" in n for n in notes
+    )
     config, notes = resolve_config("small", {"epochs": 2})
     assert config.train.max_time is None
-    assert any("--epochs replaces the default time limit of 600s" in n for n in notes)
+    default = RunConfig().train.max_time
+    assert any(f"--epochs replaces the default time limit of {default:g}s" in n for n in notes)
 
 
 def test_an_explicit_clock_with_a_step_bound_is_kept() -> None:
@@ -183,11 +188,15 @@ def test_resume_validates_the_new_bounds() -> None:
 
 def test_another_optimizer_takes_a_rate_measured_for_it_or_asks_for_one() -> None:
     # word-small's SGD rate (20) would blow AdamW up: AdamW gets the rate measured for it.
+    measured = OTHER_OPTIMIZER_LR["word-small"]["adamw"]
     config, notes = resolve_config(None, {"tokenizer": "word", "optimizer": "adamw"})
-    assert (config.train.optimizer, config.train.lr) == ("adamw", 5e-3)
-    assert "--optimizer adamw takes lr 0.005, measured with preset 'word-small'" in notes[-1]
+    assert (config.train.optimizer, config.train.lr) == ("adamw", measured)
+    assert (
+        f"--optimizer adamw takes lr {measured:g}, measured with preset 'word-small'" in notes[-1]
+    )
     # No rate measured for SGD with the character preset: one clear refusal naming --lr.
-    with pytest.raises(ConfigError, match=r"--optimizer sgd needs --lr too: .* lr 0.008 for adamw"):
+    own = re.escape(f"lr {RunConfig().train.lr:g} for adamw")
+    with pytest.raises(ConfigError, match=rf"--optimizer sgd needs --lr too: .* {own}"):
         resolve_config(None, {"optimizer": "sgd"})
     config, _ = resolve_config(None, {"optimizer": "sgd", "lr": 1.0})
     assert (config.train.optimizer, config.train.lr) == ("sgd", 1.0)

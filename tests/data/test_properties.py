@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 from charlm.config.schema import DataConfig
 from charlm.data.batching import StripeBatcher
 from charlm.data.tokenizers import CharTokenizer, build_tokenizer, tokenizer_from_dict
+from charlm.errors import InputError
 from charlm.generation.sampling import SamplingConfig, choose, distribution
 from charlm.text.clean import CleanOptions, clean_text
-from charlm.text.reading import InputError, decode, normalize_newlines
+from charlm.text.reading import decode, normalize_newlines
 
 FAST = settings(max_examples=80, deadline=None)
 

@@ -15,8 +15,9 @@ from charlm.data import token_cache as tokencache
 from charlm.data.corpus import prepare, read_corpus
 from charlm.data.token_cache import text_chunks, token_file
 from charlm.data.tokenizers import CharTokenizer
-from charlm.text.reading import InputError
-from tests.conftest import MICRO_ARGS, VERSE
+from charlm.errors import InputError
+from tests.helpers import MICRO_ARGS
+from tests.helpers.texts import VERSE
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from charlm.cli import app
 from charlm.config.options import TOKENIZER_OPTIONS, check_tokenizer_options
-from charlm.config.schema import ConfigError
+from charlm.errors import ConfigError
 
 
 def train(*args: str):  # type: ignore[no-untyped-def]
@@ -32,7 +32,7 @@ def test_an_option_of_another_tokenizer_is_one_line_naming_the_fix(
     corpus_file: Path, option: str, value: str, tokenizer: str
 ) -> None:
     r = train(str(corpus_file), option, value, "--tokenizer", tokenizer)
-    assert r.exit_code == 1
+    assert r.exit_code == 2  # options that cannot work together: a usage error
     assert r.stdout == ""
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("charlm: error:")
     owner = TOKENIZER_OPTIONS[option[2:].replace("-", "_")]
@@ -42,7 +42,7 @@ def test_an_option_of_another_tokenizer_is_one_line_naming_the_fix(
 
 def test_the_default_tokenizer_is_checked_too(corpus_file: Path) -> None:
     r = train(str(corpus_file), "--min-freq", "2")  # char, the default
-    assert r.exit_code == 1 and "this run uses char" in r.stderr
+    assert r.exit_code == 2 and "this run uses char" in r.stderr
 
 
 def test_options_of_the_tokenizer_in_use_are_taken(corpus_file: Path) -> None:

@@ -16,7 +16,7 @@ from charlm.data.corpus import prepare, read_corpus
 from charlm.evaluation.baseline import BaselineSpec, RunData, fit_baseline, score_ngram
 from charlm.evaluation.ngram import count_ngrams
 from charlm.generation.load import load_model
-from tests.conftest import MICRO_ARGS
+from tests.helpers import MICRO_ARGS
 
 
 def run_cli(*args: str) -> object:
@@ -108,7 +108,7 @@ def test_word_tokenizer_run(tmp_path: Path, corpus_file: Path) -> None:
 
 def test_errors_are_one_line(trained_run: Path, corpus_file: Path, tmp_path: Path) -> None:
     r = run_cli("evaluate", str(trained_run), str(corpus_file), "--baseline", "ngram:x")
-    assert r.exit_code == 1 and r.stderr.startswith("charlm: error: unknown n-gram order")
+    assert r.exit_code == 2 and r.stderr.startswith("charlm: error: unknown n-gram order")
     missing = str(tmp_path / "gone.txt")
     r = run_cli("evaluate", str(trained_run), str(corpus_file), "--baseline", "ngram:2",
                 "--corpus", missing)  # fmt: skip
@@ -120,4 +120,4 @@ def test_errors_are_one_line(trained_run: Path, corpus_file: Path, tmp_path: Pat
                 "--corpus", str(tiny))  # fmt: skip
     assert r.exit_code == 1 and "too few to fit an n-gram" in r.stderr
     r = run_cli("evaluate", str(trained_run), str(corpus_file), "--corpus", str(corpus_file))
-    assert r.exit_code == 1 and "--corpus only serves --baseline" in r.stderr
+    assert r.exit_code == 2 and "--corpus only serves --baseline" in r.stderr

@@ -17,7 +17,8 @@ from charlm.evaluation.coldstart import cold_warm
 from charlm.models.lm import hidden_from_tensors, hidden_tensors
 from charlm.rundir import checkpoint as ckpt_io
 from charlm.training.setup import new_trainer
-from tests.conftest import VERSE, micro_config
+from tests.helpers import micro_config
+from tests.helpers.texts import VERSE
 
 
 def _word_soup(n_lines: int = 1500) -> str:

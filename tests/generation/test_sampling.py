@@ -112,7 +112,8 @@ def test_the_prime_conditions_the_sample(lm) -> None:  # type: ignore[no-untyped
     expected, x, hidden = [], torch.as_tensor(tok.encode("the quick "), dtype=torch.long), None
     with torch.no_grad():
         for _ in range(60):
-            log_probs, hidden = model.log_probs(x[None], hidden)
+            out = model(x[None], hidden)
+            log_probs, hidden = out.log_probs, out.hidden
             expected.append(int(log_probs[0, -1].argmax()))
             x = torch.tensor(expected[-1:])
     assert a == [tok.decode(expected)]

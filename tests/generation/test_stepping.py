@@ -2,52 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from charlm.config.schema import ModelConfig
-from charlm.generation.numpy_cells import GATES, NumpyStepper
+from charlm.generation.numpy_cells import NumpyStepper
 from charlm.generation.stepping import Stepper, TorchStepper, make_stepper
+from charlm.models import registry
 from charlm.models.lm import RNNLM
+from tests.helpers.reference import H, V, cell_states, layer_outputs, random_model
 
-V, H, T = 23, 16, 30
+T = 30
 TOL = {"atol": 3e-5, "rtol": 1e-5}
-
-
-def random_model(kind: str, vocab: int = V, layers: int = 2) -> RNNLM:
-    torch.manual_seed(0)
-    model = RNNLM(ModelConfig(model=kind, vocab_size=vocab, embed_size=8, hidden_size=H,
-                              num_layers=layers))  # fmt: skip
-    with torch.no_grad():
-        for p in model.parameters():  # weights large enough that every gate matters
-            p.normal_(0.0, 0.4)
-    return model.eval()
-
-
-def layer_outputs(model: RNNLM, ids: np.ndarray) -> list[torch.Tensor]:
-    """Each layer's h over the whole sequence (B, T, H): one-layer copies of the stack, chained."""
-    rnn = model.rnn
-    x = model.embed(torch.as_tensor(ids))
-    outs = []
-    for k in range(rnn.num_layers):
-        extra = {"nonlinearity": rnn.nonlinearity} if type(rnn) is nn.RNN else {}
-        one = type(rnn)(x.shape[-1], H, batch_first=True, **extra)
-        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-            getattr(one, f"{name}_l0").data.copy_(getattr(rnn, f"{name}_l{k}"))
-        x, _ = one(x)
-        outs.append(x)
-    return outs
-
-
-def cell_states(model: RNNLM, ids: np.ndarray) -> list[torch.Tensor]:
-    """The LSTM cell state of every layer after every step, (T, L, B, H), from nn.LSTM."""
-    emb, hidden, cs = model.embed(torch.as_tensor(ids)), None, []
-    for t in range(ids.shape[1]):
-        _, hidden = model.rnn(emb[:, t : t + 1], hidden)
-        cs.append(hidden[1])
-    return cs
 
 
 def plain_gates(kind: str, rnn: nn.Module, k: int, x: torch.Tensor, h: torch.Tensor) -> dict:
@@ -86,7 +56,7 @@ def test_recorded_states_match_torch(kind: str, record: type) -> None:
     cs = cell_states(model, ids) if kind == "lstm" else []
     emb = model.embed(torch.as_tensor(ids))
     for t, st in enumerate(recorded):
-        assert st.kind == kind and set(st.gates) == set(GATES[kind])
+        assert st.kind == kind and set(st.gates) == set(registry.get(kind).gates)
         for k in range(2):
             np.testing.assert_allclose(st.h[k], hs[k][:, t].numpy(), **TOL)
             if kind == "lstm":
@@ -106,7 +76,7 @@ def test_recording_an_adaptive_softmax_model() -> None:
     stepper = make_stepper(model, record=True)
     assert isinstance(stepper, TorchStepper)
     ids = np.array([[5, 4000, 17, 2500, 9]])
-    expected, _ = model.log_probs(torch.as_tensor(ids))
+    expected = model(torch.as_tensor(ids)).log_probs
     hs = layer_outputs(model, ids)
     stepper.start(model.init_hidden(1), 1)
     for t in range(ids.shape[1]):
@@ -131,9 +101,9 @@ def test_recording_leaves_the_scores_alone(kind: str) -> None:
 class ShiftedLogits(RNNLM):
     """The known layers under a forward pass the cells do not reproduce."""
 
-    def forward(self, x, hidden=None):  # type: ignore[no-untyped-def]
-        logits, hidden = super().forward(x, hidden)
-        return logits * 2.0, hidden
+    def forward(self, x, hidden=None, targets=None):  # type: ignore[no-untyped-def]
+        out = super().forward(x, hidden, targets)
+        return replace(out, log_probs=torch.log_softmax(out.log_probs * 2.0, dim=-1))
 
 
 def test_a_model_the_cells_do_not_reproduce_is_not_recorded() -> None:
@@ -150,7 +120,7 @@ def test_write_states_writes_what_states_returns(kind: str, record: type) -> Non
     model = random_model(kind)
     stepper = record(model, record=True)
     stepper.start(model.init_hidden(1), 1)
-    names = ("h", "c", *GATES[kind]) if kind == "lstm" else ("h", *GATES[kind])
+    names = registry.get(kind).recorded
     out = {name: np.full((3, 2, H), np.nan, np.float32) for name in names}
     for t, token in enumerate([1, 5, 2]):
         stepper.step(np.array([token]))

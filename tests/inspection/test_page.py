@@ -12,7 +12,7 @@ import pytest
 
 from charlm.config.schema import ConfigError
 from charlm.inspection.page import LEVELS, build_page, render_page
-from tests.page_docs import random_doc_of_real_shape, synthetic_doc
+from tests.helpers.page_docs import random_doc_of_real_shape, synthetic_doc
 
 
 def embedded(html: str) -> dict:

@@ -6,36 +6,19 @@ them the tests skip and say so. Playwright drives the system chromium, never its
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from charlm.inspection.page import render_page
-from tests.page_docs import synthetic_doc
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.helpers.browser import BROWSER_MARKS, CHROMIUM, CHROMIUM_ARGS
+from tests.helpers.page_docs import synthetic_doc
 
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="playwright is not installed: run `make install-extras`"
 )
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(), reason="chromium is not installed: run `make install-extras`"
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture(scope="module")

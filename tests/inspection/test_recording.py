@@ -23,7 +23,7 @@ from charlm.inspection.text_features import (
     regex_feature,
 )
 from charlm.inspection.units import Space, Unit, parse_unit, value_range
-from tests.generation.test_stepping import V, cell_states, layer_outputs, random_model
+from tests.helpers.reference import V, cell_states, layer_outputs, random_model
 
 T = 40
 

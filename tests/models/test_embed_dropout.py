@@ -14,7 +14,7 @@ from charlm.config.options import resolve_config
 from charlm.config.schema import ConfigError, ModelConfig
 from charlm.models.lm import RNNLM
 from charlm.rundir import checkpoint as ckpt_io
-from tests.conftest import MICRO_ARGS
+from tests.helpers import MICRO_ARGS
 
 
 def _model(dropout: float, embed_dropout: float | None) -> RNNLM:
@@ -26,15 +26,18 @@ def _model(dropout: float, embed_dropout: float | None) -> RNNLM:
 
 
 def _rnn_input_and_features(model: RNNLM, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """What the recurrent layers read and gave, and what the decoder read (its features)."""
     seen: list[torch.Tensor] = []
     handle = model.rnn.register_forward_hook(lambda m, args, out: seen.append(out[0]))
     inputs: list[torch.Tensor] = []
     pre = model.rnn.register_forward_pre_hook(lambda m, args: inputs.append(args[0]))
+    features: list[torch.Tensor] = []
+    read = model.decoder.register_forward_pre_hook(lambda m, args: features.append(args[0]))
     with torch.no_grad():
-        features, _ = model.features(x)
-    handle.remove()
-    pre.remove()
-    return inputs[0], seen[0], features
+        model(x)
+    for hook in (handle, pre, read):
+        hook.remove()
+    return inputs[0], seen[0], features[0]
 
 
 X = torch.randint(0, 11, (4, 50))
@@ -87,5 +90,6 @@ def test_the_option_reaches_the_run_and_its_checkpoint(corpus_file: Path, tmp_pa
     assert result.exit_code == 0, result.output
     assert json.loads((out / "config.json").read_text())["model"]["embed_dropout"] == 0.25
     ck = ckpt_io.load(out / ckpt_io.BEST)
-    assert ck.config.model.embed_dropout == 0.25 and ck.config.model.dropout == 0.1  # default
+    assert ck.config.model.embed_dropout == 0.25
+    assert ck.config.model.dropout == ModelConfig().dropout  # the default preset's, untouched
     assert RNNLM(ck.config.model).embed_drop.p == 0.25

@@ -1,4 +1,5 @@
-"""The echo-state network: its arithmetic, its fixed reservoir, and that the read-out learns."""
+"""The echo-state network: its fixed reservoir, its options, and that the read-out learns.
+(Its arithmetic, like every cell's, is checked in tests/models/test_cell_contract.py.)"""
 
 from __future__ import annotations
 
@@ -17,13 +18,13 @@ from charlm.config.options import resolve_config
 from charlm.config.schema import ConfigError, ModelConfig, RunConfig, TrainConfig
 from charlm.data.corpus import read_corpus
 from charlm.generation.load import load_model
-from charlm.generation.stepping import make_stepper
 from charlm.inspection.units import Space
-from charlm.models.esn import SPARSITY, spectral_radius
+from charlm.models import registry
+from charlm.models.cells.esn import SPARSITY, spectral_radius
 from charlm.models.lm import RNNLM, count_parameters
 from charlm.rundir import checkpoint as ckpt_io
 from charlm.training.setup import new_trainer
-from tests.conftest import MICRO_ARGS, micro_config
+from tests.helpers import MICRO_ARGS, micro_config
 
 
 def _esn(**model: object) -> RNNLM:
@@ -33,37 +34,6 @@ def _esn(**model: object) -> RNNLM:
 def _set(p: torch.nn.Parameter, rows: list[list[float]] | list[float]) -> None:
     with torch.no_grad():
         p.copy_(torch.tensor(rows))
-
-
-def test_two_steps_by_hand_match_the_model_and_the_fast_path() -> None:
-    model = _esn(vocab_size=3, embed_size=2, hidden_size=2).eval()
-    _set(model.embed.weight, [[0.1, 0.2], [0.3, -0.1], [-0.2, 0.4]])  # u = E[x]
-    _set(model.rnn.weight_ih_l0, [[0.5, -0.3], [0.2, 0.4]])  # W_in
-    _set(model.rnn.bias_ih_l0, [0.1, -0.1])  # b
-    _set(model.rnn.bias_hh_l0, [0.0, 0.0])
-    _set(model.rnn.weight_hh_l0, [[0.0, 0.6], [-0.4, 0.0]])  # W, sparse
-    _set(model.decoder.weight, [[1.0, 0.0], [0.0, 1.0], [0.5, -0.5]])  # W_out
-    _set(model.decoder.bias, [0.0, 0.1, -0.1])
-    # Written out: h_t = tanh(W_in u_t + b + W h_{t-1}) from h_0 = 0.5, tokens 1 then 2.
-    h0 = [0.5, 0.5]
-    # step 1, u = (0.3, -0.1): W_in u = (0.18, 0.02); W h0 = (0.6 * 0.5, -0.4 * 0.5)
-    h1 = [math.tanh(0.18 + 0.1 + 0.6 * h0[1]), math.tanh(0.02 - 0.1 - 0.4 * h0[0])]
-    # step 2, u = (-0.2, 0.4): W_in u = (-0.22, 0.12); W h1 = (0.6 h1[1], -0.4 h1[0])
-    h2 = [math.tanh(-0.22 + 0.1 + 0.6 * h1[1]), math.tanh(0.12 - 0.1 - 0.4 * h1[0])]
-    logits = [[h[0], h[1] + 0.1, 0.5 * h[0] - 0.5 * h[1] - 0.1] for h in (h1, h2)]
-
-    start = torch.full((1, 1, 2), 0.5)
-    with torch.no_grad():
-        out, hidden = model(torch.tensor([[1, 2]]), start)
-    assert torch.allclose(out[0], torch.tensor(logits), atol=1e-6)
-    assert torch.allclose(hidden[0, 0], torch.tensor(h2), atol=1e-6)
-
-    stepper = make_stepper(model)  # the NumPy path: the ESN is a frozen tanh nn.RNN
-    assert type(stepper).__name__ == "NumpyStepper"
-    stepper.start(start, 1)
-    for t, token in enumerate((1, 2)):
-        got = stepper.step(np.array([token]))[0]
-        assert np.allclose(got, logits[t], atol=1e-5)
 
 
 def test_each_reservoir_has_the_spectral_radius_asked_and_sparse_rows() -> None:
@@ -108,7 +78,7 @@ def test_the_reservoir_stays_fixed_through_training_and_the_checkpoint(
         assert same != name.startswith("decoder."), name
     # Loading never draws a reservoir only to overwrite it (an eigendecomposition per load).
     monkeypatch.setattr(
-        "charlm.models.esn.reservoir", lambda *a: pytest.fail("reservoir drawn on load")
+        "charlm.models.cells.esn.reservoir", lambda *a: pytest.fail("reservoir drawn on load")
     )
     loaded = load_model(tmp_path / ckpt_io.LATEST).model
     for name, value in loaded.state_dict().items():
@@ -130,18 +100,27 @@ def test_training_a_tiny_corpus_lowers_the_loss(corpus_file: Path, tmp_path: Pat
     assert val[-1] < val[0] - 0.3 and val[-1] < math.log(vocab) - 0.5  # below uniform
 
 
+def _fitted(given: dict) -> tuple[RunConfig, list[str]]:
+    """The settings as `charlm train` resolves them, then fitted to the cell."""
+    return registry.fit(resolve_config(None, given)[0], given)
+
+
 def test_esn_options_are_checked() -> None:
     with pytest.raises(ConfigError, match="--no-tie-weights"):
-        ModelConfig(model="esn", embed_size=8, hidden_size=8, tie_weights=True)
+        RNNLM(ModelConfig(model="esn", embed_size=8, hidden_size=8, tie_weights=True))
+    with pytest.raises(ConfigError, match="--no-tie-weights"):  # asked for, not a preset's
+        _fitted({"model": "esn", "tokenizer": "word", "tie_weights": True})
     with pytest.raises(ConfigError, match="add --model esn"):
-        resolve_config(None, {"spectral_radius": 0.5})
+        _fitted({"spectral_radius": 0.5})
     with pytest.raises(ConfigError, match="--spectral-radius must be greater than 0"):
         resolve_config(None, {"model": "esn", "spectral_radius": 0.0})
     with pytest.raises(ConfigError, match="trains none"):
-        RunConfig(model=ModelConfig(model="esn"), train=TrainConfig(state_penalty=0.1))
-    config, notes = resolve_config(None, {"model": "esn", "tokenizer": "word"})
+        registry.fit(
+            RunConfig(model=ModelConfig(model="esn"), train=TrainConfig(state_penalty=0.1))
+        )
+    config, notes = _fitted({"model": "esn", "tokenizer": "word"})
     assert not config.model.tie_weights and any("untied" in n for n in notes)
-    cfg = resolve_config(None, {"model": "esn", "spectral_radius": 1.2})[0]
+    cfg = _fitted({"model": "esn", "spectral_radius": 1.2})[0]
     assert replace(cfg.model, vocab_size=5).spectral_radius == 1.2
 
 

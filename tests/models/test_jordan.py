@@ -1,5 +1,6 @@
-"""The Jordan network (charlm/jordan.py): two steps by hand, gradients, the fast path, and
-`--model jordan` end to end through train, sample, prime, evaluate, resume and inspect."""
+"""The Jordan network (charlm/models/jordanloop.py, charlm/models/cells/jordan.py): its decay,
+its hand-written backward, its gradient through the fed-back softmax, its options, and
+`inspect gradients` on a run. What every cell does is tests/models/test_cell_contract.py."""
 
 from __future__ import annotations
 
@@ -8,21 +9,16 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
 
 from charlm.cli import app
 from charlm.config.schema import ConfigError, ModelConfig
-from charlm.data.corpus import read_corpus
-from charlm.generation.numpy_cells import NumpyJordanStepper
-from charlm.generation.stepping import make_stepper, run_prime
-from charlm.inspection.gradflow import jordan_state_gradients
+from charlm.models import registry
+from charlm.models.cells.jordan import flow_gradients
 from charlm.models.lm import RNNLM
 from charlm.rundir import checkpoint as ckpt_io
-from charlm.training.setup import new_trainer
-from tests.conftest import micro_config, straight_and_resumed
 
 runner = CliRunner()
 SMALL = ["--batch-size", "4", "--bptt", "16", "--eval-every", "10", "--sample-length", "20"]
@@ -47,49 +43,21 @@ def _softmax2(z0: float, z1: float) -> tuple[float, float]:
     return e0 / (e0 + e1), e1 / (e0 + e1)
 
 
-def test_two_steps_match_the_equations_by_hand() -> None:
-    mu = 0.5
-    model = _hand_model(mu)
-    s = (0.5, 0.5)  # the context the first step reads, as C_0 = H_0 = 0.5 in the LSTM tutorial
-    x = (0.5, -0.5)  # the embeddings of tokens 0 then 1
-    expected_logits = []
-    for t in range(2):
-        h = math.tanh(0.4 * x[t] + 0.1 + 0.3 * s[0] - 0.2 * s[1])
-        z = (0.6 * h + 0.05, -0.6 * h - 0.05)
-        y = _softmax2(*z)
-        s = (mu * s[0] + y[0], mu * s[1] + y[1])  # the context of the next step
-        expected_logits.append(z)
-
-    hidden = torch.full((1, 1, 2), 0.5)
-    logits, after = model(torch.tensor([[0, 1]]), hidden)
-
-    assert logits[0].detach().numpy() == pytest.approx(np.array(expected_logits), abs=1e-6)
-    assert after[0, 0].tolist() == pytest.approx(s, abs=1e-6)
-    assert after.shape == (1, 1, 2)  # (1, B, V): a one-layer state as wide as the vocabulary
-
-
 def test_decay_zero_keeps_only_the_last_output() -> None:
     model = _hand_model(0.0)
-    logits, after = model(torch.tensor([[1]]), torch.full((1, 1, 2), 0.5))
-    assert after[0, 0].tolist() == pytest.approx(torch.softmax(logits[0, 0], -1).tolist())
+    out = model(torch.tensor([[1]]), torch.full((1, 1, 2), 0.5))
+    assert out.hidden[0, 0].tolist() == pytest.approx(out.log_probs[0, 0].exp().tolist())
 
 
-def test_gradients_of_a_two_layer_stack_pass_gradcheck() -> None:
+def test_the_loop_alone_passes_gradcheck() -> None:
+    # Every output used: the top layer's output, the logits, the context. (The whole model's
+    # gradcheck is the contract's, tests/models/test_cell_contract.py.)
     torch.manual_seed(0)
     cfg = ModelConfig(
         model="jordan", vocab_size=4, embed_size=3, hidden_size=3, num_layers=2, jordan_decay=0.5
     )
     model = RNNLM(cfg).double().eval()
-    names = [n for n, _ in model.named_parameters()]
-    params = tuple(p.detach().clone().requires_grad_() for p in model.parameters())
     s0 = torch.softmax(torch.randn(1, 2, 4, dtype=torch.float64), -1).requires_grad_()
-    x = torch.tensor([[0, 3, 1], [2, 2, 0]])
-
-    def run(s: torch.Tensor, *weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return torch.func.functional_call(model, dict(zip(names, weights, strict=True)), (x, s))
-
-    assert torch.autograd.gradcheck(run, (s0, *params), eps=1e-6, atol=1e-5)
-    # The loop alone, every output used: the top layer's output, the logits, the context.
     emb = torch.randn(2, 3, 3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda e, s: model.rnn(e, s, model.decoder), (emb, s0))
 
@@ -117,14 +85,14 @@ def test_the_hand_written_backward_matches_autograd_with_dropout() -> None:
         jordan_decay=0.6,
     )  # fmt: skip
     model = RNNLM(cfg).double().train()
-    model.embed_drop.p = 0.0  # the embedding's dropout is the model's, not the loop's
     x, s = torch.tensor([[1, 4, 2, 0, 5], [3, 3, 1, 2, 0]]), torch.rand(1, 2, 6).double()
     torch.manual_seed(9)
     masks = model.rnn._masks(5, 2, s)
     assert masks is not None and (masks == 0).any()  # dropout is really on
     torch.manual_seed(9)
     grads = []
-    for run in (lambda: model(x, s), lambda: _autograd_loop(model, x, s, masks)):
+    loop = lambda: model.rnn(model.embed(x), s, model.decoder)[1:]  # noqa: E731
+    for run in (loop, lambda: _autograd_loop(model, x, s, masks)):
         model.zero_grad()
         logits, after = run()
         (logits.sin().sum() + (after * torch.arange(6.0)).sum()).backward()
@@ -146,32 +114,12 @@ def test_the_gradient_reaches_back_through_the_fed_back_softmax() -> None:
     assert grad[0, 0].abs().sum() > 0
 
 
-@pytest.mark.parametrize(("layers", "decay"), [(1, 0.0), (2, 0.7)])
-def test_the_numpy_step_matches_the_model(layers: int, decay: float) -> None:
-    torch.manual_seed(2)
-    cfg = ModelConfig(
-        model="jordan", vocab_size=7, embed_size=5, hidden_size=8, num_layers=layers,
-        jordan_decay=decay,
-    )  # fmt: skip
-    model = RNNLM(cfg).eval()
-    ids = np.array([3, 1, 4, 1, 5, 6, 2, 0])
-    rows: list[torch.Tensor] = []
-    run_prime(model, ids, on_chunk=lambda _, lp: rows.append(lp))
-    stepper = make_stepper(model)
-    assert isinstance(stepper, NumpyJordanStepper)  # the self-check passed
-    stepper.start(model.init_hidden(1), 1)
-    for t, expected in enumerate(torch.cat(rows).numpy()):
-        logits = stepper.step(ids[t : t + 1]).astype(np.float64)[0]
-        mine = logits - np.logaddexp.reduce(logits)
-        assert mine == pytest.approx(expected, abs=1e-5)
-
-
 def test_the_gradient_through_time_follows_the_context_by_hand() -> None:
     # Two steps, decay 0: the loss at step 2 reaches h_1 only through y_1 = softmax(D h_1 + d)
     # fed back as s_2 = y_1: dL/dh_1 = D^T (y_1 * (g - <g, y_1>)), g = U^T dL/da_2.
     model = _hand_model(0.0)
     window, target = torch.tensor([[0, 1]]), torch.tensor([1])
-    grads = jordan_state_gradients(model, window, target, torch.full((1, 1, 2), 0.5))[("h", 0)]
+    grads = flow_gradients(model, window, target, torch.full((1, 1, 2), 0.5))[("h", 0)]
 
     h1 = math.tanh(0.4 * 0.5 + 0.1 + 0.3 * 0.5 - 0.2 * 0.5)
     y1 = _softmax2(0.6 * h1 + 0.05, -0.6 * h1 - 0.05)
@@ -190,45 +138,25 @@ def test_the_gradient_through_time_follows_the_context_by_hand() -> None:
 def test_impossible_decays_are_refused() -> None:
     for bad in (-0.1, 1.0, 1.5, float("nan"), float("inf")):
         with pytest.raises(ConfigError, match="--jordan-decay"):
-            ModelConfig(model="jordan", jordan_decay=bad)
+            registry.check(ModelConfig(model="jordan", jordan_decay=bad))
     with pytest.raises(ConfigError, match="applies to --model jordan only"):
-        ModelConfig(model="lstm", jordan_decay=0.5)
+        registry.check(ModelConfig(model="lstm", jordan_decay=0.5))
 
 
 def test_large_vocabularies_keep_the_full_softmax() -> None:
     cfg = ModelConfig(model="jordan", vocab_size=6000, embed_size=4, hidden_size=4)
     model = RNNLM(cfg)
     assert not model.adaptive  # the whole distribution is fed back at every step
-    logits, hidden = model(torch.tensor([[1, 5999]]))
-    assert logits.shape == (1, 2, 6000) and hidden.shape == (1, 1, 6000)
+    out = model(torch.tensor([[1, 5999]]))
+    assert out.log_probs.shape == (1, 2, 6000) and out.hidden.shape == (1, 1, 6000)
 
 
 def test_tied_weights_share_the_decoder_that_feeds_the_context() -> None:
     cfg = ModelConfig(model="jordan", vocab_size=6, embed_size=4, hidden_size=4, tie_weights=True)
     model = RNNLM(cfg)
     assert model.decoder.weight is model.embed.weight
-    nll, _ = model.nll(torch.tensor([[1, 2, 3]]), torch.tensor([[2, 3, 4]]))
-    nll.sum().backward()
+    model(torch.tensor([[1, 2, 3]]), targets=torch.tensor([[2, 3, 4]])).nll.sum().backward()
     assert model.embed.weight.grad.abs().sum() > 0
-
-
-def _trainer(corpus_file: Path, run: Path, decay: float = 0.5):  # type: ignore[no-untyped-def]
-    config = micro_config("jordan", epochs=2, max_steps=None, eval_every=7)
-    config = dataclasses.replace(
-        config, model=dataclasses.replace(config.model, jordan_decay=decay)
-    )
-    trainer, _ = new_trainer(config, read_corpus([str(corpus_file)]), run, seed=3)
-    return trainer
-
-
-def test_an_interrupted_then_resumed_run_equals_an_uninterrupted_one(
-    corpus_file: Path, tmp_path: Path
-) -> None:
-    # Two layers, dropout, resets and a carried context: resume restores all of it exactly.
-    make = lambda run: _trainer(corpus_file, run)  # noqa: E731
-    straight, resumed, a, b = straight_and_resumed(make, tmp_path)
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    assert resumed.state.best_val == straight.state.best_val
 
 
 def _train(corpus: Path, out: Path, *extra: str) -> None:
@@ -240,22 +168,11 @@ def _train(corpus: Path, out: Path, *extra: str) -> None:
     assert result.exit_code == 0, result.output
 
 
-def test_jordan_end_to_end(corpus_file: Path, tmp_path: Path) -> None:
+def test_inspect_gradients_of_a_jordan_run_beside_fresh_models(
+    corpus_file: Path, tmp_path: Path
+) -> None:
     run = tmp_path / "run"
     _train(corpus_file, run, "--jordan-decay", "0.5")
-    assert json.loads((run / "config.json").read_text())["model"]["jordan_decay"] == 0.5
-
-    sample = runner.invoke(app, ["sample", str(run), "-n", "40", "--seed", "1", "-q"])
-    prime = runner.invoke(app, ["prime", str(run), "First", "-n", "40", "--seed", "1", "-q"])
-    score = runner.invoke(app, ["evaluate", str(run), str(corpus_file), "--json", "-q"])
-    for result in (sample, prime, score):
-        assert result.exit_code == 0, result.output
-    assert len(sample.stdout) >= 40 and prime.stdout.startswith("First")
-    assert json.loads(score.stdout)  # the scores, as data on stdout
-
-    units = runner.invoke(app, ["inspect", "units", str(run), "--file", str(corpus_file),
-                                "--max-chars", "200", "--unit", "0:h:3", "-q"])  # fmt: skip
-    assert units.exit_code == 0, units.output
     gradients = runner.invoke(app, ["inspect", "gradients", str(run), "--max-lag", "4",
                                     "--positions", "2", "--compare", "jordan,rnn", "--json",
                                     "-q"])  # fmt: skip
@@ -274,7 +191,8 @@ def test_the_saved_decay_is_the_one_used(corpus_file: Path, tmp_path: Path) -> N
     for decay in (0.9, 0.0):  # the same weights read under two decays
         model = RNNLM(dataclasses.replace(ck.config.model, jordan_decay=decay)).eval()
         ckpt_io.load_weights(model, ck)
-        nll, _ = model.nll(torch.tensor([[1, 2, 3, 4, 5, 6]]), torch.tensor([[2, 3, 4, 5, 6, 7]]))
+        x, y = torch.tensor([[1, 2, 3, 4, 5, 6]]), torch.tensor([[2, 3, 4, 5, 6, 7]])
+        nll = model(x, targets=y).nll
         losses.append(nll.detach())
     assert not torch.allclose(losses[0], losses[1])
     a = ckpt_io.load(tmp_path / "a" / ckpt_io.LATEST).model

@@ -1,23 +1,13 @@
-"""The model: gates, initial loss, detaching at window boundaries."""
+"""The model: gates, detaching at window boundaries, tied weights (what every cell does:
+tests/models/test_cell_contract.py)."""
 
 from __future__ import annotations
-
-import math
 
 import pytest
 import torch
 
 from charlm.config.schema import ConfigError, ModelConfig
 from charlm.models.lm import RNNLM, detach_hidden, hidden_tensors
-
-
-@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
-def test_initial_loss_is_close_to_uniform(kind: str) -> None:
-    torch.manual_seed(0)
-    model = RNNLM(ModelConfig(model=kind, vocab_size=65, embed_size=16, hidden_size=32))
-    x = torch.randint(0, 65, (8, 50))
-    nll, _ = model.nll(x, torch.randint(0, 65, (8, 50)))
-    assert abs(nll.mean().item() - math.log(65)) < 0.1
 
 
 def test_lstm_forget_gate_bias_starts_at_one() -> None:
@@ -38,16 +28,15 @@ def test_no_gradient_flows_past_a_window_boundary() -> None:
     model = RNNLM(ModelConfig(vocab_size=4, embed_size=3, hidden_size=5, num_layers=2))
     x0 = torch.tensor([[0, 1, 0, 1]])  # window 0 uses tokens 0 and 1 only
     x1 = torch.tensor([[2, 3, 2, 3]])  # window 1 uses tokens 2 and 3 only
-    _, h = model(x0)
-    nll, _ = model.nll(x1, x1, detach_hidden(h))
-    nll.mean().backward()
+    h = model(x0).hidden
+    model(x1, detach_hidden(h), targets=x1).nll.mean().backward()
     grad = model.embed.weight.grad
     assert grad[2:].abs().sum() > 0  # window 1's own inputs get gradient
     assert torch.all(grad[:2] == 0)  # window 0's inputs get none through the carried state
     # ... but the values do carry over: window 1 depends on window 0's final state.
     with torch.no_grad():
-        fresh, _ = model.nll(x1, x1)
-        carried, _ = model.nll(x1, x1, detach_hidden(h))
+        fresh = model(x1, targets=x1).nll
+        carried = model(x1, detach_hidden(h), targets=x1).nll
     assert not torch.allclose(fresh, carried)
     assert all(t.grad_fn is None for t in hidden_tensors(detach_hidden(h)))
 

@@ -17,12 +17,10 @@ from charlm.models.precision import Precision, resolve_amp
 from charlm.rundir import checkpoint as ckpt_io
 from charlm.training.setup import new_trainer
 from charlm.training.trainer import Trainer
-from tests.conftest import MICRO_ARGS, micro_config, straight_and_resumed
+from tests.helpers import MICRO_ARGS, micro_config, straight_and_resumed
+from tests.helpers.marks import needs_bf16
 
 CPU = torch.device("cpu")
-needs_bf16 = pytest.mark.skipif(
-    not precision.cpu_has_bf16(), reason="this CPU has no bf16 instructions (AVX512-BF16)"
-)
 
 
 @pytest.mark.parametrize("has_bf16", [True, False])
@@ -103,3 +101,19 @@ def test_the_start_line_says_when_auto_chose_bf16(corpus_file: Path, tmp_path: P
         lines[amp] = next(x for x in result.stderr.splitlines() if x.startswith("training "))
     assert " on cpu in bf16 (--amp off for float32), 1 thread(s)" in lines["auto"]
     assert " on cpu, " in lines["off"] and "bf16" not in lines["off"]
+
+
+@pytest.mark.parametrize("private", ["missing", "raising"])
+def test_without_torchs_private_bf16_probe_auto_trains_in_float32(
+    monkeypatch: pytest.MonkeyPatch, private: str
+) -> None:
+    if private == "missing":
+        monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported", raising=False)
+    else:
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", _raises)
+    assert precision.cpu_has_bf16() is False
+    assert resolve_amp("auto", CPU, "lstm") == "off"
+
+
+def _raises() -> bool:
+    raise RuntimeError("a changed private call")

@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from charlm.cli import app
+from charlm.config.presets import PRESETS
 from charlm.music.abc import ABCError, clean_tunes, join_tunes, read_bars, split_tunes
 from charlm.music.check import check_text
 from charlm.rundir import checkpoint as ckpt_io
@@ -209,7 +210,7 @@ def test_prepare_abc_skips_tunes_whose_bars_do_not_fit_their_meter(tmp_path: Pat
 
 
 def test_the_readmes_second_hour_starts_from_the_first_hours_weights(tmp_path: Path) -> None:
-    # README, Music: `--preset music`, then the same preset again from its weights at --lr 3e-3.
+    # docs/music.md: `--preset music`, then the same preset again from its weights at --lr 3e-3.
     corpus = _abc_file(tmp_path, "".join(tune(f"CDEF GAB{c}|c8|]") + "\n" for c in "cdefgab" * 2))
     tiny = ["--max-steps", "2", "--batch-size", "2", "--bptt", "16", "--val-frac", "0.3"]
     first, second = tmp_path / "folk", tmp_path / "folk2"
@@ -224,7 +225,8 @@ def test_the_readmes_second_hour_starts_from_the_first_hours_weights(tmp_path: P
     assert f"starting from the weights of {start}" in r.stderr
     assert "--lr 0.003 overrides preset 'music'" in r.stderr
     ck0, ck1 = (ckpt_io.load(d / "latest.safetensors") for d in (first, second))
-    assert ck1.config.model == ck0.config.model and ck1.config.model.hidden_size == 1024
+    hidden = PRESETS["music"]["model"]["hidden_size"]
+    assert ck1.config.model == ck0.config.model and ck1.config.model.hidden_size == hidden
     assert ck1.config.train.lr == 3e-3 and ck1.state["init_from"] == str(start)
     # Two warm-up steps of AdamW move a weight by at most about 2e-4; a fresh start is far off.
     drift = max((ck1.model[k] - ck0.model[k]).abs().max().item() for k in ck0.model)

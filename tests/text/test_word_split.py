@@ -20,7 +20,8 @@ from charlm.generation.generate import GenerateConfig, generate_text, unk_masked
 from charlm.models.lm import RNNLM
 from charlm.rundir.checkpoint import load
 from charlm.text.pretokenised import choose_word_split, looks_pretokenised
-from tests.conftest import MICRO_ARGS, VERSE
+from tests.helpers import MICRO_ARGS
+from tests.helpers.texts import VERSE
 
 # WikiText's look: spaced punctuation, @-@ for hyphens, a literal <unk>, blank lines.
 WIKI = """ = Valkyria Chronicles III =
@@ -147,8 +148,8 @@ def test_perplexity_is_the_mean_loss_of_a_plain_forward_pass() -> None:
     model = RNNLM(ModelConfig(vocab_size=tok.vocab_size, embed_size=8, hidden_size=8)).eval()
     ids = torch.as_tensor(tok.encode(WIKI).astype(np.int64))[None]
     with torch.no_grad():
-        logits, _ = model(ids[:, :-1])
-        loss = torch.nn.functional.cross_entropy(logits[0], ids[0, 1:])
+        log_probs = model(ids[:, :-1]).log_probs
+        loss = torch.nn.functional.nll_loss(log_probs[0], ids[0, 1:])
     score = score_text(model, tok, WIKI, batch_size=1, bptt=1000)
     assert score.perplexity == pytest.approx(math.exp(float(loss)), rel=1e-4)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 from pathlib import Path
 
@@ -13,16 +14,18 @@ from typer.testing import CliRunner
 from bench import averaging as bench_averaging
 from charlm.cli import app
 from charlm.config.options import resolve_config, resume_config
-from charlm.config.schema import ConfigError, ModelConfig, RunConfig
+from charlm.config.schema import ModelConfig, RunConfig
 from charlm.data.corpus import read_corpus
+from charlm.errors import ConfigError
 from charlm.evaluation.scoring import score_tokens
 from charlm.models.lm import RNNLM
 from charlm.rundir import checkpoint as ckpt_io
+from charlm.training import averaging
 from charlm.training.averaging import WeightAverage
 from charlm.training.events import EvalEvent, InfoEvent, StepEvent
 from charlm.training.setup import new_trainer, resume_trainer
 from charlm.training.trainer import Trainer
-from tests.conftest import MICRO_ARGS, micro_config
+from tests.helpers import MICRO_ARGS, micro_config
 
 
 def _trainer(corpus_file: Path, run_dir: Path, config: RunConfig) -> Trainer:
@@ -193,3 +196,37 @@ def test_the_bench_keeps_the_same_mean_as_the_trainer(corpus_file: Path, tmp_pat
     scores = result["val_nats_per_char"]
     assert scores["uniform from 0.5 (5 steps)"] == pytest.approx(evals[-1].val_loss, rel=1e-6)
     assert len(scores) == 3 and "| EMA decay 0.9 from 0.5 |" in bench_averaging.table(result)
+
+
+@pytest.mark.parametrize("private", ["missing", "raising"])
+def test_without_torchs_fused_lerp_the_mean_is_the_same(
+    monkeypatch: pytest.MonkeyPatch, private: str
+) -> None:
+    def fold(model: RNNLM) -> list[torch.Tensor]:
+        average = WeightAverage(model)
+        for n in range(2, 5):
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.mul_(0.9).add_(0.1 * n)
+            average.add(model, n)
+        return _params(average.model)
+
+    torch.manual_seed(0)
+    model = RNNLM(ModelConfig(vocab_size=7, embed_size=4, hidden_size=5, tie_weights=False))
+    fused = fold(copy.deepcopy(model))
+    if private == "missing":
+        monkeypatch.delattr(torch, "_foreach_lerp_")
+    else:
+        monkeypatch.setattr(torch, "_foreach_lerp_", _raises)
+    averaging._fused_lerp_works.cache_clear()
+    try:
+        assert not averaging._fused_lerp_works()
+        looped = fold(model)
+    finally:
+        averaging._fused_lerp_works.cache_clear()
+    for a, b in zip(fused, looped, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-7)
+
+
+def _raises(*args: object) -> None:
+    raise RuntimeError("a changed private call")

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from charlm.config.schema import ConfigError
 from charlm.data.corpus import read_corpus
+from charlm.errors import ConfigError
 from charlm.rundir import checkpoint as ckpt_io
 from charlm.training.events import EvalEvent
 from charlm.training.setup import new_trainer, resume_trainer
-from tests.conftest import micro_config
+from tests.helpers import micro_config
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

@@ -17,42 +17,21 @@ import torch
 from typer.testing import CliRunner
 
 from charlm.cli import app
-from charlm.config.schema import ConfigError
 from charlm.data.batching import StripeBatcher, eval_windows
+from charlm.errors import ConfigError
 from charlm.rundir import checkpoint as ckpt_io
 from charlm.training import distributed
+from tests.helpers.ranks import (
+    assert_same_weights,
+    finish,
+    fresh_args,
+    metric_rows,
+    rank_env,
+    start_ranks,
+    start_torchrun,
+)
 
-REPO = Path(__file__).resolve().parents[2]
-# Dropout 0, a constant schedule and float32 (bf16 rounds a batch of 8 and one of 16
-# differently): runs of different lengths and rank counts must agree.
-ARGS = [
-    "--hidden-size", "16", "--embed-size", "8", "--layers", "1", "--bptt", "16", "--amp", "off",
-    "--dropout", "0", "--schedule", "constant", "--warmup-steps", "2", "--eval-every", "4",
-    "--sample-length", "0", "--seed", "5", "--max-time", "none", "--val-frac", "0.1", "--quiet",
-]  # fmt: skip
 runner = CliRunner()
-
-
-def _env() -> dict[str, str]:
-    return os.environ | {
-        "OMP_NUM_THREADS": "1",
-        "GLOO_SOCKET_IFNAME": "lo",  # keep gloo's traffic on the loopback interface
-        "PYTHONPATH": str(REPO),
-    }
-
-
-def _torchrun(*args: str) -> subprocess.Popen[str]:
-    cmd = [sys.executable, "-m", "torch.distributed.run", *args]
-    return subprocess.Popen(
-        cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-
-
-def _finish(proc: subprocess.Popen[str], timeout: float = 120) -> str:
-    out, err = proc.communicate(timeout=timeout)
-    assert proc.returncode == 0, err[-3000:]
-    assert out == ""  # stdout carries data only, and training writes none
-    return err
 
 
 def _train_here(*args: str) -> str:
@@ -60,22 +39,6 @@ def _train_here(*args: str) -> str:
     result = runner.invoke(app, ["train", *args])
     assert result.exit_code == 0, result.output
     return result.stderr
-
-
-def _rows(run: Path) -> dict[tuple[int, bool], dict]:
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    return {(r["step"], "val_loss" in r): r for r in rows}
-
-
-def _weights(run: Path) -> dict[str, torch.Tensor]:
-    return ckpt_io.load(run / ckpt_io.LATEST).model
-
-
-def _assert_same_weights(a: Path, b: Path) -> None:
-    wa, wb = _weights(a), _weights(b)
-    assert wa.keys() == wb.keys()
-    for k in wa:  # the sum over ranks runs in another order: equal up to rounding
-        torch.testing.assert_close(wa[k], wb[k], rtol=1e-4, atol=1e-5)
 
 
 def _free_port() -> int:
@@ -167,25 +130,14 @@ def test_resume_on_ranks_that_cannot_share_the_batch_is_refused_before_launch(
 # ---- real ranks: torchrun, gloo, loopback ----------------------------------------------
 
 
-def _fresh(corpus: Path, out: Path, batch_size: int, max_steps: int) -> list[str]:
-    """``charlm train`` arguments for a new micro run."""
-    return [str(corpus), "--out", str(out), "--batch-size", str(batch_size),
-            "--max-steps", str(max_steps), *ARGS]  # fmt: skip
-
-
-def _ranks(nproc: int, *args: str) -> subprocess.Popen[str]:
-    """``charlm train ARGS`` as nproc ranks on this machine."""
-    return _torchrun("--standalone", f"--nproc-per-node={nproc}", "-m", "charlm", "train", *args)
-
-
 def test_two_ranks_of_batch_8_follow_one_process_of_batch_16_and_resume_on_one(
     corpus_file: Path, tmp_path: Path
 ) -> None:
     straight, split = tmp_path / "one", tmp_path / "two"
-    ranks = _ranks(2, *_fresh(corpus_file, split, 8, 8))
-    _train_here(*_fresh(corpus_file, straight, 16, 12))
-    _finish(ranks)
-    one, two = _rows(straight), _rows(split)
+    ranks = start_ranks(2, *fresh_args(corpus_file, split, 8, 8))
+    _train_here(*fresh_args(corpus_file, straight, 16, 12))
+    finish(ranks)
+    one, two = metric_rows(straight), metric_rows(split)
     assert {step for step, _ in two} == set(range(1, 9))  # logged once, by rank 0
     for key, row in two.items():
         for name in ("train_loss", "grad_norm", "val_loss", "tokens_seen"):
@@ -194,7 +146,7 @@ def test_two_ranks_of_batch_8_follow_one_process_of_batch_16_and_resume_on_one(
     # The checkpoint holds both ranks' hidden state: one process carries on from it.
     stderr = _train_here("--resume", str(split), "--max-steps", "12")
     assert "--batch-size becomes 16 per rank" in stderr
-    _assert_same_weights(straight, split)
+    assert_same_weights(straight, split)
 
 
 def test_two_ranks_average_the_weights_as_one_process_does(
@@ -202,10 +154,10 @@ def test_two_ranks_average_the_weights_as_one_process_does(
 ) -> None:
     straight, split = tmp_path / "one", tmp_path / "two"
     average = ["--average-from", "0.5"]
-    ranks = _ranks(2, *_fresh(corpus_file, split, 8, 8), *average)
-    _train_here(*_fresh(corpus_file, straight, 16, 8), *average)
-    _finish(ranks)
-    _assert_same_weights(straight, split)  # the mean of steps 4..8
+    ranks = start_ranks(2, *fresh_args(corpus_file, split, 8, 8), *average)
+    _train_here(*fresh_args(corpus_file, straight, 16, 8), *average)
+    finish(ranks)
+    assert_same_weights(straight, split)  # the mean of steps 4..8
     one, two = (ckpt_io.load(run / ckpt_io.LATEST) for run in (straight, split))
     assert one.state["averaged_steps"] == two.state["averaged_steps"] == 5
     for k in one.raw:
@@ -219,18 +171,18 @@ def test_two_nodes_over_loopback_continue_a_one_process_run(
     corpus_file: Path, tmp_path: Path
 ) -> None:
     straight, run = tmp_path / "one", tmp_path / "run"
-    _train_here(*_fresh(corpus_file, run, 16, 4))
+    _train_here(*fresh_args(corpus_file, run, 16, 4))
     port = _free_port()
     rendezvous = ["--nnodes=2", "--nproc-per-node=1", "--rdzv-backend=c10d",
                   f"--rdzv-endpoint=127.0.0.1:{port}", "--rdzv-id=charlm-test",
                   "--local-addr=127.0.0.1"]  # fmt: skip
     resume = ["-m", "charlm", "train", "--resume", str(run), "--max-steps", "8", "--quiet"]
-    nodes = [_torchrun(*rendezvous, f"--node-rank={i}", *resume) for i in range(2)]
-    _train_here(*_fresh(corpus_file, straight, 16, 8))
+    nodes = [start_torchrun(*rendezvous, f"--node-rank={i}", *resume) for i in range(2)]
+    _train_here(*fresh_args(corpus_file, straight, 16, 8))
     for node in nodes:
-        _finish(node)
+        finish(node)
     assert ckpt_io.load(run / ckpt_io.LATEST).state["world_size"] == 2
-    _assert_same_weights(straight, run)
+    assert_same_weights(straight, run)
 
 
 def _rank_pid(launcher: int, rank: int, deadline: float) -> int:
@@ -254,18 +206,18 @@ def test_sigterm_on_one_rank_stops_all_with_one_checkpoint(
         "-m",
         "charlm",
         "train",
-        *_fresh(corpus_file, run, 8, 10**5),
+        *fresh_args(corpus_file, run, 8, 10**5),
         "--nproc=2",
     ]
     proc = subprocess.Popen(
-        cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        cmd, env=rank_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     deadline = time.monotonic() + 90
     rank1 = _rank_pid(proc.pid, 1, deadline)
     while not (run / ckpt_io.BEST).exists() and time.monotonic() < deadline:
         time.sleep(0.1)  # training has started: an evaluation has been saved
     os.kill(rank1, signal.SIGTERM)
-    _finish(proc)  # every rank stopped cleanly, and torchrun with them
+    finish(proc)  # every rank stopped cleanly, and torchrun with them
     ck = ckpt_io.load(run / ckpt_io.LATEST)
     last = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][-1]
     assert 0 < ck.state["step"] == last["step"] < 10**5 and "val_loss" in last

@@ -12,10 +12,12 @@ import torch
 from typer.testing import CliRunner
 
 from charlm.cli import app
+from charlm.config.presets import PRESETS
 from charlm.rundir import checkpoint as ckpt_io
 
 runner = CliRunner()
 TINY_STEPS = ["--preset", "tiny", "--max-steps", "4", "--seed", "7", "--threads", "1"]
+TINY_CLOCK = PRESETS["tiny"]["train"]["max_time"]
 QUICK = ["--sample-length", "0", "--val-frac", "0.2"]
 
 
@@ -40,7 +42,9 @@ def test_a_step_bound_under_a_timed_preset_ignores_the_clock(
     for result in (first, second):
         assert "stopped (max_steps) at step 4" in result.stderr
         assert "the schedule follows --max-steps 4" in result.stderr
-        assert "--max-steps replaces the preset 'tiny' time limit of 30s" in result.stderr
+        assert (
+            f"--max-steps replaces the preset 'tiny' time limit of {TINY_CLOCK:g}s" in result.stderr
+        )
     a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
@@ -83,3 +87,26 @@ def test_resume_keeps_the_settings_and_says_what_it_ignores(
     train = json.loads(result.stdout)["config"]["train"]
     assert train["max_steps"] == 6 and train["lr"] != 0.5
     assert "--lr ignored when resuming: the run keeps its own settings" in result.stderr
+
+
+def test_max_time_bounds_the_whole_run_and_plus_adds_to_it_on_resume(
+    corpus_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One rule for every bound: a total for the run, resumes included; `+DURATION` on a
+    resume is that much more than the run has trained. Each clock reading is 1 s apart."""
+    fake_now = itertools.count(start=1000.0, step=1.0)
+    monkeypatch.setattr(time, "monotonic", lambda: next(fake_now))
+    run = tmp_path / "run"
+    _train(
+        corpus_file, run, "--preset", "tiny", "--max-time", "20s", "--eval-every", "1000", *QUICK
+    )
+    first = ckpt_io.load(run / ckpt_io.LATEST).state["elapsed"]
+    assert 20 <= first < 30
+    again = runner.invoke(app, ["train", "--resume", str(run), "--max-time", "+20s"])
+    assert again.exit_code == 0, again.output
+    assert "--max-time" in again.stderr and "of --max-time" in again.stderr
+    total = ckpt_io.load(run / ckpt_io.LATEST)
+    assert total.config.train.max_time == pytest.approx(first + 20)
+    assert first + 20 <= total.state["elapsed"] < first + 30  # 20 s more, not what was left
+    done = runner.invoke(app, ["train", "--resume", str(run)])
+    assert "--max-time +" in done.stderr  # how to go on, in the same terms

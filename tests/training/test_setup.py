@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import copy
+import shutil
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+import pytest
 import torch
 
+from charlm.data import corpus as corpus_module
+from charlm.data import token_cache, tokenizers
 from charlm.data.corpus import prepare, read_corpus
+from charlm.data.tokenizers import CharTokenizer
 from charlm.models.lm import RNNLM
 from charlm.rundir.progress import TrainState
 from charlm.training import distributed
 from charlm.training.setup import new_trainer, resume_trainer
 from charlm.training.trainer import Trainer
-from tests.conftest import micro_config
+from tests.helpers import micro_config
 
 
 def test_new_trainer_leaves_the_callers_config_as_it_was(corpus_file: Path, tmp_path: Path) -> None:
@@ -76,3 +84,56 @@ def test_resuming_a_finished_run_says_so_and_trains_nothing(trained_run: Path) -
 def test_a_finished_run_resumes_with_a_larger_bound(trained_run: Path) -> None:
     trainer, _ = resume_trainer(trained_run, options={"max_steps": 14})
     assert trainer.state.step == 12 and trainer.run().state.step == 14
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_new_run_and_its_resume_each_read_tokenize_and_make_tokens_once(
+    corpus_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, streamed: bool
+) -> None:
+    monkeypatch.setenv("CHARLM_CACHE_DIR", str(tmp_path / "cache"))
+    if streamed:  # the file stays on disk and goes through the token cache
+        monkeypatch.setattr(corpus_module, "STREAM_ABOVE_BYTES", 0)
+    calls: Counter[str] = Counter()
+
+    def count(owner: object, name: str, what: str) -> None:
+        real = getattr(owner, name)
+
+        def counted(*args: object, **kwargs: object) -> object:
+            calls[what] += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, counted)
+
+    count(corpus_module, "read_text", "reads")  # the whole text into memory
+    count(token_cache, "_scan", "reads")  # a streamed text counted and hashed
+    count(corpus_module.Corpus, "_chunks", "reads")  # a streamed text hashed alone
+    count(token_cache, "_write_tokens", "token files")
+
+    class CountedChars(CharTokenizer):
+        @classmethod
+        def from_dict(cls, d: dict[str, Any]) -> CharTokenizer:
+            calls["tokenizers"] += 1
+            return super().from_dict(d)
+
+        @classmethod
+        def train_chunks(cls, chunks: Iterable[str], config: object = None) -> CharTokenizer:
+            calls["tokenizers"] += 1
+            return super().train_chunks(chunks)
+
+    monkeypatch.setitem(tokenizers._REGISTRY, "char", CountedChars)
+    once = {"reads": 1, "tokenizers": 1, "token files": int(streamed)}
+
+    config = micro_config(max_steps=2, eval_every=2, sample_length=0)
+    trainer, _ = new_trainer(config, read_corpus(str(corpus_file)), tmp_path / "run", seed=1)
+    assert calls == +Counter(once)
+    trainer.run()
+    calls.clear()
+    resume_trainer(tmp_path / "run")
+    # A streamed resume finds its token file cached (with the text's hash): nothing to read.
+    cached = once | {"reads": 0, "token files": 0}
+    assert calls == +Counter(cached if streamed else once)
+    if streamed:
+        shutil.rmtree(tmp_path / "cache")
+        calls.clear()
+        resume_trainer(tmp_path / "run")
+        assert calls == +Counter(once)

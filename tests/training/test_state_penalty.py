@@ -17,7 +17,7 @@ from charlm.evaluation.scoring import score_tokens
 from charlm.training.setup import new_trainer
 from charlm.training.state_penalty import state_penalty
 from charlm.training.trainer import Trainer
-from tests.conftest import MICRO_ARGS, micro_config
+from tests.helpers import MICRO_ARGS, micro_config
 
 # One stream, three steps, two units: norms 5, 1, sqrt(2).
 STATES = torch.tensor([[[3.0, 4.0], [0.0, 1.0], [1.0, 1.0]]])
@@ -57,9 +57,9 @@ def test_the_penalty_trains_but_the_reported_loss_and_scores_leave_it_out(
     penalised = _trainer(corpus_file, tmp_path / "penalised", 5.0, kind)
     x, y = plain.batcher.window(0)
     with torch.no_grad():  # the same weights and batch: the data loss alone, by the model
-        nll, _ = penalised.model.nll(x, y, penalised.model.init_hidden(x.size(0)))
-    loss_plain, _, _ = plain._step(x, y, total_steps=10)
-    loss_penalised, _, _ = penalised._step(x, y, total_steps=10)
+        nll = penalised.model(x, penalised.model.init_hidden(x.size(0)), targets=y).nll
+    loss_plain, _, _ = plain.train_step(x, y, total_steps=10)
+    loss_penalised, _, _ = penalised.train_step(x, y, total_steps=10)
     assert loss_penalised == pytest.approx(float(nll.mean()), rel=1e-6)
     assert loss_plain == pytest.approx(loss_penalised, rel=1e-6)
     assert penalised._penalty > 0

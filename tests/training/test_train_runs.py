@@ -19,7 +19,7 @@ from charlm.data.corpus import read_corpus
 from charlm.rundir import checkpoint as ckpt_io
 from charlm.training.events import StepEvent
 from charlm.training.setup import new_trainer
-from tests.conftest import micro_config
+from tests.helpers import micro_config
 
 SMALL = ("--batch-size", "4", "--bptt", "16")  # batching the micro corpus can feed
 
@@ -42,7 +42,7 @@ def _one_error_line(stderr: str) -> str:
     ("bounds", "reason", "hint"),
     [
         ((), "max_steps", "--max-steps 24"),
-        (("--max-steps", "100", "--max-time", "0.001s"), "max_time", "--max-time 0.002s"),
+        (("--max-steps", "100", "--max-time", "0.001s"), "max_time", "--max-time +0.001s"),
     ],
 )
 def test_a_finished_run_says_so_and_is_left_untouched(

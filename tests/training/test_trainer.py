@@ -16,7 +16,7 @@ from charlm.rundir import checkpoint as ckpt_io
 from charlm.training.events import EvalEvent, StepEvent
 from charlm.training.setup import new_trainer, resume_trainer
 from charlm.training.trainer import Trainer
-from tests.conftest import micro_config
+from tests.helpers import micro_config
 
 
 def _trainer(corpus_file: Path, run_dir: Path, config: RunConfig | None = None) -> Trainer:
@@ -53,7 +53,7 @@ def test_step_clips_global_norm_and_reports_it_before_clipping(
         real_step(*args, **kwargs)
 
     trainer.optimizer.step = spy_step  # type: ignore[method-assign]
-    _, norm, _ = trainer._step(x, y, total_steps=10)
+    _, norm, _ = trainer.train_step(x, y, total_steps=10)
     assert norm > 0.01  # the logged norm is the one before clipping
     assert grads_after[0] == pytest.approx(0.01, rel=1e-3)
     assert all(t.grad_fn is None for t in hidden_tensors(trainer.hidden))  # detached
@@ -149,7 +149,7 @@ def test_non_finite_loss_skips_the_update(corpus_file: Path, tmp_path: Path) -> 
     with torch.no_grad():
         trainer.model.decoder.bias[0] = float("nan")
     before["decoder.bias"] = trainer.model.decoder.bias.detach().clone()
-    loss, norm, _ = trainer._step(*trainer.batcher.window(0), total_steps=10)
+    loss, norm, _ = trainer.train_step(*trainer.batcher.window(0), total_steps=10)
     assert loss is None and not math.isfinite(norm)
     after = trainer.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before if k != "decoder.bias")

@@ -1,13 +1,6 @@
 """The echo-state network (Jaeger 2001): a fixed random reservoir; only the read-out learns.
 
-One reservoir layer, with x_t the token at step t::
-
-    u_t = E[x_t]                                 E (V, D): fixed random embedding
-    h_t = tanh(W_in u_t + b + W h_{t-1})         W_in (H, D), b (H,): fixed random
-                                                 W (H, H): sparse, fixed, radius rho
-    p(x_{t+1} | x_1..x_t) = softmax(W_out h_t + b_out)   the read-out, the only trained part
-
-A stacked ESN feeds each reservoir's states to the next as its u_t. W has
+One reservoir layer is written out in ``EQUATIONS``. W has
 ``ceil(SPARSITY * H)`` non-zeros in every row (so no unit is cut off from the others), drawn
 from a normal distribution, then scaled so that its spectral radius (largest |eigenvalue|) is
 ``--spectral-radius``: below 1 the reservoir forgets its start (the echo-state property) and
@@ -33,6 +26,24 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 from torch import nn
+
+from charlm.config.schema import ModelConfig, TrainConfig
+from charlm.errors import ConfigError
+from charlm.models.cells.rnn import NUMPY_LAYERS
+from charlm.models.cells.rnn import build as build_tanh_layers
+from charlm.models.registry import CellSpec
+
+EQUATIONS = r"""
+One reservoir layer, with $x_t$ the token at step $t$; $E$ (V, D) the embedding, $W_{in}$
+(H, D), $b$ (H) and the sparse $W$ (H, H) fixed and random, $W$ scaled to spectral radius
+$\rho$ (`--spectral-radius`):
+
+$$u_t = E[x_t] \qquad h_t = \tanh(W_{in} u_t + b + W h_{t-1})$$
+$$p(x_{t+1} \mid x_{1..t}) = \mathrm{softmax}(W_{out} h_t + b_{out})$$
+
+Only the read-out $W_{out}, b_{out}$ is trained. A stacked network feeds each reservoir's
+states to the next as its $u_t$.
+"""
 
 SPARSITY = 0.1  # share of non-zeros in each row of W
 INPUT_SCALE = 1.0  # std of W_in u_t for one unit, the embedding having unit variance
@@ -95,3 +106,46 @@ def freeze(embed: nn.Embedding, rnn: nn.RNN) -> None:
     """No gradient, so neither the optimizer nor weight decay ever touches them."""
     embed.requires_grad_(False)
     rnn.requires_grad_(False)
+
+
+def init(embed: nn.Embedding, rnn: nn.Module, cfg: ModelConfig, loading: bool) -> None:
+    """The reservoir drawn, then frozen. ``loading``: the weights are about to come from a
+    checkpoint, so none is drawn (its eigendecomposition takes a second)."""
+    if not loading:
+        init_reservoir(embed, rnn, cfg.spectral_radius)
+    freeze(embed, rnn)
+
+
+def check(model: ModelConfig, train: TrainConfig | None) -> None:
+    if model.tie_weights:
+        raise ConfigError(
+            "--tie-weights would train the echo-state network's fixed input weights: "
+            "add --no-tie-weights, or choose another --model"
+        )
+    if train is not None and train.state_penalty:
+        raise ConfigError(
+            "--state-penalty acts through trained recurrent weights and --model esn trains "
+            "none (only its read-out): drop --state-penalty, or choose another --model"
+        )
+
+
+SPEC = CellSpec(
+    name="esn",
+    title="echo-state network",
+    help="echo-state: a fixed random reservoir, only the read-out trained",
+    equations=EQUATIONS,
+    build=build_tanh_layers,
+    gates=("pre",),
+    # torch fuses the reservoir, but trains only the read-out: bf16 would gain little
+    fused=False,
+    spectral=True,
+    numpy_layers=NUMPY_LAYERS,
+    flow_cell=nn.RNNCell,
+    options={
+        "spectral_radius": "{flag} sets the echo-state network's reservoir: add --model "
+        "{takers}, or drop {flag}"
+    },
+    untie="keeps its input weights fixed",
+    check=check,
+    init=init,
+)

@@ -1,7 +1,7 @@
 """The peephole LSTM (Gers, Schraudolph and Schmidhuber 2002): gates that see the cell.
 
 ``nn.LSTM`` has no peephole connections, so this module runs the recurrence itself. Its
-training speed comes from where the work goes (bench/README.md, "Peephole LSTM"):
+training speed comes from where the work goes (docs/records/cells.md, "Peephole LSTM"):
 
 - each layer's input projection W_ih x + b for all T steps is one matrix product, outside
   the time loop;
@@ -16,32 +16,47 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from charlm.config.schema import ModelConfig
+from charlm.models.cells.gates import (
+    GATE_BIASES,
+    GATES,
+    SIGMOID_GATES,
+    gate_matrix,
+    init_gate_biases,
+)
+from charlm.models.registry import CellSpec, NumpyLayers, stack_args, stacked_arrays
 from charlm.models.timeloop import StepProduct, lstm_step_backward, weight_grad
 
 PeepholeState = tuple[torch.Tensor, torch.Tensor]
+
+EQUATIONS = r"""
+Per layer, with $x_t$ its input and $\sigma$ the logistic function; the peephole weights $p$
+are diagonal (one per unit):
+
+$$i_t = \sigma(W_i x_t + U_i h_{t-1} + p_i \odot c_{t-1} + b_i) \qquad
+f_t = \sigma(W_f x_t + U_f h_{t-1} + p_f \odot c_{t-1} + b_f)$$
+$$g_t = \tanh(W_g x_t + U_g h_{t-1} + b_g) \qquad c_t = f_t \odot c_{t-1} + i_t \odot g_t$$
+$$o_t = \sigma(W_o x_t + U_o h_{t-1} + p_o \odot c_t + b_o) \qquad h_t = o_t \odot \tanh(c_t)$$
+
+The output gate sees the new cell $c_t$, the input and forget gates the previous one. Gate
+biases start as the LSTM's (`--forget-bias`, `--input-bias`).
+"""
 
 
 class PeepholeLSTM(nn.Module):
     """A stack of peephole LSTM layers, shaped like ``nn.LSTM(batch_first=True)``.
 
-    Per layer, with x_t its input and sigma the logistic function::
-
-        i_t = sigma(W_i x_t + U_i h_{t-1} + p_i * c_{t-1} + b_i)    input gate
-        f_t = sigma(W_f x_t + U_f h_{t-1} + p_f * c_{t-1} + b_f)    forget gate
-        g_t = tanh(W_g x_t + U_g h_{t-1} + b_g)                     candidate
-        c_t = f_t * c_{t-1} + i_t * g_t
-        o_t = sigma(W_o x_t + U_o h_{t-1} + p_o * c_t + b_o)        output gate
-        h_t = o_t * tanh(c_t)
-
-    The peephole weights p are diagonal (one per unit, ``weight_peep_l{k}`` rows i, f, o);
-    the others are stored as ``nn.LSTM`` stores them (gates in the order i, f, g, o, two
-    biases), so code that reads an LSTM's weights reads these. The state (h, c) is
-    (num_layers, B, H) each; dropout falls between layers, as in ``nn.LSTM``.
+    Per layer, the equations of ``EQUATIONS``. The peephole weights p are diagonal (one per
+    unit, ``weight_peep_l{k}`` rows i, f, o); the others are stored as ``nn.LSTM`` stores
+    them (gates in the order i, f, g, o, two biases), so code that reads an LSTM's weights
+    reads these. The state (h, c) is (num_layers, B, H) each; dropout falls between layers,
+    as in ``nn.LSTM``.
     """
 
     # What code written for nn.LSTM asks of it.
@@ -222,3 +237,54 @@ class PeepholeCell(nn.Module):
         c_new = f * c + i * torch.tanh(a_g)
         o = torch.sigmoid(a_o + p_o * c_new)
         return o * torch.tanh(c_new), c_new
+
+
+def build(cfg: ModelConfig) -> nn.Module:
+    return PeepholeLSTM(**stack_args(cfg))
+
+
+def numpy_prepare(rnn: nn.Module, layer: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The LSTM's gate matrix; the peephole weights (i, f, o) halved as the sigmoid gates'
+    inputs are."""
+    w, b = gate_matrix(*stacked_arrays(rnn, layer), rnn.hidden_size)
+    peep = getattr(rnn, f"weight_peep_l{layer}").detach().double().cpu().numpy()
+    return w, b, (0.5 * peep).astype(np.float32)
+
+
+def numpy_step(g: np.ndarray, h: np.ndarray, c: np.ndarray, t: np.ndarray, p: np.ndarray) -> None:
+    """The LSTM's step with the peepholes ``p`` (3, H): i and f see c_{t-1}, o the new c_t."""
+    H = h.shape[1]
+    for j in (0, 1):
+        np.multiply(c, p[j], out=t)
+        np.add(g[:, j * H : (j + 1) * H], t, out=g[:, j * H : (j + 1) * H])
+    i_f, o, cand = g[:, : 2 * H], g[:, 2 * H : 3 * H], g[:, 3 * H :]
+    np.tanh(i_f, out=i_f)
+    np.multiply(i_f, 0.5, out=i_f)
+    np.add(i_f, 0.5, out=i_f)
+    np.tanh(cand, out=cand)
+    np.multiply(c, g[:, H : 2 * H], out=c)
+    np.multiply(g[:, :H], cand, out=t)
+    np.add(c, t, out=c)
+    np.multiply(c, p[2], out=t)
+    np.add(o, t, out=o)
+    np.tanh(o, out=o)
+    np.multiply(o, 0.5, out=o)
+    np.add(o, 0.5, out=o)
+    np.tanh(c, out=t)
+    np.multiply(o, t, out=h)
+
+
+SPEC = CellSpec(
+    name="peephole",
+    title="peephole LSTM",
+    help="LSTM, gates see c",
+    equations=EQUATIONS,
+    build=build,
+    states=("h", "c"),
+    gates=GATES,
+    sigmoid_gates=SIGMOID_GATES,
+    numpy_layers=NumpyLayers(numpy_prepare, numpy_step),
+    flow_cell=PeepholeCell,
+    options=GATE_BIASES,
+    init=init_gate_biases,
+)
