@@ -34,6 +34,7 @@ import httpx
 import numpy as np
 import torch
 
+from bench.modes import Mode, mode
 from charlm.config.schema import ModelConfig, RunConfig
 from charlm.data.tokenizers import CharTokenizer
 from charlm.generation.generate import GenerateConfig, generate
@@ -186,9 +187,17 @@ def _library_rate(run: Path, streams: int, tokens: int) -> float:
     return streams * tokens / (time.perf_counter() - t0)
 
 
-def run(quick: bool = False, soak_seconds: float | None = None) -> dict[str, Any]:
-    tokens = 500 if quick else 2000
-    soak_seconds = soak_seconds if soak_seconds is not None else (5.0 if quick else 600.0)
+# Characters a request, requests one after another, rounds of first tokens, soak seconds.
+SIZES: dict[Mode, tuple[int, int, int, float]] = {
+    "full": (2000, 8, 5, 600.0),  # the soak's figure is the 10-minute run
+    "quick": (500, 4, 2, 5.0),
+    "smoke": (20, 1, 1, 0.5),
+}
+
+
+def run(quick: bool = False, smoke: bool = False, soak: float | None = None) -> dict[str, Any]:
+    tokens, one_by_one_requests, rounds, soak_seconds = SIZES[mode(quick, smoke)]
+    soak_seconds = soak if soak is not None else soak_seconds
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = _write_run(Path(tmp))
         library = {n: _library_rate(run_dir, n, tokens) for n in (1, 32)}
@@ -196,10 +205,10 @@ def run(quick: bool = False, soak_seconds: float | None = None) -> dict[str, Any
         try:
             url = server.url
             asyncio.run(_concurrent(url, 8, 200))  # warm-up: imports, allocations, caches
-            one_by_one = asyncio.run(_one_by_one(url, 4 if quick else 8, tokens))
+            one_by_one = asyncio.run(_one_by_one(url, one_by_one_requests, tokens))
             rates = {n: asyncio.run(_concurrent(url, n, tokens)) for n in CLIENTS}
-            waits = np.array(asyncio.run(_first_tokens(url, 32, 2 if quick else 5))) * 1000
-            soak = asyncio.run(_soak(server, 32, soak_seconds))
+            waits = np.array(asyncio.run(_first_tokens(url, 32, rounds))) * 1000
+            soaked = asyncio.run(_soak(server, 32, soak_seconds))
         finally:
             server.stop()
     return {
@@ -216,7 +225,7 @@ def run(quick: bool = False, soak_seconds: float | None = None) -> dict[str, Any
             "p95": round(float(np.percentile(waits, 95)), 1),
             "samples": len(waits),
         },
-        "soak": soak,
+        "soak": soaked,
     }
 
 
@@ -225,4 +234,4 @@ if __name__ == "__main__":
     p.add_argument("--quick", action="store_true")
     p.add_argument("--soak", type=float, default=None, metavar="SECONDS", help="soak length")
     args = p.parse_args()
-    print(json.dumps(run(args.quick, args.soak), indent=2))
+    print(json.dumps(run(args.quick, soak=args.soak), indent=2))

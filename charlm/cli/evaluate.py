@@ -28,8 +28,8 @@ from charlm.cli.common import (
 from charlm.cli.generation import check_prime
 from charlm.cli.progress import ScoringProgress
 from charlm.config.runtime import set_threads
-from charlm.config.schema import ConfigError
 from charlm.data.corpus import run_split
+from charlm.errors import ConfigError, InputError
 from charlm.evaluation.baseline import (
     CACHE_DIR,
     Baseline,
@@ -41,7 +41,7 @@ from charlm.evaluation.baseline import (
 )
 from charlm.evaluation.scoring import TextScore, oov_warning, score_text, total_score
 from charlm.generation.load import LoadedModel
-from charlm.text.reading import InputError, read_text
+from charlm.text.reading import read_text
 from charlm.text.sources import corpus_name, files_in
 
 

@@ -21,12 +21,11 @@ from charlm.cli.common import (
 )
 from charlm.config.options import flag
 from charlm.config.runtime import new_seed
-from charlm.config.schema import ConfigError
-from charlm.data.tokenizers import Tokenizer, describe_unknown, drop_unknown
+from charlm.data.tokenizers import Tokenizer, drop_unknown
+from charlm.errors import ConfigError, InputError, describe_unknown
 from charlm.generation.generate import GenerateConfig, generate
 from charlm.generation.load import LoadedModel
 from charlm.generation.sampling import SamplingConfig
-from charlm.text.reading import InputError
 
 UNKNOWN_MODES = ("error", "skip")
 PROGRESS_EVERY = 64  # steps between progress updates: cheap next to a step

@@ -30,14 +30,14 @@ from charlm.cli.inspect_units import surprisal, units
 from charlm.config.runtime import set_threads
 from charlm.config.schema import check_seed
 from charlm.data.corpus import split_text
-from charlm.data.tokenizers import Tokenizer, describe_unknown, drop_unknown
-from charlm.errors import ConfigError
+from charlm.data.tokenizers import Tokenizer, drop_unknown
+from charlm.errors import ConfigError, InputError, describe_unknown
 from charlm.extras import require
 from charlm.generation.load import LoadedModel
 from charlm.inspection.figures import check_output, gradient_flow_figure
 from charlm.inspection.gradflow import Flow, FlowConfig, check_length, fresh_model, measure
 from charlm.models import registry
-from charlm.text.reading import InputError, read_text
+from charlm.text.reading import read_text
 
 app = typer.Typer(
     name="inspect",

@@ -35,7 +35,7 @@ from charlm.cli.unitview import (
     spans_table,
 )
 from charlm.config.runtime import set_threads
-from charlm.config.schema import ConfigError
+from charlm.errors import ConfigError, InputError
 from charlm.extras import require
 from charlm.generation.fill import check_pair
 from charlm.generation.load import GENERATION_DEVICE, LoadedModel
@@ -56,7 +56,7 @@ from charlm.inspection.text_features import (
 from charlm.inspection.units import Space, Unit, is_sequential, parse_unit, value_range, values
 from charlm.models import registry
 from charlm.rundir.atomic import write_atomic
-from charlm.text.reading import InputError, read_text
+from charlm.text.reading import read_text
 
 TextArgs = Annotated[
     list[str] | None, checkpoint_then("[CHECKPOINT] TEXT|-", "the text; - or piped stdin")

@@ -57,9 +57,10 @@ from charlm.cli.generation import (
     write_samples,
 )
 from charlm.config.runtime import set_threads
+from charlm.errors import InputError
 from charlm.evaluation.scoring import token_report
 from charlm.generation.load import GENERATION_DEVICE
-from charlm.text.reading import InputError, read_text
+from charlm.text.reading import read_text
 
 
 def prime(

@@ -41,8 +41,9 @@ from charlm.cli.generation import (
     write_samples,
 )
 from charlm.config.runtime import set_threads
+from charlm.errors import InputError
 from charlm.generation.load import GENERATION_DEVICE
-from charlm.text.reading import InputError, read_text
+from charlm.text.reading import read_text
 
 
 def sample(

@@ -14,13 +14,13 @@ from charlm.config.presets import OTHER_OPTIMIZER_LR, PRESETS, default_preset
 from charlm.config.schema import (
     OPTIMIZERS,
     PLATEAU_FACTOR,
-    ConfigError,
     DataConfig,
     ModelConfig,
     RunConfig,
     TrainConfig,
     parse_duration,
 )
+from charlm.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,7 @@ import numpy as np
 import sentencepiece as spm
 
 from charlm.config.schema import DataConfig
-from charlm.errors import (
-    ConfigError,
-    UnknownCharactersError,
-    describe_unknown,  # noqa: F401 (the CLI's generation, inspect import it here)
-)
+from charlm.errors import ConfigError, UnknownCharactersError
 from charlm.text.pretokenised import DETECT_CHARS, choose_word_split
 
 

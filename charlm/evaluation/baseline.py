@@ -18,14 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from charlm.config.schema import ConfigError, RunConfig
+from charlm.config.schema import RunConfig
 from charlm.data.corpus import Prepared, prepare, read_corpus
 from charlm.data.tokenizers import Tokenizer
+from charlm.errors import ConfigError, InputError
 from charlm.evaluation.ngram import NgramModel, count_ngrams
 from charlm.evaluation.scoring import TextScore, text_to_score
 from charlm.rundir.atomic import write_atomic
 from charlm.rundir.recovery import remove_orphans
-from charlm.text.reading import InputError
 
 MAX_ORDER = 20  # the highest order ngram:N accepts, and what ngram:best searches up to
 CACHE_DIR = "ngram"

@@ -18,10 +18,10 @@ import torch
 from charlm.config.schema import TrainConfig
 from charlm.data.batching import eval_windows
 from charlm.data.tokenizers import Tokenizer, drop_unknown, ends_lines_with_eos
+from charlm.errors import InputError
 from charlm.generation.generate import start_context
 from charlm.generation.stepping import run_prime
 from charlm.models.lm import RNNLM, detach_hidden
-from charlm.text.reading import InputError
 
 _MARKED_UNK = re.compile(r"(?<!\S)<unk>(?!\S)")  # a literal <unk> standing as a word
 

@@ -23,8 +23,8 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from charlm.config.schema import ConfigError
 from charlm.data.tokenizers import Tokenizer
+from charlm.errors import ConfigError
 from charlm.generation.generate import DETOKENIZE_CONTEXT
 from charlm.generation.stepping import run_prime
 from charlm.models.lm import RNNLM, hidden_from_tensors, hidden_tensors

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from charlm.config.schema import ConfigError, check_seed
+from charlm.config.schema import check_seed
 from charlm.data.tokenizers import Tokenizer
+from charlm.errors import ConfigError
 from charlm.generation.sampling import SamplingConfig, choose
 from charlm.generation.stepping import blas_threads, make_stepper, run_prime
 from charlm.models.lm import RNNLM

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from charlm.config.schema import ConfigError
+from charlm.errors import ConfigError
 
 PAGE_CAP_BYTES = 10_000_000  # "under 10 MB", in decimal megabytes to be safe
 LEVELS = 15  # odd, so 0 falls exactly on the middle level of a diverging scale

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from charlm.config.schema import ConfigError
+from charlm.errors import ConfigError
 
 OPENING, CLOSING = "([{", ")]}"
 VOWELS = frozenset("aeiouAEIOU")

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from charlm.config.runtime import new_seed
-from charlm.data.tokenizers import describe_unknown, drop_unknown
-from charlm.errors import RequestError
+from charlm.data.tokenizers import drop_unknown
+from charlm.errors import RequestError, describe_unknown
 from charlm.generation.generate import start_context, unk_masked
 from charlm.generation.sampling import SamplingConfig
 from charlm.serving.catalog import ServedModel

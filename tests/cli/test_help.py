@@ -68,8 +68,8 @@ def test_top_level_help_lists_every_command_on_one_line() -> None:
     listed = text.split("Commands:")[1].splitlines()[1:]
     names = [line.split()[0] for line in listed if line.strip()]
     assert names == [
-        "train", "sample", "prime", "complete", "chat", "evaluate", "prepare", "plot", "serve",
-        "export", "inspect", "music",
+        "train", "sample", "fill", "prime", "complete", "chat", "evaluate", "prepare", "plot",
+        "serve", "export", "inspect", "music",
     ]  # fmt: skip
     assert not any(line.rstrip().endswith("...") for line in listed)  # nothing cut short
 

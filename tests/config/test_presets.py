@@ -15,7 +15,8 @@ from charlm.config.options import (
     schedule_bound,
 )
 from charlm.config.presets import DESCRIPTIONS, OTHER_OPTIMIZER_LR, PRESETS, default_preset
-from charlm.config.schema import ConfigError, RunConfig
+from charlm.config.schema import RunConfig
+from charlm.errors import ConfigError
 
 CHAR_PRESETS = ["tiny", "small", "medium", "large"]
 WORD_PRESETS = ["word-small", "word-medium"]

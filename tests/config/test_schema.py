@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from charlm.config.schema import ConfigError, DataConfig, RunConfig, TrainConfig, parse_duration
+from charlm.config.schema import DataConfig, RunConfig, TrainConfig, parse_duration
+from charlm.errors import ConfigError
 
 
 @pytest.mark.parametrize(

@@ -7,14 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from charlm.data.batching import (
-    DataError,
-    Splits,
-    StripeBatcher,
-    check_splits,
-    eval_layout,
-    eval_windows,
-)
+from charlm.data.batching import Splits, StripeBatcher, check_splits, eval_layout, eval_windows
+from charlm.errors import DataError
 
 
 def test_windows_continue_each_stripe() -> None:

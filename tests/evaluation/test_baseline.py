@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from charlm.cli import app
-from charlm.config.schema import ConfigError
 from charlm.data.corpus import prepare, read_corpus
+from charlm.errors import ConfigError
 from charlm.evaluation.baseline import BaselineSpec, RunData, fit_baseline, score_ngram
 from charlm.evaluation.ngram import count_ngrams
 from charlm.generation.load import load_model

@@ -14,11 +14,11 @@ from charlm.cli import app
 from charlm.config.schema import ModelConfig
 from charlm.data.corpus import split_text
 from charlm.data.tokenizers import CharTokenizer
+from charlm.errors import InputError
 from charlm.evaluation.scoring import score_text, score_tokens
 from charlm.generation.load import load_model
 from charlm.models.lm import RNNLM
 from charlm.rundir.checkpoint import load
-from charlm.text.reading import InputError
 
 
 def run(*args: str, input: str | None = None):  # type: ignore[no-untyped-def]

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from charlm.config.schema import ConfigError, ModelConfig
+from charlm.config.schema import ModelConfig
 from charlm.data.tokenizers import CharTokenizer, WordTokenizer
+from charlm.errors import ConfigError
 from charlm.generation.beam import BeamConfig, complete
 from charlm.generation.generate import GenerateConfig, generate_text
 from charlm.generation.sampling import SamplingConfig

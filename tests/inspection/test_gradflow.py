@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from charlm.config.schema import ConfigError, ModelConfig
+from charlm.config.schema import ModelConfig
+from charlm.errors import ConfigError
 from charlm.inspection.gradflow import FlowConfig, fresh_model, measure, state_gradients
 from charlm.models.lm import RNNLM
 

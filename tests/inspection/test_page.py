@@ -10,7 +10,7 @@ import zlib
 import numpy as np
 import pytest
 
-from charlm.config.schema import ConfigError
+from charlm.errors import ConfigError
 from charlm.inspection.page import LEVELS, build_page, render_page
 from tests.helpers.page_docs import random_doc_of_real_shape, synthetic_doc
 

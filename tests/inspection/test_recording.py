@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from charlm.config.schema import ConfigError
+from charlm.errors import ConfigError
 from charlm.generation.stepping import run_prime
 from charlm.inspection.doc import build_doc, jsonable
 from charlm.inspection.recording import record

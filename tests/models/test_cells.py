@@ -16,7 +16,8 @@ import torch
 from typer.testing import CliRunner
 
 from charlm.cli import app
-from charlm.config.schema import ConfigError, ModelConfig
+from charlm.config.schema import ModelConfig
+from charlm.errors import ConfigError
 from charlm.generation.stepping import make_stepper, run_prime
 from charlm.models import registry
 from charlm.models.cells.peephole import PeepholeLSTM

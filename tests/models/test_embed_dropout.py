@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from charlm.cli import app
 from charlm.config.options import resolve_config
-from charlm.config.schema import ConfigError, ModelConfig
+from charlm.config.schema import ModelConfig
+from charlm.errors import ConfigError
 from charlm.models.lm import RNNLM
 from charlm.rundir import checkpoint as ckpt_io
 from tests.helpers import MICRO_ARGS

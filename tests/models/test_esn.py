@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 
 from charlm.cli import app
 from charlm.config.options import resolve_config
-from charlm.config.schema import ConfigError, ModelConfig, RunConfig, TrainConfig
+from charlm.config.schema import ModelConfig, RunConfig, TrainConfig
 from charlm.data.corpus import read_corpus
+from charlm.errors import ConfigError
 from charlm.generation.load import load_model
 from charlm.inspection.units import Space
 from charlm.models import registry

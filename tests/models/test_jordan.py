@@ -14,7 +14,8 @@ import torch
 from typer.testing import CliRunner
 
 from charlm.cli import app
-from charlm.config.schema import ConfigError, ModelConfig
+from charlm.config.schema import ModelConfig
+from charlm.errors import ConfigError
 from charlm.models import registry
 from charlm.models.cells.jordan import flow_gradients
 from charlm.models.lm import RNNLM

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from charlm.config.schema import ConfigError, ModelConfig
+from charlm.config.schema import ModelConfig
+from charlm.errors import ConfigError
 from charlm.models.lm import RNNLM, detach_hidden, hidden_tensors
 
 

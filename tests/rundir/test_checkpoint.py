@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from charlm.data.tokenizers import CharTokenizer, tokenizer_from_dict
-from charlm.errors import OutputError
+from charlm.errors import CheckpointError, OutputError
 from charlm.models.lm import RNNLM
 from charlm.rundir import atomic
 from charlm.rundir import checkpoint as ckpt_io
-from charlm.rundir.checkpoint import Checkpoint, CheckpointError
+from charlm.rundir.checkpoint import Checkpoint
 from tests.helpers import micro_config
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from charlm.errors import InputError
 from charlm.text.clean import (
     CleanOptions,
     clean_text,
@@ -17,7 +18,7 @@ from charlm.text.clean import (
     strip_gutenberg,
 )
 from charlm.text.plays import OWN_LINE, detect_layout, reformat_play
-from charlm.text.reading import InputError, is_utf8
+from charlm.text.reading import is_utf8
 from tests.helpers.texts import (
     GUTENBERG,
     MARKDOWN_EXPECTED,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from charlm.errors import InputError
 from charlm.text.clean import CleanOptions, clean, clean_text
 from charlm.text.plays import (
     INLINE,
@@ -14,7 +15,6 @@ from charlm.text.plays import (
     prepared_speeches,
     speaker_of,
 )
-from charlm.text.reading import InputError
 from tests.helpers.texts import (
     FOLIO,
     FOLIO_EXPECTED,

@@ -11,9 +11,8 @@ from typer.testing import CliRunner
 
 from charlm.cli import app
 from charlm.data.corpus import read_corpus
-from charlm.errors import CharlmError
+from charlm.errors import CharlmError, InputError
 from charlm.rundir import checkpoint as ckpt_io
-from charlm.text.reading import InputError
 from charlm.text.sources import corpus_name, read_joined
 from charlm.training.events import StepEvent
 from charlm.training.setup import new_trainer, resume_trainer

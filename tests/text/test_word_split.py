@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 
 from charlm.cli import app
 from charlm.config.presets import PRESETS
-from charlm.config.schema import ConfigError, DataConfig, ModelConfig
+from charlm.config.schema import DataConfig, ModelConfig
 from charlm.data.tokenizers import WordTokenizer, build_tokenizer, tokenizer_from_dict
+from charlm.errors import ConfigError
 from charlm.evaluation.scoring import score_text
 from charlm.generation.generate import GenerateConfig, generate_text, unk_masked
 from charlm.models.lm import RNNLM

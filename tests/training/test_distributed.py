@@ -122,7 +122,7 @@ def test_resume_on_ranks_that_cannot_share_the_batch_is_refused_before_launch(
     trained_run: Path,
 ) -> None:
     result = runner.invoke(app, ["train", "--resume", str(trained_run), "--nproc", "3"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # options that cannot work: a usage error
     assert "global batch 4" in result.stderr and "divides 4 (1, 2, 4)" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
