@@ -39,8 +39,9 @@ SECTIONS = (
     "completion",
 )
 # What --quick promises, from each section's CPU seconds (docs/records/suite.md, "--quick"):
-# under 5 minutes did not hold once every section ran, even after cutting the quick sizes.
-QUICK_HELP = "short runs: the suite in about 6 minutes on a quiet 2-core host"
+# 505 s measured with every section on 2026-12-04; under 5 minutes did not hold once every
+# section ran, even after cutting the quick sizes.
+QUICK_HELP = "short runs: the suite in about 9 minutes on a quiet 2-core host"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -11,7 +11,7 @@
   NumPy step (``charlm.generation.generate``, one thread); the same model.
 
 The model: the run in $CHARLM_BENCH_COMPLETE_RUN, else one trained here (``--threads 1``, 10
-minutes; 1 with --quick). The smoke run uses random weights.
+minutes; 20 seconds with --quick). The smoke run uses random weights.
 `python -m bench.completion [--quick]` prints the figures as JSON.
 """
 
@@ -47,7 +47,7 @@ from charlm.models.lm import RNNLM
 CORPUS = Path("/work/shared/corpora/tinyshakespeare/input.txt")
 SIZES = {  # (training seconds, held-out words, sampled characters)
     "full": (600, 1000, 5000),
-    "quick": (60, 150, 1000),
+    "quick": (20, 150, 1000),
     "smoke": (0, 4, 50),
 }
 CONTEXT = 400  # characters before a word that the model reads
