@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -138,21 +137,26 @@ def test_ctrl_c_during_sample_says_interrupted_on_a_line_of_its_own(trained_run:
             seen += os.read(leader, 4096)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 130
-        while True:
-            try:
-                chunk = os.read(leader, 4096)
-            except OSError:  # the terminal closed with the process
-                break
-            if not chunk:
-                break
-            seen += chunk
-            time.sleep(0.01)
+        seen += _rest_of(leader)
     finally:
         if proc.poll() is None:
             proc.kill()
         os.close(leader)
     lines = seen.decode("utf-8", "replace").replace("\r\n", "\n").split("\n")
     assert "charlm: interrupted" in lines, lines[-3:]
+
+
+def _rest_of(leader: int) -> bytes:
+    """Everything a terminal shows until it closes with its process."""
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closed with the process
+            return seen
+        if not chunk:
+            return seen
+        seen += chunk
 
 
 def _on_a_terminal(*args: str) -> bytes:
@@ -164,16 +168,8 @@ def _on_a_terminal(*args: str) -> bytes:
         command, stdin=subprocess.DEVNULL, stdout=follower, stderr=subprocess.DEVNULL, env=env
     )
     os.close(follower)
-    seen = b""
     try:
-        while True:
-            try:
-                chunk = os.read(leader, 4096)
-            except OSError:  # the terminal closed with the process
-                break
-            if not chunk:
-                break
-            seen += chunk
+        seen = _rest_of(leader)
         assert proc.wait(timeout=60) == 0
     finally:
         if proc.poll() is None:
