@@ -177,6 +177,13 @@ def check(model: ModelConfig, train: TrainConfig | None = None) -> CellSpec:
         if option not in spec.options and getattr(model, option) != _default(option):
             f, cells = flag(option), " or ".join(takers(option))
             raise ConfigError(refusal.format(flag=f, model=model.model, takers=cells))
+    # A cell stepping through the decoder hands out its top states after its own dropout: a
+    # state penalty there would measure the dropout masks, so the two do not combine.
+    if spec.needs_decoder and train is not None and model.dropout and train.state_penalty:
+        raise ConfigError(
+            f"--state-penalty with --model {spec.name} needs --dropout 0 (the {spec.title}'s "
+            "states come out of its loop after dropout): drop one of them"
+        )
     spec.check(model, train)
     return spec
 

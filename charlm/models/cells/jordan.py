@@ -149,13 +149,6 @@ def check(model: ModelConfig, train: TrainConfig | None) -> None:
             f"--jordan-decay must be in [0, 1), e.g. 0.5 (got {model.jordan_decay}): "
             "from 1 on the context units grow without bound"
         )
-    # The loop hands out its top states after its own dropout: a state penalty there would
-    # measure the dropout masks, so the two do not combine.
-    if train is not None and model.dropout and train.state_penalty:
-        raise ConfigError(
-            "--state-penalty with --model jordan needs --dropout 0 (the Jordan network's states "
-            "come out of its loop after dropout): drop one of them"
-        )
 
 
 SPEC = CellSpec(

@@ -206,11 +206,6 @@ def check(model: ModelConfig, train: TrainConfig | None) -> None:
                 f"{option} must be at least 1 (got {value}): the NARX network reads its current "
                 "input and at least its last output"
             )
-    if train is not None and model.dropout and train.state_penalty:
-        raise ConfigError(
-            "--state-penalty with --model narx needs --dropout 0 (the NARX network's states "
-            "come out of its loop after dropout): drop one of them"
-        )
 
 
 SPEC = CellSpec(
