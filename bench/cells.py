@@ -195,10 +195,36 @@ def run(
     base = default_model(vocab)
     if quick:
         base = dataclasses.replace(base, hidden_size=QUICK_HIDDEN)
-    rows = [r for r in plan(base, chosen_models()) if chosen_row(r["row"])]
+    models = chosen_models()
+    rows = [r for r in plan(base, models) if chosen_row(r["row"])]
     if quick:
         rows = [r for r in rows if not r["state_penalty"]]
-    return run_rows(rows, mode(quick, smoke), results, runner)
+    held = run_rows(rows, mode(quick, smoke), results, runner)
+    if "tdnn" in models and CORPUS.exists():
+        held["ngram_beside_tdnn"] = ngram_beside(base.window)
+        report.save(
+            "cells", {k: v for k, v in held.items() if k not in ("corpus", "split")}, results
+        )
+    return held
+
+
+def ngram_beside(window: int) -> dict[str, Any]:
+    """The Kneser-Ney n-gram of the time-delay network's order (it reads ``window`` tokens, so
+    order window + 1) on the table's split, as `charlm evaluate --baseline ngram:N` fits it:
+    its validation nats per character, the row the tdnn's stands beside."""
+    from charlm.config.schema import DataConfig, RunConfig
+    from charlm.data.corpus import prepare, read_corpus
+    from charlm.evaluation.ngram import count_ngrams
+
+    prep = prepare(RunConfig(data=DataConfig(val_frac=0.1)), read_corpus(str(CORPUS)))
+    order = window + 1
+    counts = count_ngrams(prep.splits.train, prep.tokenizer.vocab_size, order)
+    nats = -float(counts.model(order).log_probs(prep.splits.val).sum()) / prep.val_chars
+    return {
+        "order": order,
+        "val_nats_per_char": round(nats, 4),
+        "val_bits_per_char": round(float(nats / np.log(2)), 4),
+    }
 
 
 def run_rows(

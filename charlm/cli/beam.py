@@ -11,7 +11,7 @@ from charlm.cli.common import DataOut, closed_pipe_ok, info, unescape
 from charlm.config.options import flag
 from charlm.generation.beam import BeamConfig, Hypothesis, complete
 from charlm.generation.generate import start_context
-from charlm.generation.load import LoadedModel
+from charlm.generation.load import LoadedModel, require_forward
 
 BeamOpt = Annotated[
     int | None,
@@ -56,6 +56,7 @@ def beam_notes(given: set[str], beam_on: bool) -> list[str]:
 
 def search(lm: LoadedModel, text: str, cfg: BeamConfig) -> list[Hypothesis]:
     """The best continuations of ``text`` (of the start of a line when it is empty)."""
+    require_forward(lm, "a beam search")
     ids = [int(i) for i in lm.tokenizer.encode(text)] if text else []
     return complete(lm.model, lm.tokenizer, ids or start_context(lm.tokenizer), cfg)
 

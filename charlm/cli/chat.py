@@ -40,7 +40,7 @@ from charlm.config.runtime import new_seed, set_threads
 from charlm.config.schema import check_seed
 from charlm.errors import CharlmError, InputError
 from charlm.generation.conversation import Conversation
-from charlm.generation.load import GENERATION_DEVICE
+from charlm.generation.load import GENERATION_DEVICE, require_forward
 from charlm.generation.sampling import SamplingConfig
 from charlm.rundir.atomic import write_atomic
 
@@ -87,6 +87,7 @@ def chat(
         check_seed(seed)
         set_threads(threads)
         lm = load_checkpoint(checkpoint, device, quiet)
+        require_forward(lm, "charlm chat")
         check_prime(lm.tokenizer, "", unknown, quiet)  # --unknown itself, before any turn
         rng = np.random.default_rng(new_seed() if seed is None else seed)
         session = _Session(

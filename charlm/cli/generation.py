@@ -139,7 +139,8 @@ def write_samples(lm: LoadedModel, prime: str, cfg: GenerateConfig, out: Output)
     """Stream the samples to stdout: the first as it is produced, the others after it.
 
     All K streams advance together; the first is written token by token, the rest are
-    held until it ends (the terminal can only show one stream at a time).
+    held until it ends (the terminal can only show one stream at a time). A backward model
+    (trained with --reverse) writes what precedes the prime, so the prime comes after it.
     """
     ids = lm.tokenizer.encode(prime) if prime else []
     separator = unescape(out.separator)
@@ -147,17 +148,19 @@ def write_samples(lm: LoadedModel, prime: str, cfg: GenerateConfig, out: Output)
     if out.seed_chosen and not out.quiet and not cfg.sampling.greedy:  # greedy draws nothing
         info(f"seed {cfg.seed} (repeat this sample with --seed {cfg.seed})")
     head = prime if out.show_prime else ""
+    before, after = ("", head) if lm.model.cfg.reverse else (head, "")
     held: list[list[str]] = [[] for _ in range(cfg.num_samples)]
     with closed_pipe_ok(), _line_after_interrupt(data), _progress(cfg, data, out.quiet) as advance:
-        data.write(head)
+        data.write(before)
         for step, pieces in enumerate(generate(lm.model, lm.tokenizer, ids, cfg)):
             data.write(pieces[0])
             for k in range(1, cfg.num_samples):
                 held[k].append(pieces[k])
             if step % PROGRESS_EVERY == 0:
                 advance(step)
+        data.write(after)
         for k in range(1, cfg.num_samples):
-            data.write(separator + head + "".join(held[k]))
+            data.write(separator + before + "".join(held[k]) + after)
         if data.is_terminal() and not data.ends_line:
             # the shell prompt on a line of its own; a pipe or file gets the bytes as sampled
             data.write("\n")

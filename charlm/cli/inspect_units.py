@@ -193,7 +193,7 @@ def surprisal(
         if backward is not None:
             back = load_checkpoint(backward, device, quiet)
             check_pair(ins.lm.model, back.model, ins.lm.tokenizer, back.tokenizer)
-            shown = both_ways(bits, record(back.model, rec.ids[::-1].copy()).surprisal[::-1])
+            shown = both_ways(bits, record(back.model, rec.ids).surprisal)
         hard = hardest_spans(shown, span_length, spans)
         if not quiet:
             hi = max(float(np.nanpercentile(shown, 99)), 1.0)

@@ -206,10 +206,17 @@ def total_score(scores: list[TextScore]) -> TextScore:
 
 def token_report(model: RNNLM, tokenizer: Tokenizer, text: str, top: int = 5) -> dict[str, Any]:
     """Per token of ``text``: its log-probability given the tokens before it, and the model's
-    ``top`` candidates at that point; then the candidates for the token after the last."""
+    ``top`` candidates at that point; then the candidates for the token after the last.
+
+    A backward model (``--reverse``) reads the text from its end: each token is given the
+    ones after it, the rows stay in reading order, and the candidates are for the token
+    before the first (under "previous" instead of "next")."""
     ids = tokenizer.encode(text)
     if len(ids) == 0:
         raise InputError("the prime encodes to no tokens: nothing to score")
+    backward = model.cfg.reverse
+    if backward:
+        ids = np.ascontiguousarray(ids[::-1])
     pieces = [tokenizer.decode([int(i)]) for i in ids]
     rows: list[dict[str, Any]] = [
         {"token": p, "id": int(i), "log_prob": None, "top": []}
@@ -246,8 +253,8 @@ def token_report(model: RNNLM, tokenizer: Tokenizer, text: str, top: int = 5) ->
     first, last = tokenizer.spelled_span(text)
     score = Score(nats, len(rows) - 1, last - first)
     return {
-        "tokens": rows,
-        "next": next_cands,
+        "tokens": rows[::-1] if backward else rows,
+        "previous" if backward else "next": next_cands,
         "nats": nats,
         "nats_per_token": score.nats_per_token,
         "bits_per_char": score.bits_per_char,

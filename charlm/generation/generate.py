@@ -156,11 +156,15 @@ def generate(
 ) -> Iterator[list[str]]:
     """Per step, the new text of each of the K streams ('' for a stream that has stopped).
 
-    After the last step one more list flushes any text held back by the stop scanners.
+    After the last step one more list flushes any text held back by the stop scanners. A
+    backward model (``--reverse``) writes what comes before the prime: see ``leftwards``.
     """
-    context = [int(i) for i in prime_ids] or start_context(tokenizer)
     if not cfg.show_unk:
         cfg = replace(cfg, sampling=unk_masked(cfg.sampling, tokenizer))
+    if model.cfg.reverse:
+        yield from leftwards(model, tokenizer, prime_ids, cfg)
+        return
+    context = [int(i) for i in prime_ids] or start_context(tokenizer)
     detoks = [Detokenizer(tokenizer, context) for _ in range(cfg.num_samples)]
     scanners = [StopScanner(cfg.stop) for _ in range(cfg.num_samples)]
     with closing(generate_ids(model, context, cfg)) as steps:
@@ -169,6 +173,40 @@ def generate(
             if all(s.done for s in scanners):
                 return
     yield [s.flush() for s in scanners]
+
+
+def leftwards(
+    model: RNNLM, tokenizer: Tokenizer, prime_ids: Sequence[int], cfg: GenerateConfig
+) -> Iterator[list[str]]:
+    """``generate`` for a backward model: the text before ``prime_ids``, in reading order.
+
+    The model reads the prime from its end and draws tokens right to left, so no piece can
+    be written before the last is drawn: every step yields '' (a caller's progress still
+    advances) and the final list holds each stream's whole text. A stream stops at its
+    first stop string from the prime leftwards, the rightmost one in reading order.
+    """
+    context = [int(i) for i in prime_ids][::-1] or start_context(tokenizer)
+    drawn: list[list[int]] = [[] for _ in range(cfg.num_samples)]
+    done = [False] * cfg.num_samples
+    # Tokens whose text can hold a stop string that the newest token begins.
+    span = DETOKENIZE_CONTEXT + max((len(s) for s in cfg.stop), default=0)
+    with closing(generate_ids(model, context, cfg)) as steps:
+        for ids in steps:
+            for k, i in enumerate(ids):
+                if not done[k]:
+                    drawn[k].append(int(i))
+                    head = tokenizer.decode(drawn[k][: -span - 1 : -1])
+                    done[k] = any(s in head for s in cfg.stop)
+            yield [""] * cfg.num_samples
+            if all(done):
+                break
+    yield [after_last_stop(tokenizer.decode(d[::-1]), cfg.stop) for d in drawn]
+
+
+def after_last_stop(text: str, stops: Sequence[str]) -> str:
+    """What follows the last stop string in ``text`` (all of it when none occurs)."""
+    ends = [i + len(s) for s in stops if (i := text.rfind(s)) >= 0]
+    return text[max(ends) :] if ends else text
 
 
 def sample_text(

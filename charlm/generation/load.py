@@ -9,7 +9,7 @@ from typing import Any
 from charlm.config.runtime import resolve_device
 from charlm.config.schema import RunConfig
 from charlm.data.tokenizers import Tokenizer, tokenizer_from_dict
-from charlm.errors import CharlmError
+from charlm.errors import CharlmError, CheckpointError
 from charlm.models.lm import RNNLM
 from charlm.rundir import checkpoint as ckpt_io
 
@@ -45,11 +45,11 @@ def load_model(
     try:
         tokenizer = tokenizer_from_dict(ck.tokenizer)
     except (CharlmError, ValueError, KeyError) as e:
-        raise ckpt_io.CheckpointError(
+        raise CheckpointError(
             f"{path}: cannot rebuild its tokenizer ({e}); upgrade charlm or retrain"
         ) from e
     if tokenizer.vocab_size != ck.config.model.vocab_size:  # ids the tokenizer cannot decode
-        raise ckpt_io.CheckpointError(
+        raise CheckpointError(
             f"{path}: its tokenizer has {tokenizer.vocab_size} tokens but its model "
             f"{ck.config.model.vocab_size}: the file is damaged; retrain with 'charlm train CORPUS'"
         )
@@ -57,3 +57,13 @@ def load_model(
     ckpt_io.load_weights(model, ck)
     model.to(resolve_device(device)).eval()
     return LoadedModel(model, tokenizer, ck.config, path, checkpoint is None, ck.state)
+
+
+def require_forward(lm: LoadedModel, command: str) -> None:
+    """Refuse a backward model where text can only grow to the right (completions, chat,
+    serving): its continuations would be of the text read backwards."""
+    if lm.model.cfg.reverse:
+        raise CheckpointError(
+            f"{lm.path} reads text right to left (trained with --reverse): {command} needs a "
+            "forward run; charlm sample and prime write what comes before a text with it"
+        )

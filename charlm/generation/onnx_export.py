@@ -32,19 +32,13 @@ from charlm.config.schema import RunConfig
 from charlm.data.tokenizers import Tokenizer
 from charlm.errors import CharlmError
 from charlm.generation.generate import start_context
+from charlm.models import registry
 from charlm.models.lm import RNNLM, hidden_from_tensors, hidden_tensors
 from charlm.rundir.atomic import write_atomic
 
 FORMAT = 1  # charlm.format: bump when the graph's inputs or metadata change meaning
 OPSET = 18
 TOLERANCE = 1e-5  # the largest difference from torch's log-probabilities accepted
-
-# Cells the exporters cannot express, and why, in one line each (tests/generation/
-# test_onnx_export.py exports every other registered cell).
-UNEXPORTABLE = {
-    "peephole": "its time loop is a custom autograd function writing its buffers in place, "
-    "which neither torch exporter traces",
-}
 
 
 class ExportError(CharlmError):
@@ -77,17 +71,22 @@ def state_specs(model: RNNLM) -> list[StateSpec]:
 
 
 def unexportable() -> str:
-    """The cells that cannot be exported, and why, as one line."""
-    return "; ".join(f"{name}: {why}" for name, why in UNEXPORTABLE.items())
+    """The cells that cannot be exported, and why (each cell's spec says), as one line."""
+    return "; ".join(f"{name}: {why}" for name, why in unexportable_cells().items())
+
+
+def unexportable_cells() -> dict[str, str]:
+    """Cell name -> why the exporters cannot express it (every other cell is exported)."""
+    return {n: registry.get(n).no_onnx for n in registry.names() if registry.get(n).no_onnx}
 
 
 def export_onnx(
     model: RNNLM, tokenizer: Tokenizer, config: RunConfig, path: Path
 ) -> dict[str, Any]:
     """Write ``model`` to ``path`` as one ONNX step, checked against the model; its metadata."""
-    if model.cfg.model in UNEXPORTABLE:
+    if model.spec.no_onnx:
         raise ExportError(
-            f"--model {model.cfg.model} cannot be exported to ONNX: {UNEXPORTABLE[model.cfg.model]}"
+            f"--model {model.cfg.model} cannot be exported to ONNX: {model.spec.no_onnx}"
         )
     model = model.eval().cpu()
     specs = state_specs(model)

@@ -68,10 +68,14 @@ def _floats(a: np.ndarray) -> list[float | None]:
 
 
 def _top(rec: Recording, vocab: list[str]) -> list[list[list[Any]]]:
-    rows: list[list[list[Any]]] = [[]]
-    for ids, probs in zip(rec.top_ids[1:], rec.top_probs[1:], strict=True):
-        rows.append([[vocab[i], round(float(p), 4)] for i, p in zip(ids, probs, strict=True)])
-    return rows
+    """Each token's candidates; none for the one with nothing read before it (the first, or
+    a backward model's last)."""
+    return [
+        []
+        if math.isnan(b)
+        else [[vocab[i], round(float(p), 4)] for i, p in zip(ids, probs, strict=True)]
+        for b, ids, probs in zip(rec.surprisal, rec.top_ids, rec.top_probs, strict=True)
+    ]
 
 
 def jsonable(doc: dict[str, Any]) -> dict[str, Any]:
@@ -100,15 +104,19 @@ def surprisal_report(
 ) -> dict[str, Any]:
     """Per token its bits, probability and the top candidates; the means; the hardest spans.
 
-    The first token is context only: its bits and probability are None, its top list empty.
+    The first token (a backward model's last) is context only: its bits and probability are
+    None, its top list empty.
     """
     pieces = [vocab[i] for i in rec.ids]
     bits = rec.surprisal
-    rows = [{"token": pieces[0], "bits": None, "prob": None, "top": []}]
-    for t in range(1, len(pieces)):
+    rows = []
+    for t, piece in enumerate(pieces):
+        if math.isnan(bits[t]):
+            rows.append({"token": piece, "bits": None, "prob": None, "top": []})
+            continue
         top = zip(rec.top_ids[t], rec.top_probs[t], strict=True)
         rows.append({
-            "token": pieces[t],
+            "token": piece,
             "bits": float(bits[t]),
             "prob": float(2.0 ** -bits[t]),
             "top": [{"token": vocab[i], "prob": float(p)} for i, p in top],

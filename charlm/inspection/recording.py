@@ -47,6 +47,17 @@ class Recording:
     def hidden(self) -> int:
         return self.states["h"].shape[2]
 
+    def flipped(self) -> Recording:
+        """The same recording with its steps in the opposite order."""
+        return Recording(
+            self.kind,
+            _flip(self.ids),
+            {name: _flip(a) for name, a in self.states.items()},
+            _flip(self.log2_prob),
+            _flip(self.top_ids),
+            _flip(self.top_probs),
+        )
+
     @property
     def surprisal(self) -> np.ndarray:
         """Bits per token, -log2 p; NaN for the first token, which is never predicted."""
@@ -60,8 +71,22 @@ def state_names(kind: str) -> tuple[str, ...]:
 
 @torch.inference_mode()
 def record(model: RNNLM, ids: np.ndarray, top: int = 5) -> Recording:
-    """Run ``ids`` (at least one token) through ``model`` one step at a time, keeping it all."""
+    """Run ``ids`` (at least one token) through ``model`` one step at a time, keeping it all.
+
+    A backward model (``--reverse``) reads them right to left; its recording comes back in
+    reading order, each step's state then the one after reading tokens t..T-1, and the
+    token with nothing read before it the last."""
     ids = np.asarray(ids, dtype=np.int64)
+    if model.cfg.reverse:
+        return _record(model, _flip(ids), top).flipped()
+    return _record(model, ids, top)
+
+
+def _flip(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a[::-1])
+
+
+def _record(model: RNNLM, ids: np.ndarray, top: int) -> Recording:
     T = len(ids)
     if T == 0:
         raise ValueError("record needs at least one token")

@@ -99,6 +99,7 @@ class CellSpec:
     # cell, with {flag}, {model} (the cell given it) and {takers} (the cells taking it).
     options: Mapping[str, str] = field(default_factory=dict)
     untie: str = ""  # why the cell never shares its embedding with the decoder; "" if it may
+    no_onnx: str = ""  # why `charlm export` cannot write the cell as ONNX; "" if it can
     check: Callable[[ModelConfig, TrainConfig | None], None] = _no_check  # its own rules
     init: Callable[[nn.Embedding, nn.Module, ModelConfig, bool], None] = _no_init  # loading?
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from charlm.errors import ConfigError, RequestError
-from charlm.generation.load import LoadedModel, load_model
+from charlm.generation.load import LoadedModel, load_model, require_forward
 from charlm.serving.engine import Engine
 
 
@@ -31,6 +31,8 @@ def load_catalog(
     if names and any(not n.strip() or "/" in n for n in names):
         raise ConfigError("--name needs a non-empty name without '/'")
     loaded = [load_model(run) for run in runs]
+    for lm in loaded:
+        require_forward(lm, "charlm serve")
     chosen = names or [lm.path.parent.name for lm in loaded]
     twice = sorted({n for n in chosen if chosen.count(n) > 1})
     if twice:

@@ -124,3 +124,28 @@ def test_rows_can_be_picked_by_name(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("CHARLM_BENCH_ROWS", "lstm,gru+penalty")
     cells.run(results=tmp_path, runner=fake)
     assert sorted(fake.ran) == [("gru+penalty", "10m"), ("lstm", "10m")]
+
+
+def test_the_tdnn_row_has_the_ngram_of_its_order_beside_it(
+    corpus_text: str, tmp_path: Path, monkeypatch
+) -> None:
+    from charlm.data.corpus import split_text
+    from charlm.data.tokenizers import CharTokenizer
+    from charlm.evaluation.baseline import score_ngram
+    from charlm.evaluation.ngram import count_ngrams
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(corpus_text)
+    monkeypatch.setattr(cells, "CORPUS", corpus)
+    monkeypatch.setattr(cells, "default_model", lambda vocab: BASE)
+    monkeypatch.setenv("CHARLM_BENCH_CELLS", "tdnn")
+    got = cells.run(results=tmp_path, runner=FakeTrain())["ngram_beside_tdnn"]
+    assert got["order"] == BASE.window + 1
+    assert json.loads((tmp_path / "cells.json").read_text())["ngram_beside_tdnn"] == got
+    # The same figure along evaluate --baseline's path: fitted on the training split, the
+    # held-out text scored as the RNN's is.
+    train, _, val = split_text(corpus_text, 0.1, 0.0)
+    tok = CharTokenizer.train(corpus_text)
+    model = count_ngrams(tok.encode(train), tok.vocab_size, got["order"]).model(got["order"])
+    want = score_ngram(model, tok, val)
+    assert got["val_nats_per_char"] == pytest.approx(want.nats / want.chars, abs=2e-4)

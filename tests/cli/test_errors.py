@@ -153,7 +153,7 @@ BREAKS: dict[str, list[tuple[str, list[str]]]] = {
         *GENERATION,
     ],
     "complete": [
-        ("{ckpt}", ["{missing}.safetensors", "{dir}", "{corpus_ckpt}"]),
+        ("{ckpt}", ["{missing}.safetensors", "{dir}", "{corpus_ckpt}", "{back}"]),
         ("-f", IN_PATHS),
         ("-k", COUNTS),
         ("--beam", COUNTS),
@@ -165,7 +165,7 @@ BREAKS: dict[str, list[tuple[str, list[str]]]] = {
         ("--threads", THREADS),
     ],
     "chat": [
-        ("{ckpt}", ["{missing}.safetensors", "{dir}", "{corpus_ckpt}"]),
+        ("{ckpt}", ["{missing}.safetensors", "{dir}", "{corpus_ckpt}", "{back}"]),
         ("-n", NON_NEGATIVE),
         ("-t", POSITIVE_REALS),
         ("--seed", SEEDS),
@@ -243,7 +243,7 @@ BREAKS: dict[str, list[tuple[str, list[str]]]] = {
         ("--threads", THREADS),
     ],
     "serve": [
-        ("{run}", IN_PATHS),
+        ("{run}", [*IN_PATHS, "{back}"]),
         ("--name", ["", "a/b"]),
         ("--host", ["", "999.1.1.1"]),
         ("--port", ["-1", "65536", "nan", "x"]),
