@@ -78,17 +78,19 @@ class JordanStack(nn.Module):
         upper = [p for layer in self.inputs[1:] for p in (layer.weight, layer.bias)]
         out, logits, ctx = JordanLoop.apply(
             first, s[0].to(dtype), self.context.weight, decoder.weight, decoder.bias,
-            self._masks(T, B, first), self.decay, *upper,
+            dropout_masks(self, T, B, first), self.decay, *upper,
         )  # fmt: skip
         return out, logits, ctx[None]
 
-    def _masks(self, T: int, B: int, like: torch.Tensor) -> torch.Tensor | None:
-        """Dropout after each layer (into the next, or the decoder): (T, L, B, H), scaled."""
-        if not self.training or self.dropout == 0:
-            return None
-        keep = 1.0 - self.dropout
-        shape = (T, self.num_layers, B, self.hidden_size)
-        return like.new_empty(shape).bernoulli_(keep).div_(keep)
+
+def dropout_masks(stack: nn.Module, T: int, B: int, like: torch.Tensor) -> torch.Tensor | None:
+    """Dropout after each of ``stack``'s layers (into the next, or the decoder) for T steps:
+    (T, L, B, H), scaled; None when it drops nothing."""
+    if not stack.training or stack.dropout == 0:
+        return None
+    keep = 1.0 - stack.dropout
+    shape = (T, stack.num_layers, B, stack.hidden_size)
+    return like.new_empty(shape).bernoulli_(keep).div_(keep)
 
 
 class JordanLoop(torch.autograd.Function):
@@ -147,20 +149,14 @@ def _steps(
 ) -> tuple[torch.Tensor, ...]:
     """Run T steps; keep h of every layer (T, L, B, H), the logits, y and each step's s."""
     B, T, H = first.shape
-    L, V = U.size(0) // H, D.size(0)
-    hs = first.new_empty(T, L, B, H)
+    V = D.size(0)
+    hs = first.new_empty(T, U.size(0) // H, B, H)
     zs, ys, cs = (first.new_empty(T, B, V) for _ in range(3))
     x = first.transpose(0, 1)  # (T, B, H)
     for t in range(T):
         cs[t] = s
         u = torch.mm(s, U.t())  # (B, L*H): every layer's U^l s_t at once
-        h = torch.add(x[t], u[:, :H], out=hs[t, 0]).tanh_()
-        for layer in range(1, L):
-            below = h if masks is None else h * masks[t, layer - 1]
-            w, b = upper[2 * layer - 2], upper[2 * layer - 1]
-            h = torch.addmm(b, below, w.t(), out=hs[t, layer])
-            h.add_(u[:, layer * H : (layer + 1) * H]).tanh_()
-        top = h if masks is None else h * masks[t, -1]
+        top = layers_step(x[t], u, hs[t], None if masks is None else masks[t], upper)
         torch.addmm(d, top, D.t(), out=zs[t])
         torch.softmax(zs[t], -1, out=ys[t])
         s = ys[t] if mu == 0 else mu * s + ys[t]
@@ -185,21 +181,8 @@ def _steps_back(
     da, dz = hs.new_empty(T, B, L * H), ys.new_empty(ys.shape)
     g = torch.zeros_like(ys[0]) if g_s is None else g_s.clone()  # dLoss/ds_{t+1}
     for t in range(T - 1, -1, -1):
-        y = ys[t]  # softmax backward: dz = y * (g - <g, y>), plus the loss's own gradient
-        torch.mul(y, g - (g * y).sum(-1, keepdim=True), out=dz[t])
-        if g_z is not None:
-            dz[t] += g_z[:, t]
-        dh = torch.mm(dz[t], D)
-        if g_out is not None:
-            dh += g_out[:, t]
-        for layer in range(L - 1, -1, -1):
-            if masks is not None:
-                dh *= masks[t, layer]
-            h = hs[t, layer]
-            dh.mul_(1 - h * h)  # through tanh: now the pre-activation's gradient
-            da[t, :, layer * H : (layer + 1) * H] = dh
-            if layer > 0:
-                dh = torch.mm(dh, upper[2 * layer - 2])
+        dh = output_step_back(ys[t], g, D, g_out, g_z, t, dz[t])
+        layers_step_back(dh, hs[t], None if masks is None else masks[t], upper, da[t])
         g = torch.mm(da[t], U) if mu == 0 else torch.addmm(g, da[t], U, beta=mu)
     return da, dz, g
 
@@ -215,12 +198,89 @@ def _weight_grads(
 ) -> tuple[torch.Tensor | None, ...]:
     """Every weight's gradient as one product over all T steps; in JordanLoop's input order."""
     T, L, B, H = hs.shape
+    dU = da.reshape(T * B, L * H).t() @ cs.reshape(T * B, -1)
+    dD, dd = decoder_grads(hs, masks, dz)
+    dfirst = da[:, :, :H].transpose(0, 1)
+    return (dfirst, ds, dU, dD, dd, None, None, *upper_grads(hs, masks, da, n_upper))
+
+
+def layers_step(
+    x: torch.Tensor,
+    u: torch.Tensor,
+    hs: torch.Tensor,
+    masks: torch.Tensor | None,
+    upper: tuple[torch.Tensor, ...] | list[torch.Tensor],
+) -> torch.Tensor:
+    """One step of L tanh layers fed by what the past sends each (u, (B, L*H)), layer 1 by x
+    too: every layer's h written into ``hs`` (L, B, H); the top's output after dropout.
+    Shared by the loops whose state reaches the layers only through u (Jordan, NARX)."""
+    L, _, H = hs.shape
+    h = torch.add(x, u[:, :H], out=hs[0]).tanh_()
+    for layer in range(1, L):
+        below = h if masks is None else h * masks[layer - 1]
+        w, b = upper[2 * layer - 2], upper[2 * layer - 1]
+        h = torch.addmm(b, below, w.t(), out=hs[layer])
+        h.add_(u[:, layer * H : (layer + 1) * H]).tanh_()
+    return h if masks is None else h * masks[-1]
+
+
+def output_step_back(
+    p: torch.Tensor,
+    g_p: torch.Tensor,
+    D: torch.Tensor,
+    g_out: torch.Tensor | None,
+    g_z: torch.Tensor | None,
+    t: int,
+    dz: torch.Tensor,
+) -> torch.Tensor:
+    """Step t's softmax p (B, V) and decoder D backwards: the logits' gradient into ``dz``
+    from the loss's own (g_z) and from what reads p later (g_p); returns the gradient at the
+    top layer's output, the loss's own there (g_out) added."""
+    torch.mul(p, g_p - (g_p * p).sum(-1, keepdim=True), out=dz)  # dz = p * (g - <g, p>)
+    if g_z is not None:
+        dz += g_z[:, t]
+    dh = torch.mm(dz, D)
+    if g_out is not None:
+        dh += g_out[:, t]
+    return dh
+
+
+def layers_step_back(
+    dh: torch.Tensor,
+    hs: torch.Tensor,
+    masks: torch.Tensor | None,
+    upper: tuple[torch.Tensor, ...] | list[torch.Tensor],
+    da: torch.Tensor,
+) -> None:
+    """``layers_step`` backwards: from the gradient at the top's output (B, H), modified in
+    place, every layer's pre-activation gradient into ``da`` (B, L*H)."""
+    L, _, H = hs.shape
+    for layer in range(L - 1, -1, -1):
+        if masks is not None:
+            dh *= masks[layer]
+        h = hs[layer]
+        dh.mul_(1 - h * h)  # through tanh: now the pre-activation's gradient
+        da[:, layer * H : (layer + 1) * H] = dh
+        if layer > 0:
+            dh = torch.mm(dh, upper[2 * layer - 2])
+
+
+def decoder_grads(
+    hs: torch.Tensor, masks: torch.Tensor | None, dz: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The decoder's weight and bias gradients over all T steps, from the logits' (T, B, V)."""
+    T, _, B, H = hs.shape
+    return dz.reshape(T * B, -1).t() @ _top(hs, masks).reshape(T * B, H), dz.sum((0, 1))
+
+
+def upper_grads(
+    hs: torch.Tensor, masks: torch.Tensor | None, da: torch.Tensor, n_upper: int
+) -> list[torch.Tensor]:
+    """W^l and b^l's gradients of layers 2..L over all T steps, in the loops' input order."""
+    T, L, B, H = hs.shape
     flat_da = da.reshape(T * B, L * H)
-    dU = flat_da.t() @ cs.reshape(T * B, -1)
-    dD = dz.reshape(T * B, -1).t() @ _top(hs, masks).reshape(T * B, H)
-    upper: list[torch.Tensor] = []
+    grads: list[torch.Tensor] = []
     for layer in range(1, n_upper // 2 + 1):
         g = flat_da[:, layer * H : (layer + 1) * H]
-        upper += [g.t() @ _below(hs, masks, layer).reshape(T * B, H), g.sum(0)]
-    dfirst = da[:, :, :H].transpose(0, 1)
-    return (dfirst, ds, dU, dD, dz.sum((0, 1)), None, None, *upper)
+        grads += [g.t() @ _below(hs, masks, layer).reshape(T * B, H), g.sum(0)]
+    return grads

@@ -18,6 +18,7 @@ from charlm.config.schema import ModelConfig
 from charlm.errors import ConfigError
 from charlm.models import registry
 from charlm.models.cells.jordan import flow_gradients
+from charlm.models.jordanloop import dropout_masks
 from charlm.models.lm import RNNLM
 from charlm.rundir import checkpoint as ckpt_io
 
@@ -88,7 +89,7 @@ def test_the_hand_written_backward_matches_autograd_with_dropout() -> None:
     model = RNNLM(cfg).double().train()
     x, s = torch.tensor([[1, 4, 2, 0, 5], [3, 3, 1, 2, 0]]), torch.rand(1, 2, 6).double()
     torch.manual_seed(9)
-    masks = model.rnn._masks(5, 2, s)
+    masks = dropout_masks(model.rnn, 5, 2, s)
     assert masks is not None and (masks == 0).any()  # dropout is really on
     torch.manual_seed(9)
     grads = []

@@ -26,6 +26,8 @@ from torch import nn
 from charlm.config.schema import ModelConfig, TrainConfig
 from charlm.errors import ConfigError
 from charlm.models.cells.tdnn import delay_windows
+from charlm.models.jordanloop import dropout_masks
+from charlm.models.narxloop import NARXLoop
 from charlm.models.registry import CellSpec
 
 F32 = np.float32
@@ -69,9 +71,21 @@ class NARXStack(nn.Module):
     def forward(
         self, emb: torch.Tensor, state: torch.Tensor | None, decoder: nn.Linear
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        drop = self.dropout if self.training else 0.0
-        tops, logits, _, state = steps(self, emb, state, decoder, drop)
-        return torch.stack(tops, 1), torch.stack(logits, 1), state
+        """The hand-written loop (``charlm.models.narxloop``); ``steps`` is its plain twin."""
+        B, T, E = emb.shape
+        A, dtype = self.input_delays, self.feedback.weight.dtype  # autocast: the loop's own
+        if state is None:
+            state = emb.new_zeros(1, B, (A - 1 + self.output_delays) * E, dtype=dtype)
+        past, ys = state[0].split([(A - 1) * E, self.output_delays * E], dim=-1)
+        first = self.inputs[0](delay_windows(past.reshape(B, A - 1, E), emb, A)).to(dtype)
+        upper = [p for layer in self.inputs[1:] for p in (layer.weight, layer.bias)]
+        tops, logits, ys = NARXLoop.apply(
+            first, ys.to(dtype), self.feedback.weight, self.expect.weight, decoder.weight,
+            decoder.bias, dropout_masks(self, T, B, first), *upper,
+        )  # fmt: skip
+        inputs = torch.cat([past, emb.reshape(B, -1)], dim=-1)  # every input, oldest first
+        kept = inputs[:, inputs.size(1) - (A - 1) * E :].to(dtype)
+        return tops, logits, torch.cat([kept, ys], dim=-1)[None]
 
 
 def steps(
@@ -79,12 +93,13 @@ def steps(
     emb: torch.Tensor,
     state: torch.Tensor | None,
     decoder: nn.Module,
-    dropout: float = 0.0,
+    masks: torch.Tensor | None = None,
     dtype: torch.dtype | None = None,
 ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[list[torch.Tensor]], torch.Tensor]:
-    """Run the network over ``emb`` (B, T, E): per step the top output after dropout (B, H),
-    the logits (B, V) and every layer's h; and the delay lines after. ``dtype``: the weights
-    cast to it (gradient flow's float64), detached."""
+    """Run the network over ``emb`` (B, T, E) through autograd: per step the top output after
+    dropout (``masks``, (T, L, B, H), as ``dropout_masks`` draws them) (B, H), the logits
+    (B, V) and every layer's h; and the delay lines after. ``dtype``: the weights cast to it
+    (gradient flow's float64), detached. The hand-written loop's reference."""
 
     def p(t: torch.Tensor | None) -> torch.Tensor | None:
         return t if dtype is None or t is None else t.detach().to(dtype)
@@ -109,11 +124,10 @@ def steps(
         h = torch.tanh(first[:, t] + u[:, :H])
         layers = [h]
         for k, (w, b) in enumerate(upper, start=1):
-            h = torch.tanh(
-                F.linear(F.dropout(h, dropout, dropout > 0), w, b) + u[:, k * H : (k + 1) * H]
-            )
+            below = h if masks is None else h * masks[t, k - 1]
+            h = torch.tanh(F.linear(below, w, b) + u[:, k * H : (k + 1) * H])
             layers.append(h)
-        top = F.dropout(h, dropout, dropout > 0)
+        top = h if masks is None else h * masks[t, -1]
         z = F.linear(top, D, d)
         y = F.linear(torch.softmax(z, -1), Ft)  # (B, E): the expected next input
         ys = torch.cat([ys[:, E:], y], dim=-1)
