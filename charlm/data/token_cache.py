@@ -3,15 +3,25 @@
 A large corpus is never held in memory: it streams through in chunks of whole lines,
 once to count and hash it, once to train a learned tokenizer, once to write its tokens to
 a file that training memory-maps. The file is cached, keyed by the corpus and tokenizer.
+
+A cache entry is a directory, built under a temporary name beside it and renamed into place,
+so a kill mid-build never leaves a half-written entry. The builder holds a ``flock`` on its
+temporary directory; a temporary directory nobody holds is a killed builder's, and the next
+build removes it (the rule of ``charlm.rundir.atomic``, whose writer builds files, not
+directories).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import shutil
+import tempfile
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +43,9 @@ from charlm.text.reading import decode, is_utf8
 
 CHUNK_CHARS = 1 << 20
 TOKEN_FILE_VERSION = 1
+# A temporary directory younger than this may be one whose builder has made it but not yet
+# locked it: tidying passes it by.
+ORPHAN_AGE_S = 60.0
 
 
 @dataclass
@@ -158,19 +171,52 @@ def token_file(
     if tokenizer is None:
         part = None if trains_on_whole_text(config) else ranges["train"][1]
         tokenizer = build_tokenizer(config, text_chunks(path, config.encoding, 0, part))
-    tmp = home.with_name(f"{home.name}.{os.getpid()}.tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
-    try:
+    with _building(home) as tmp:
         tf = _write_tokens(path, config.encoding, tokenizer, ranges, tmp / "tokens.bin")
         tf.sha256 = digest
         fields = {k: v for k, v in asdict(tf).items() if k != "path"}
         (tmp / "meta.json").write_text(json.dumps(fields))
         if not home.exists():
             os.replace(tmp, home)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     tf.path = home / "tokens.bin"
     return tf, tokenizer
+
+
+@contextmanager
+def _building(home: Path) -> Iterator[Path]:
+    """A new temporary directory beside ``home``, locked while the block builds in it; gone
+    afterwards unless the block renamed it. Killed builders' leftovers are removed first."""
+    home.parent.mkdir(parents=True, exist_ok=True)
+    tidy(home.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{home.name}.", suffix=".tmp", dir=home.parent))
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # dropped by the kernel however this process ends
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.close(fd)
+
+
+def tidy(root: Path) -> list[Path]:
+    """Remove the temporary directories under ``root`` that no builder holds; the removed."""
+    removed = []
+    for tmp in root.glob("*.tmp"):
+        try:
+            if time.time() - tmp.lstat().st_mtime < ORPHAN_AGE_S or not tmp.is_dir():
+                continue
+            fd = os.open(tmp, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # a build in progress
+        finally:
+            os.close(fd)
+        shutil.rmtree(tmp, ignore_errors=True)
+        removed.append(tmp)
+    return removed
 
 
 def _cached(home: Path) -> TokenFile | None:

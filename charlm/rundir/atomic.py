@@ -21,7 +21,8 @@ touched, even when named like ours.
 
 Not through here, on purpose: the append-only logs (metrics.jsonl, samples.txt), whose cut
 last line recovery tidies; the run lock, written in place (``charlm.rundir.lock``); the token
-cache, which builds a whole directory and renames it (``charlm.data.token_cache``).
+cache, which builds a whole directory and renames it, tidying killed builders' directories by
+the same lock rule (``charlm.data.token_cache``).
 
 Test hook: ``CHARLM_TEST_WRITE_DELAY=SECONDS`` pauses every atomic write halfway through
 its data, so a test can kill a process during a write. Unset, it costs nothing.

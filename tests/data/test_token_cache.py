@@ -143,3 +143,40 @@ def test_train_and_resume_through_the_token_file(
     assert result.exit_code == 0, result.output
     assert "corpus changed" not in result.stderr
     assert len(list((small_chunks / "tokens").iterdir())) == 1  # resuming reused the file
+
+
+def test_a_killed_builders_directory_is_removed_by_the_next_build(
+    small_chunks: Path, corpus: Path
+) -> None:
+    import fcntl
+    import os
+    import subprocess
+    import sys
+
+    root = small_chunks / "tokens"
+    # A builder killed mid-build (SIGKILL: no clean-up of its own runs).
+    code = (
+        "import os, signal, sys; from pathlib import Path; "
+        "from charlm.data.token_cache import _building; "
+        "b = _building(Path(sys.argv[1]) / 'entry'); tmp = b.__enter__(); "
+        "(tmp / 'tokens.bin').write_bytes(b'half'); os.kill(os.getpid(), signal.SIGKILL)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(root)], check=False)
+    assert proc.returncode == -9
+    (orphan,) = root.glob("*.tmp")
+    held = root / "other.held.tmp"  # another builder, still at work
+    held.mkdir()
+    young = root / "other.young.tmp"  # just made, maybe not locked yet
+    young.mkdir()
+    for d in (orphan, held):
+        os.utime(d, (0, 0))
+    fd = os.open(held, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        token_file(corpus, DataConfig(val_frac=0.1))
+        assert not orphan.exists() and held.exists() and young.exists()
+        assert [p for p in root.iterdir() if p.suffix != ".tmp"]  # the new entry
+    finally:
+        os.close(fd)
+    os.utime(young, (0, 0))
+    assert sorted(tokencache.tidy(root)) == sorted([held, young])  # nobody holds them now
