@@ -120,7 +120,8 @@ def prime(
         if not text and json_out:
             raise InputError("the prime is empty: nothing to score")
         if not text and not quiet:
-            info("the prime is empty: sampling from the start of a line")
+            edge = "end" if lm.model.cfg.reverse else "start"
+            info(f"the prime is empty: sampling from the {edge} of a line")
         if json_out:
             report = token_report(lm.model, lm.tokenizer, text, candidates)
             write_json({"prime": text, **report})

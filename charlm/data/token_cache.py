@@ -17,8 +17,9 @@ import fcntl
 import hashlib
 import json
 import os
+import secrets
 import shutil
-import tempfile
+import stat
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -188,7 +189,10 @@ def _building(home: Path) -> Iterator[Path]:
     afterwards unless the block renamed it. Killed builders' leftovers are removed first."""
     home.parent.mkdir(parents=True, exist_ok=True)
     tidy(home.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{home.name}.", suffix=".tmp", dir=home.parent))
+    # mkdir, not mkdtemp: the entry keeps the umask's mode (mkdtemp's 0700 would hide a shared
+    # cache from its other users).
+    tmp = home.parent / f"{home.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    tmp.mkdir()
     fd = os.open(tmp, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # dropped by the kernel however this process ends
@@ -203,7 +207,8 @@ def tidy(root: Path) -> list[Path]:
     removed = []
     for tmp in root.glob("*.tmp"):
         try:
-            if time.time() - tmp.lstat().st_mtime < ORPHAN_AGE_S or not tmp.is_dir():
+            info = tmp.lstat()
+            if time.time() - info.st_mtime < ORPHAN_AGE_S or not stat.S_ISDIR(info.st_mode):
                 continue
             fd = os.open(tmp, os.O_RDONLY)
         except OSError:

@@ -200,7 +200,17 @@ def leftwards(
             yield [""] * cfg.num_samples
             if all(done):
                 break
-    yield [after_last_stop(tokenizer.decode(d[::-1]), cfg.stop) for d in drawn]
+    right = [int(i) for i in prime_ids][:DETOKENIZE_CONTEXT]
+    yield [after_last_stop(text_before(tokenizer, d[::-1], right), cfg.stop) for d in drawn]
+
+
+def text_before(tokenizer: Tokenizer, ids: Sequence[int], right: Sequence[int]) -> str:
+    """The text ``ids`` spell when ``right`` (the prime's first tokens) follows them: the
+    mirror of ``Detokenizer``, so a word model's space before the prime is kept."""
+    if tokenizer.kind == "char" or not right:
+        return tokenizer.decode(ids)
+    whole, tail = tokenizer.decode([*ids, *right]), tokenizer.decode(right)
+    return whole[: len(whole) - len(tail)] if whole.endswith(tail) else tokenizer.decode(ids)
 
 
 def after_last_stop(text: str, stops: Sequence[str]) -> str:

@@ -123,8 +123,12 @@ def spectral_radius(model: RNNLM) -> float | None:
 
 
 def measure(model: RNNLM, ids: np.ndarray, cfg: FlowConfig, name: str) -> Flow:
-    """Mean |dL_t/dh_{t-k}| (and c for an LSTM) per layer over cfg.positions positions of ids."""
+    """Mean |dL_t/dh_{t-k}| (and c for an LSTM) per layer over cfg.positions positions of ids.
+
+    A backward model (``--reverse``) reads ids from the end: its lags count leftwards."""
     check_length(len(ids), cfg)
+    if model.cfg.reverse:
+        ids = np.ascontiguousarray(np.asarray(ids)[::-1])
     ends = _positions(len(ids), cfg)
     tokens = torch.as_tensor(np.asarray(ids, dtype=np.int64))
     sums: dict[tuple[str, int], torch.Tensor] = {}

@@ -26,14 +26,16 @@ CHUNK = 1024
 
 @dataclass
 class Recording:
-    """Per token t of a text: the network's state after reading tokens 0..t."""
+    """Per token t of a text: the network's state after reading token t and those before it
+    in its reading direction (a backward model's "before" is to the right; the arrays are
+    in reading order either way)."""
 
     kind: str  # the cell (--model)
     ids: np.ndarray  # (T,) token ids
     states: dict[str, np.ndarray]  # "h", "c" (LSTM) and each gate name -> (T, L, H) float32
-    log2_prob: np.ndarray  # (T,) log2 p(token t | tokens before it); NaN for t = 0
-    top_ids: np.ndarray  # (T, K) the model's K likeliest tokens at t, given tokens before t
-    top_probs: np.ndarray  # (T, K) their probabilities; row 0 is NaN (nothing read yet)
+    log2_prob: np.ndarray  # (T,) log2 p(token t | tokens read before it); NaN for the first read
+    top_ids: np.ndarray  # (T, K) the model's K likeliest tokens at t, given those read before
+    top_probs: np.ndarray  # (T, K) their probabilities; NaN at the first read (nothing yet)
     names: tuple[str, ...] = field(init=False)  # the keys of ``states`` in a fixed order
 
     def __post_init__(self) -> None:
@@ -60,7 +62,7 @@ class Recording:
 
     @property
     def surprisal(self) -> np.ndarray:
-        """Bits per token, -log2 p; NaN for the first token, which is never predicted."""
+        """Bits per token, -log2 p; NaN for the first token read, which is never predicted."""
         return -self.log2_prob
 
 

@@ -117,7 +117,7 @@ class JordanLoop(torch.autograd.Function):
         fn.decay = decay
         fn.save_for_backward(hs, ys, cs, U, D, masks, *upper)
         fn.set_materialize_grads(False)  # an unused output (out; a detached state) gives None
-        return _top(hs, masks).transpose(0, 1), zs.transpose(0, 1), s
+        return top_output(hs, masks).transpose(0, 1), zs.transpose(0, 1), s
 
     @staticmethod
     def backward(fn: Any, g_out: torch.Tensor, g_z: torch.Tensor, g_s: torch.Tensor) -> Any:
@@ -127,7 +127,7 @@ class JordanLoop(torch.autograd.Function):
             return _weight_grads(hs, cs, masks, da, dz, ds, len(upper))
 
 
-def _top(hs: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
+def top_output(hs: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
     """The top layer's output after dropout, (T, B, H): what the decoder reads."""
     return hs[:, -1] if masks is None else hs[:, -1] * masks[:, -1]
 
@@ -270,7 +270,7 @@ def decoder_grads(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The decoder's weight and bias gradients over all T steps, from the logits' (T, B, V)."""
     T, _, B, H = hs.shape
-    return dz.reshape(T * B, -1).t() @ _top(hs, masks).reshape(T * B, H), dz.sum((0, 1))
+    return dz.reshape(T * B, -1).t() @ top_output(hs, masks).reshape(T * B, H), dz.sum((0, 1))
 
 
 def upper_grads(

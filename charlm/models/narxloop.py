@@ -25,6 +25,7 @@ from charlm.models.jordanloop import (
     layers_step,
     layers_step_back,
     output_step_back,
+    top_output,
     upper_grads,
 )
 
@@ -51,8 +52,7 @@ class NARXLoop(torch.autograd.Function):
             hs, zs, ps, lines, ys = _steps(first, ys, U, Ft, D, d, masks, upper)
         fn.save_for_backward(hs, ps, lines, U, Ft, D, masks, *upper)
         fn.set_materialize_grads(False)  # an unused output gives None, not zeros
-        top = hs[:, -1] if masks is None else hs[:, -1] * masks[:, -1]
-        return top.transpose(0, 1), zs.transpose(0, 1), ys
+        return top_output(hs, masks).transpose(0, 1), zs.transpose(0, 1), ys
 
     @staticmethod
     def backward(fn: Any, g_out: torch.Tensor, g_z: torch.Tensor, g_ys: torch.Tensor) -> Any:

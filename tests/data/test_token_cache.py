@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -148,11 +152,6 @@ def test_train_and_resume_through_the_token_file(
 def test_a_killed_builders_directory_is_removed_by_the_next_build(
     small_chunks: Path, corpus: Path
 ) -> None:
-    import fcntl
-    import os
-    import subprocess
-    import sys
-
     root = small_chunks / "tokens"
     # A builder killed mid-build (SIGKILL: no clean-up of its own runs).
     code = (
@@ -180,3 +179,15 @@ def test_a_killed_builders_directory_is_removed_by_the_next_build(
         os.close(fd)
     os.utime(young, (0, 0))
     assert sorted(tokencache.tidy(root)) == sorted([held, young])  # nobody holds them now
+
+
+def test_an_entry_keeps_the_umasks_mode_for_a_shared_cache(
+    small_chunks: Path, corpus: Path
+) -> None:
+    old = os.umask(0o022)
+    try:
+        tf, _ = token_file(corpus, DataConfig(val_frac=0.1))
+    finally:
+        os.umask(old)
+    assert tf.path.parent.stat().st_mode & 0o777 == 0o755  # others may read it
+    assert not list((small_chunks / "tokens").glob("*.tmp"))

@@ -18,9 +18,10 @@ from typer.testing import CliRunner
 
 from charlm.cli import app
 from charlm.config.schema import ModelConfig
-from charlm.data.tokenizers import CharTokenizer
+from charlm.data.tokenizers import CharTokenizer, WordTokenizer
 from charlm.evaluation.scoring import token_report
 from charlm.generation.generate import GenerateConfig, after_last_stop, generate_text
+from charlm.inspection.gradflow import FlowConfig, measure
 from charlm.inspection.recording import record
 from charlm.models.lm import RNNLM
 from tests.helpers import MICRO_ARGS
@@ -62,6 +63,24 @@ def test_a_stop_cuts_at_the_one_nearest_the_prime() -> None:
     assert stopped  # the stops were met, not only the length
 
 
+def test_a_word_models_text_joins_the_prime_as_its_tokenizer_would() -> None:
+    """The words drawn before the prime are decoded with the prime to their right, so the
+    space between the last drawn word and the prime's first is kept."""
+    words = WordTokenizer(["the", "king", "queen", ",", "is"])
+    torch.manual_seed(3)
+    cfg = ModelConfig(model="gru", vocab_size=words.vocab_size, embed_size=3, hidden_size=6)
+    backward = RNNLM(dataclasses.replace(cfg, reverse=True)).eval()
+    prime = "the king"
+    joined = 0
+    for seed in range(4):
+        texts = generate_text(backward, words, words.encode(prime), GenerateConfig(6, 3, seed=seed))
+        for text in texts:
+            whole = text + prime
+            assert words.decode(words.encode(whole)) == whole  # no "queenthe" run-together
+            joined += text.endswith(" ")
+    assert joined  # some sample ended on a word, which the space separates
+
+
 def test_after_last_stop() -> None:
     assert after_last_stop("x.ab.cd", [".", "b"]) == "cd"
     assert after_last_stop("abc", ["z"]) == "abc"
@@ -78,6 +97,16 @@ def test_a_recording_comes_back_in_reading_order() -> None:
     for name in got.names:
         np.testing.assert_allclose(got.states[name], twin.states[name][::-1], atol=1e-5)
     np.testing.assert_array_equal(got.top_ids[:-1], twin.top_ids[1:][::-1])
+
+
+def test_gradient_flow_reads_the_text_as_the_model_does() -> None:
+    forward, backward = _twins(4)
+    ids = TOK.encode("ab c\nc ab\n" * 12)
+    cfg = FlowConfig(max_lag=6, positions=5, carry_in=4)
+    got, twin = measure(backward, ids, cfg, "b"), measure(forward, ids[::-1].copy(), cfg, "f")
+    assert [c.mean_norm for c in got.curves] == [c.mean_norm for c in twin.curves]
+    plain = measure(forward, ids, cfg, "f")
+    assert [c.mean_norm for c in got.curves] != [c.mean_norm for c in plain.curves]
 
 
 def test_the_prime_report_scores_each_token_from_its_right() -> None:
