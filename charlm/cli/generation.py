@@ -148,17 +148,21 @@ def write_samples(lm: LoadedModel, prime: str, cfg: GenerateConfig, out: Output)
     if out.seed_chosen and not out.quiet and not cfg.sampling.greedy:  # greedy draws nothing
         info(f"seed {cfg.seed} (repeat this sample with --seed {cfg.seed})")
     head = prime if out.show_prime else ""
-    before, after = ("", head) if lm.model.cfg.reverse else (head, "")
+    streams = not lm.model.cfg.reverse  # a backward model's text comes whole at the end
+    before, after = (head, "") if streams else ("", head)
     held: list[list[str]] = [[] for _ in range(cfg.num_samples)]
-    with closed_pipe_ok(), _line_after_interrupt(data), _progress(cfg, data, out.quiet) as advance:
+    first = data.write if streams else held[0].append
+    with closed_pipe_ok(), _line_after_interrupt(data):
         data.write(before)
-        for step, pieces in enumerate(generate(lm.model, lm.tokenizer, ids, cfg)):
-            data.write(pieces[0])
-            for k in range(1, cfg.num_samples):
-                held[k].append(pieces[k])
-            if step % PROGRESS_EVERY == 0:
-                advance(step)
-        data.write(after)
+        # The bar is gone before held text is written: on one terminal they would mix.
+        with _progress(cfg, data, out.quiet, streams) as advance:
+            for step, pieces in enumerate(generate(lm.model, lm.tokenizer, ids, cfg)):
+                first(pieces[0])
+                for k in range(1, cfg.num_samples):
+                    held[k].append(pieces[k])
+                if step % PROGRESS_EVERY == 0:
+                    advance(step)
+        data.write("".join(held[0]) + after)
         for k in range(1, cfg.num_samples):
             data.write(separator + before + "".join(held[k]) + after)
         if data.is_terminal() and not data.ends_line:
@@ -180,9 +184,10 @@ def _line_after_interrupt(data: DataOut) -> Iterator[None]:
         raise
 
 
-def _progress(cfg: GenerateConfig, data: DataOut, quiet: bool) -> Any:
-    """A progress bar on stderr while the text goes to a file or a pipe; else nothing."""
-    if quiet or data.is_terminal() or not stderr_is_terminal():
+def _progress(cfg: GenerateConfig, data: DataOut, quiet: bool, streams: bool) -> Any:
+    """A progress bar on stderr while the text goes to a file or a pipe, or is held back
+    (``streams`` false: a backward model's, written whole at the end); else nothing."""
+    if quiet or (streams and data.is_terminal()) or not stderr_is_terminal():
         return nullcontext(lambda step: None)
     return _Bar(cfg.length)
 

@@ -14,8 +14,7 @@ from typer.testing import CliRunner
 
 from charlm.cli import app
 from charlm.cli.common import info
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers.terminal import charlm_env, on_a_terminal, rest_of
 
 
 def run(*args: str, input: str | None = None):  # type: ignore[no-untyped-def]
@@ -125,10 +124,9 @@ def test_the_stderr_console_prints_emoji_codes_and_brackets_as_they_are(capsys) 
 def test_ctrl_c_during_sample_says_interrupted_on_a_line_of_its_own(trained_run: Path) -> None:
     """stdout and stderr on one terminal: the text's line is ended before the message."""
     leader, follower = os.openpty()
-    env = dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1")
     command = [sys.executable, "-m", "charlm", "sample", str(trained_run), "-n", "100000000"]
     proc = subprocess.Popen(
-        command, stdin=subprocess.DEVNULL, stdout=follower, stderr=follower, env=env
+        command, stdin=subprocess.DEVNULL, stdout=follower, stderr=follower, env=charlm_env()
     )
     os.close(follower)
     seen = b""
@@ -137,45 +135,13 @@ def test_ctrl_c_during_sample_says_interrupted_on_a_line_of_its_own(trained_run:
             seen += os.read(leader, 4096)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 130
-        seen += _rest_of(leader)
+        seen += rest_of(leader)
     finally:
         if proc.poll() is None:
             proc.kill()
         os.close(leader)
     lines = seen.decode("utf-8", "replace").replace("\r\n", "\n").split("\n")
     assert "charlm: interrupted" in lines, lines[-3:]
-
-
-def _rest_of(leader: int) -> bytes:
-    """Everything a terminal shows until it closes with its process."""
-    seen = b""
-    while True:
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:  # the terminal closed with the process
-            return seen
-        if not chunk:
-            return seen
-        seen += chunk
-
-
-def _on_a_terminal(*args: str) -> bytes:
-    """What a command writes to stdout when stdout is a terminal (stderr elsewhere)."""
-    leader, follower = os.openpty()
-    env = dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1")
-    command = [sys.executable, "-m", "charlm", *args]
-    proc = subprocess.Popen(
-        command, stdin=subprocess.DEVNULL, stdout=follower, stderr=subprocess.DEVNULL, env=env
-    )
-    os.close(follower)
-    try:
-        seen = _rest_of(leader)
-        assert proc.wait(timeout=60) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(leader)
-    return seen.replace(b"\r\n", b"\n")
 
 
 @pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
@@ -185,7 +151,7 @@ def test_text_on_a_terminal_ends_its_line_once_and_a_pipe_gets_it_as_sampled(
 ) -> None:
     args = [command[0], str(trained_run), *command[1:], "--seed", "1", "-q"]
     piped = run(*args, "--length", "30").stdout
-    shown = _on_a_terminal(*args, "--length", "30").decode()
+    shown = on_a_terminal(*args, "--length", "30").decode()
     assert shown == (piped if piped.endswith("\n") else piped + "\n")
 
 

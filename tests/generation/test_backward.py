@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ from charlm.inspection.gradflow import FlowConfig, measure
 from charlm.inspection.recording import record
 from charlm.models.lm import RNNLM
 from tests.helpers import MICRO_ARGS
+from tests.helpers.terminal import on_a_terminal
 
 TOK = CharTokenizer("ab c\n")
 
@@ -145,3 +147,16 @@ def test_the_commands_on_a_backward_run(backward_run: Path) -> None:
     assert rows[-1]["bits"] is None and all(t["bits"] is not None for t in rows[:-1])
     r = run.invoke(app, ["complete", str(backward_run), "Spe"])
     assert r.exit_code == 1 and "--reverse" in r.stderr and "forward run" in r.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_a_backward_sample_shows_a_bar_on_a_terminal_until_its_text_appears(
+    backward_run: Path, trained_run: Path
+) -> None:
+    """Its text comes whole at the end, so the bar is the only sign of work; a forward
+    sample streams its text to the terminal instead."""
+    args = ("--prime", "Speak.", "--length", "400", "--seed", "1")
+    shown = on_a_terminal("sample", str(backward_run), *args, stderr_too=True).decode()
+    assert "sampling" in shown and shown.rstrip("\n").endswith("Speak.")
+    streamed = on_a_terminal("sample", str(trained_run), *args, stderr_too=True).decode()
+    assert "sampling" not in streamed and streamed.startswith("Speak.")
