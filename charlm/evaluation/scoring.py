@@ -21,7 +21,7 @@ from charlm.data.tokenizers import Tokenizer, drop_unknown, ends_lines_with_eos
 from charlm.errors import InputError
 from charlm.generation.generate import start_context
 from charlm.generation.stepping import run_prime
-from charlm.models.lm import RNNLM, detach_hidden
+from charlm.models.lm import RNNLM, as_read, detach_hidden
 
 _MARKED_UNK = re.compile(r"(?<!\S)<unk>(?!\S)")  # a literal <unk> standing as a word
 
@@ -146,8 +146,7 @@ def score_text(
     spell, so the figure equals training's ``val_bpc`` on the same text.
     """
     score, ids = text_to_score(tokenizer, text, name)
-    if model.cfg.reverse:  # a backward model reads the text right to left
-        ids = np.ascontiguousarray(ids[::-1])
+    ids = as_read(model, ids)  # a backward model reads the text right to left
     score.nats, score.tokens = score_tokens(model, ids, batch_size, bptt, device, on_progress)
     return score
 
@@ -215,8 +214,7 @@ def token_report(model: RNNLM, tokenizer: Tokenizer, text: str, top: int = 5) ->
     if len(ids) == 0:
         raise InputError("the prime encodes to no tokens: nothing to score")
     backward = model.cfg.reverse
-    if backward:
-        ids = np.ascontiguousarray(ids[::-1])
+    ids = as_read(model, ids)
     pieces = [tokenizer.decode([int(i)]) for i in ids]
     rows: list[dict[str, Any]] = [
         {"token": p, "id": int(i), "log_prob": None, "top": []}

@@ -25,7 +25,7 @@ from torch import nn
 from charlm.config.schema import ModelConfig
 from charlm.errors import ConfigError
 from charlm.models import registry
-from charlm.models.lm import RNNLM, Hidden, hidden_tensors
+from charlm.models.lm import RNNLM, Hidden, as_read, hidden_tensors
 
 VANISHED = 1e-3  # a curve has "vanished" once it falls below this fraction of its lag-0 value
 
@@ -127,8 +127,7 @@ def measure(model: RNNLM, ids: np.ndarray, cfg: FlowConfig, name: str) -> Flow:
 
     A backward model (``--reverse``) reads ids from the end: its lags count leftwards."""
     check_length(len(ids), cfg)
-    if model.cfg.reverse:
-        ids = np.ascontiguousarray(np.asarray(ids)[::-1])
+    ids = as_read(model, ids)
     ends = _positions(len(ids), cfg)
     tokens = torch.as_tensor(np.asarray(ids, dtype=np.int64))
     sums: dict[tuple[str, int], torch.Tensor] = {}

@@ -18,7 +18,7 @@ import torch
 
 from charlm.generation.stepping import blas_threads, make_stepper
 from charlm.models import registry
-from charlm.models.lm import RNNLM
+from charlm.models.lm import RNNLM, as_read
 
 # Steps whose scores are reduced together: vectorised top-k without ever holding (T, V).
 CHUNK = 1024
@@ -78,10 +78,8 @@ def record(model: RNNLM, ids: np.ndarray, top: int = 5) -> Recording:
     A backward model (``--reverse``) reads them right to left; its recording comes back in
     reading order, each step's state then the one after reading tokens t..T-1, and the
     token with nothing read before it the last."""
-    ids = np.asarray(ids, dtype=np.int64)
-    if model.cfg.reverse:
-        return _record(model, _flip(ids), top).flipped()
-    return _record(model, ids, top)
+    rec = _record(model, as_read(model, np.asarray(ids, dtype=np.int64)), top)
+    return rec.flipped() if model.cfg.reverse else rec
 
 
 def _flip(a: np.ndarray) -> np.ndarray:

@@ -171,6 +171,12 @@ def adaptive_cutoffs(vocab_size: int) -> list[int]:
     return cutoffs
 
 
+def as_read(model: RNNLM, ids: np.ndarray) -> np.ndarray:
+    """``ids`` in the order ``model`` reads them: reversed for a backward model (--reverse)."""
+    ids = np.asarray(ids)
+    return np.ascontiguousarray(ids[::-1]) if model.cfg.reverse else ids
+
+
 def detach_hidden(hidden: Hidden) -> Hidden:
     """Cut the graph at a window boundary, keeping the values.
 

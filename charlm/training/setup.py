@@ -7,20 +7,22 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from charlm.config.options import FIELDS, flag, resume_config
-from charlm.config.runtime import new_seed
+from charlm.config.runtime import new_seed, resolve_device
 from charlm.config.schema import RunConfig, check_seed
-from charlm.data.batching import check_splits
+from charlm.data.batching import Splits, check_splits
 from charlm.data.corpus import Corpus, Prepared, prepare, read_corpus
-from charlm.data.tokenizers import tokenizer_from_dict
+from charlm.data.tokenizers import Tokenizer, tokenizer_from_dict
 from charlm.errors import ConfigError, InputError
 from charlm.models import registry
 from charlm.models.lm import RNNLM, count_parameters
 from charlm.rundir import checkpoint as ckpt_io
 from charlm.rundir.progress import TrainState
-from charlm.training import rtrl
+from charlm.training import distributed, rtrl
 from charlm.training.distributed import rank_zero_first, rebatch, world_from_env
-from charlm.training.trainer import Trainer, build_trainer
+from charlm.training.trainer import Trainer
 
 
 def choose_run_dir(out: str | None, corpus_name: str, model: str, force: bool) -> Path:
@@ -198,6 +200,29 @@ def _check_corpus(expected: str, run_dir: Path, allowed: bool, sha256: str) -> N
             f"the corpus differs from the one {run_dir} started on (its sha256 changed): give "
             "the original text, or pass --allow-corpus-change to go on with this one"
         )
+
+
+def build_trainer(
+    config: RunConfig,
+    tokenizer: Tokenizer,
+    splits: Splits,
+    val_chars: int,
+    run_dir: Path,
+    state: TrainState,
+) -> Trainer:
+    """Join the process group (under torchrun), seed, build the model, then the Trainer.
+
+    The process-wide side effects live here, so a Trainer can be built without them (tests).
+    """
+    device = distributed.setup(resolve_device(config.train.device))
+    torch.manual_seed(state.seed)  # the initial weights follow the run's seed
+    model = RNNLM(config.model).to(device)
+    net = distributed.data_parallel(model, device)
+    rank, world = distributed.rank(), distributed.world()
+    state = replace(state, world_size=world)
+    return Trainer(
+        config, tokenizer, splits, val_chars, run_dir, state, model, net, device, rank, world
+    )
 
 
 def describe(trainer: Trainer) -> dict[str, Any]:

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from charlm.config.runtime import resolve_device
 from charlm.config.schema import RunConfig
 from charlm.data.batching import Splits, StripeBatcher
 from charlm.data.tokenizers import Tokenizer
@@ -35,29 +34,6 @@ from charlm.training.rollback import Rollback
 from charlm.training.schedule import Schedule
 from charlm.training.state_penalty import state_penalty
 from charlm.training.stopping import StopRules
-
-
-def build_trainer(
-    config: RunConfig,
-    tokenizer: Tokenizer,
-    splits: Splits,
-    val_chars: int,
-    run_dir: Path,
-    state: TrainState,
-) -> Trainer:
-    """Join the process group (under torchrun), seed, build the model, then the Trainer.
-
-    The process-wide side effects live here, so a Trainer can be built without them (tests).
-    """
-    device = distributed.setup(resolve_device(config.train.device))
-    torch.manual_seed(state.seed)  # the initial weights follow the run's seed
-    model = RNNLM(config.model).to(device)
-    net = distributed.data_parallel(model, device)
-    rank, world = distributed.rank(), distributed.world()
-    state = replace(state, world_size=world)
-    return Trainer(
-        config, tokenizer, splits, val_chars, run_dir, state, model, net, device, rank, world
-    )
 
 
 @dataclass
